@@ -24,9 +24,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 HEADERS = ROOT / "include" / "pymesos_modules"
-CDEF_REGION = re.compile(
-    r"/\* PMM_CDEF_BEGIN (\w+) \*/\n(.*?)/\* PMM_CDEF_END \1 \*/", re.DOTALL
-)
+CDEF_REGION = re.compile(r"/\* PMM_CDEF_BEGIN (\w+) \*/\n(.*?)/\* PMM_CDEF_END \1 \*/", re.DOTALL)
 
 
 def generate_cdef() -> str:
@@ -52,19 +50,29 @@ class CMakeBuild(build_ext):
     """Configure and build the native tree with CMake, then stage the outputs."""
 
     def build_extension(self, ext: Extension) -> None:
-        package_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        extension_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        # An editable install imports the package from the source tree, so the
+        # staged files must land there; setuptools itself copies the extension.
+        editable = self.inplace or getattr(self, "editable_mode", False)
+        package_dir = ROOT / "pymesos_modules" if editable else extension_dir
         build_dir = Path(self.build_temp).resolve() / "cmake"
         build_dir.mkdir(parents=True, exist_ok=True)
         import pybind11  # build requirement
 
         config = os.environ.get("PMM_BUILD_TYPE", "Release")
         configure = [
-            "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build_dir),
+            "-G",
+            "Ninja",
             f"-DCMAKE_BUILD_TYPE={config}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             f"-DPMM_MODULE_OUTPUT_DIR={package_dir / 'lib'}",
-            f"-DPMM_PYTHON_OUTPUT_DIR={package_dir}",
+            f"-DPMM_PYTHON_OUTPUT_DIR={extension_dir}",
         ]
         subprocess.run(configure, check=True)
         jobs = str(os.cpu_count() or 2)

@@ -1,0 +1,324 @@
+"""The allocator kind: the Protocol every allocator implements, and its records.
+
+The master speaks to an allocator only through :class:`Allocator`, whether the
+allocator is a native module behind cffi, the pybind11 binding of the native
+DRF engine, or a pure-Python class.  The calls mirror ``pmm_allocator_vtable``
+in ``include/pymesos_modules/allocator.h`` one for one: dense integer handles
+for frameworks, agents and roles, resources as one float per registered
+scalar resource name, and one flat :class:`OfferBatch` per allocation cycle.
+
+Every call that fails raises :class:`AllocatorCallError` (naming the call and
+the allocator) and leaves the allocator's state unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from pymesos_modules.errors import ModuleError
+
+#: Pool id of unreserved resources, and "no role"; equals the C ABI's
+#: ``PMM_UNRESERVED`` read as an unsigned 32-bit handle.
+UNRESERVED = 0xFFFFFFFF
+#: ``role`` argument of suppress()/revive() meaning every role of the framework.
+ALL_ROLES = 0xFFFFFFFF
+
+#: Mesos' default minimum allocatable resources: ``cpus:0.01|mem:32``.
+DEFAULT_MIN_ALLOCATABLE: tuple[Mapping[str, float], ...] = ({"cpus": 0.01}, {"mem": 32.0})
+#: Mesos' default refusal filter duration when a framework gives none.
+DEFAULT_REFUSE_SECONDS = 5.0
+
+
+class Capability(enum.IntFlag):
+    """Framework capabilities the allocator cares about (``pmm_framework_capabilities``)."""
+
+    REVOCABLE_RESOURCES = 1
+    GPU_RESOURCES = 2
+    MULTI_ROLE = 4
+    RESERVATION_REFINEMENT = 8
+
+
+NO_CAPABILITIES = Capability(0)
+
+
+class OfferFlag(enum.IntFlag):
+    """Flags of an offer row (``pmm_offer_flags``)."""
+
+    REVOCABLE = 1
+
+
+class AllocatorCallError(ModuleError):
+    """An allocator call was rejected (bad handle, NaN, duplicate add, ...).
+
+    ``status`` is the ABI status code (``PMM_ERR_*``) and the message names the
+    allocator and the call.  The allocator's state is unchanged.
+    """
+
+    def __init__(self, allocator: str, call: str, status: int, message: str) -> None:
+        self.allocator = allocator
+        self.call = call
+        self.status = status
+        self.detail = message
+        super().__init__(f"allocator '{allocator}': {call}() failed: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatorOptions:
+    """Options given once to :meth:`Allocator.initialize`."""
+
+    resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
+    #: Alternatives; leftover resources are allocatable when they cover any one.
+    min_allocatable: tuple[Mapping[str, float], ...] = DEFAULT_MIN_ALLOCATABLE
+    #: Resource names left out of dominant-share computation.
+    fairness_excluded: frozenset[str] = frozenset()
+    random_seed: int = 0
+    #: Seconds; the shortest a refusal filter lasts (Mesos: allocation_interval).
+    allocation_interval: float = 1.0
+    #: When set, agents with GPUs are offered only to GPU_RESOURCES frameworks.
+    filter_gpu_resources: bool = True
+
+    def min_allocatable_matrix(self) -> npt.NDArray[np.float64]:
+        """The alternatives as a (k, resource_count) matrix, 0 where not required."""
+        index = {name: i for i, name in enumerate(self.resource_names)}
+        matrix = np.zeros((len(self.min_allocatable), len(self.resource_names)))
+        for row, alternative in enumerate(self.min_allocatable):
+            for name, amount in alternative.items():
+                if name in index:
+                    matrix[row, index[name]] = amount
+        return matrix
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkInfo:
+    """What the allocator knows of a framework (``pmm_framework_info``)."""
+
+    roles: tuple[int, ...]
+    capabilities: Capability = NO_CAPABILITIES
+    suppressed_roles: frozenset[int] = frozenset()
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Resources a framework already holds on an agent (``pmm_allocation``)."""
+
+    framework: int
+    role: int
+    resources: tuple[float, ...]
+    pool: int = UNRESERVED
+    revocable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """An agent's totals by pool and what is already in use (``pmm_agent_info``)."""
+
+    unreserved: tuple[float, ...]
+    #: role handle -> resources reserved for that role
+    reservations: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+    revocable: tuple[float, ...] | None = None
+    allocations: tuple[Allocation, ...] = ()
+    active: bool = True
+
+
+#: NumPy layout of ``pmm_offer_row``; the native wrapper views the C buffer with it.
+OFFER_ROW_DTYPE = np.dtype(
+    [
+        ("framework", "<u4"),
+        ("agent", "<u4"),
+        ("role", "<u4"),
+        ("pool", "<u4"),
+        ("flags", "<u4"),
+        ("reserved0", "<u4"),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferBatch:
+    """Everything one allocation cycle offers: one row per (framework, agent, role, pool).
+
+    ``rows`` is a structured array of :data:`OFFER_ROW_DTYPE`; ``values`` is a
+    ``(len(rows), resource_count)`` float64 matrix.  For a native allocator
+    both may be zero-copy views of the allocator's buffer: they are valid only
+    until the next call on that allocator, so copy (:meth:`copy`) to keep them.
+    """
+
+    rows: npt.NDArray[np.void]
+    values: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def empty(cls, resource_count: int) -> OfferBatch:
+        """A batch with no offers."""
+        return cls(np.zeros(0, OFFER_ROW_DTYPE), np.zeros((0, resource_count)))
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Sequence[tuple[int, int, int, int, int]],
+        values: Sequence[Sequence[float]],
+        resource_count: int,
+    ) -> OfferBatch:
+        """Build a batch from (framework, agent, role, pool, flags) tuples."""
+        array = np.zeros(len(rows), OFFER_ROW_DTYPE)
+        if rows:
+            table = np.asarray(rows, dtype=np.uint32).reshape(len(rows), 5)
+            for column, name in enumerate(("framework", "agent", "role", "pool", "flags")):
+                array[name] = table[:, column]
+        matrix = np.asarray(values, dtype=np.float64).reshape(len(rows), resource_count)
+        return cls(array, matrix)
+
+    def copy(self) -> OfferBatch:
+        """A batch that owns its memory (survives the allocator's next call)."""
+        return OfferBatch(self.rows.copy(), self.values.copy())
+
+    def as_tuples(self) -> list[tuple[int, int, int, int, int, tuple[float, ...]]]:
+        """Rows as plain tuples, in order: for comparing allocators offer for offer."""
+        return [
+            (
+                int(r["framework"]),
+                int(r["agent"]),
+                int(r["role"]),
+                int(r["pool"]),
+                int(r["flags"]),
+                tuple(float(v) for v in vals),
+            )
+            for r, vals in zip(self.rows, self.values, strict=True)
+        ]
+
+    def same_offers(self, other: OfferBatch) -> bool:
+        """True when both batches hold identical rows and bit-identical values."""
+        return (
+            len(self) == len(other)
+            and bool(
+                np.array_equal(
+                    self.rows[["framework", "agent", "role", "pool", "flags"]],
+                    other.rows[["framework", "agent", "role", "pool", "flags"]],
+                )
+            )
+            and self.values.tobytes() == other.values.tobytes()
+        )
+
+
+@runtime_checkable
+class Allocator(Protocol):
+    """Mesos-style allocator operations; one method per ABI call.
+
+    ``now`` arguments are seconds on the host's clock (virtual in the simulator),
+    which keeps every allocator deterministic for a given call sequence.
+    """
+
+    name: str
+
+    def initialize(self, options: AllocatorOptions) -> None:
+        """Register resource names and options; called once, first."""
+
+    def add_role(self, role: int, name: str) -> None:
+        """Declare a role handle and its path name (``eng/ml/batch``)."""
+
+    def add_framework(self, framework: int, info: FrameworkInfo) -> None:
+        """Add a framework subscribed in ``info.roles``."""
+
+    def remove_framework(self, framework: int) -> None:
+        """Remove a framework and recover everything allocated to it."""
+
+    def activate_framework(self, framework: int) -> None:
+        """Make a framework eligible for offers again."""
+
+    def deactivate_framework(self, framework: int) -> None:
+        """Stop offering to a framework (e.g. it disconnected)."""
+
+    def update_framework(self, framework: int, info: FrameworkInfo) -> None:
+        """Replace a framework's roles, capabilities and suppressed roles."""
+
+    def add_agent(self, agent: int, info: AgentInfo) -> None:
+        """Add an agent with its pools and existing allocations."""
+
+    def remove_agent(self, agent: int) -> None:
+        """Remove an agent and everything allocated on it."""
+
+    def activate_agent(self, agent: int) -> None:
+        """Make an agent's resources offerable again."""
+
+    def deactivate_agent(self, agent: int) -> None:
+        """Stop offering an agent's resources."""
+
+    def update_agent(self, agent: int, info: AgentInfo) -> None:
+        """Replace an agent's totals; its current allocations are kept."""
+
+    def recover_resources(
+        self,
+        framework: int,
+        agent: int,
+        role: int,
+        resources: Sequence[float],
+        refuse_seconds: float,
+        now: float,
+        pool: int = UNRESERVED,
+        revocable: bool = False,
+    ) -> None:
+        """Return resources to the agent's pool; refuse_seconds > 0 adds a filter."""
+
+    def suppress(self, framework: int, role: int = ALL_ROLES) -> None:
+        """Stop offers to a framework in one role (or all its roles)."""
+
+    def revive(self, framework: int, role: int = ALL_ROLES) -> None:
+        """Resume offers in a role (or all roles) and clear the framework's filters."""
+
+    def update_weights(self, weights: Mapping[int, float]) -> None:
+        """Set role weights (default 1.0)."""
+
+    def update_quota(self, role: int, guarantees: Sequence[float], limits: Sequence[float]) -> None:
+        """Set a role's quota; ``math.inf`` limits mean unlimited."""
+
+    def pause(self) -> None:
+        """Make allocate() produce no offers until resume()."""
+
+    def resume(self) -> None:
+        """Undo pause()."""
+
+    def allocate(self, now: float) -> OfferBatch:
+        """Run one allocation cycle over every active agent."""
+
+    def stats(self) -> dict[str, float]:
+        """Counters for metrics: allocation_runs, offers_made, filtered_skips, ..."""
+
+    def close(self) -> None:
+        """Release the allocator (a native one destroys its instance, exactly once)."""
+
+
+def check_vector(
+    allocator: str,
+    call: str,
+    what: str,
+    values: Sequence[float],
+    resource_count: int,
+    *,
+    allow_inf: bool = False,
+) -> tuple[float, ...]:
+    """Validate a resource vector the way the native engine does, or raise.
+
+    Used by the Python allocators so both implementations reject the same
+    inputs with the same status (``PMM_ERR_INVALID``).
+    """
+    vector = tuple(float(v) for v in values)
+    if len(vector) != resource_count:
+        raise AllocatorCallError(
+            allocator, call, 2, f"{what} has {len(vector)} values, expected {resource_count}"
+        )
+    for value in vector:
+        if math.isnan(value) or value < 0 or (math.isinf(value) and not allow_inf):
+            raise AllocatorCallError(
+                allocator, call, 2, f"{what} must be finite and >= 0, got {value!r}"
+            )
+    return vector
