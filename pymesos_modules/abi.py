@@ -1,0 +1,510 @@
+"""The only file that touches cffi: the C ABI seen from Python.
+
+Core API (stable; kind wrappers build on it):
+
+- :data:`ffi`: the one FFI, its cdef generated from ``include/pymesos_modules/*.h``.
+- :func:`open_library(path)` -> :class:`Library`: dlopen by absolute path, one shared
+  handle per file (:meth:`Library.close` dlcloses once nothing uses it).
+- :meth:`Library.descriptors` -> list of :class:`DescriptorInfo` with the raw checks
+  of DESIGN.md applied in order (:func:`check_descriptor`).
+- :class:`HostApi`: the host function table for one module (logging, clock, metrics).
+- :class:`NativeInstance`: owns one created instance; destroys it exactly once.
+- :func:`call_status(instance, call, fn, *args)`: call a vtable function that returns
+  a ``pmm_status`` and takes a trailing ``pmm_error*``; raises :class:`NativeCallError`.
+
+Kind sections below (allocator, isolator, ...) marshal each kind's structs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cffi
+
+from pymesos_modules import errors, metrics
+from pymesos_modules._cdef import CDEF
+
+ffi = cffi.FFI()
+ffi.cdef(CDEF)
+
+ENTRY_POINT = "pmm_module_entry"
+MAGIC: int = 0x504D4D31
+ABI_MAJOR: int = 1
+ABI_MINOR: int = 0
+ERROR_CAPACITY: int = 1024
+
+#: Size of pmm_module_descriptor as of ABI 1.0: anything smaller is truncated.
+DESCRIPTOR_MIN_SIZE: int = ffi.sizeof("pmm_module_descriptor")
+
+KIND_NAMES: dict[int, str] = {
+    1: "allocator",
+    2: "isolator",
+    3: "hook",
+    4: "anonymous",
+    5: "resource_estimator",
+    6: "qos_controller",
+    7: "authorizer",
+    8: "http_authenticator",
+}
+KIND_VALUES: dict[str, int] = {name: value for value, name in KIND_NAMES.items()}
+
+#: Each kind's function table type, for its minimum-size check.  Kinds whose
+#: header is not part of this build simply have no table to check yet.
+_VTABLE_TYPES: dict[str, str] = {
+    "allocator": "pmm_allocator_vtable",
+    "isolator": "pmm_isolator_vtable",
+    "hook": "pmm_hook_vtable",
+    "resource_estimator": "pmm_resource_estimator_vtable",
+    "qos_controller": "pmm_qos_controller_vtable",
+    "authorizer": "pmm_authorizer_vtable",
+    "http_authenticator": "pmm_http_authenticator_vtable",
+}
+
+_FIX_REBUILD = (
+    "Rebuild it against this release's headers "
+    "(cmake -DCMAKE_PREFIX_PATH=$(python -m pymesos_modules --cmakedir), "
+    "find_package(PyMesosModules))."
+)
+
+logger = logging.getLogger(__name__)
+
+
+def vtable_type(kind: str) -> str | None:
+    """The C type name of ``kind``'s function table, if this build knows it."""
+    name = _VTABLE_TYPES.get(kind)
+    if name is None:
+        return None
+    try:
+        ffi.typeof(name)
+    except ffi.error:
+        return None
+    return name
+
+
+def _string(pointer: Any) -> str:
+    return "" if pointer == ffi.NULL else ffi.string(pointer).decode("utf-8", "replace")
+
+
+class NativeCallError(errors.ModuleError):
+    """A call into a module returned a non-zero status; carries the module's message."""
+
+    def __init__(self, module: str, call: str, status: int, message: str) -> None:
+        self.module = module
+        self.call = call
+        self.status = status
+        self.detail = message
+        super().__init__(f"module '{module}': {call}() failed (status {status}): {message}")
+
+
+# --- libraries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DescriptorInfo:
+    """What a descriptor says about its module, read before any module code runs."""
+
+    library: str
+    index: int
+    name: str
+    kind: str
+    kind_value: int
+    module_version: str
+    author_name: str
+    author_email: str
+    description: str
+    abi_major: int
+    abi_minor: int
+    struct_size: int
+    has_compatible: bool
+    pointer: Any  # pmm_module_descriptor*
+
+    @property
+    def abi_version(self) -> str:
+        """``major.minor`` the module was built for."""
+        return f"{self.abi_major}.{self.abi_minor}"
+
+
+class Library:
+    """One dlopen()ed module library.  Create through :func:`open_library`."""
+
+    def __init__(self, path: str, handle: Any) -> None:
+        self.path = path
+        self._handle = handle
+        self._users = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once dlclose() has run."""
+        return self._closed
+
+    @property
+    def users(self) -> int:
+        """How many live instances / registrations keep this library open."""
+        return self._users
+
+    def acquire(self) -> None:
+        """Record one more user (a live instance); the library stays open while used."""
+        self._users += 1
+
+    def release(self) -> None:
+        """Drop one user recorded by :meth:`acquire`."""
+        self._users -= 1
+
+    def descriptor_pointers(self) -> list[Any]:
+        """Call the entry point and return its raw descriptor pointers.
+
+        Raises :class:`errors.EntryPointError` when the library has none.
+        """
+        try:
+            entry = self._handle.pmm_module_entry
+        except (AttributeError, NotImplementedError) as exc:
+            raise errors.EntryPointError(
+                f"{self.path}: not a pymesos-modules library: it exports no "
+                f"'{ENTRY_POINT}' function ({exc}). Build it with pmm_add_module() and "
+                f"export its modules with PMM_EXPORT_MODULES/PMM_MODULE."
+            ) from None
+        count = ffi.new("uint32_t *")
+        array = entry(count)
+        if array == ffi.NULL and count[0] != 0:
+            raise errors.EntryPointError(
+                f"{self.path}: {ENTRY_POINT}() returned NULL with count {count[0]}"
+            )
+        return [array[i] for i in range(count[0])]
+
+    def descriptors(self) -> list[DescriptorInfo]:
+        """Every descriptor of the library, each checked (see :func:`check_descriptor`)."""
+        return [
+            check_descriptor(self.path, index, pointer)
+            for index, pointer in enumerate(self.descriptor_pointers())
+        ]
+
+    def close(self) -> None:
+        """dlclose() the library.  Refused while instances of its modules live."""
+        if self._closed:
+            return
+        if self._users > 0:
+            raise errors.ModuleInUseError(
+                f"{self.path}: cannot unload: {self._users} instance(s) of its modules "
+                f"are still alive; destroy them first"
+            )
+        with _libraries_lock:
+            if _libraries.get(self.path) is self:
+                del _libraries[self.path]
+        ffi.dlclose(self._handle)
+        self._closed = True
+        logger.debug("unloaded %s", self.path)
+
+
+_libraries: dict[str, Library] = {}
+_libraries_lock = threading.Lock()
+
+
+def open_library(path: str | os.PathLike[str]) -> Library:
+    """dlopen a library by absolute path; the same file opened twice shares one handle.
+
+    Raises :class:`errors.LibraryNotFoundError` (missing or unreadable) or
+    :class:`errors.LibraryOpenError` (dlopen failed, with the dlerror text).
+    """
+    resolved = str(Path(path).resolve())
+    with _libraries_lock:
+        existing = _libraries.get(resolved)
+        if existing is not None and not existing.closed:
+            return existing
+        if not os.path.isfile(resolved):
+            raise errors.LibraryNotFoundError(f"{resolved}: no such module library file")
+        if not os.access(resolved, os.R_OK):
+            raise errors.LibraryNotFoundError(f"{resolved}: module library is not readable")
+        try:
+            # RTLD_LOCAL: modules must not see each other's symbols.
+            handle = ffi.dlopen(resolved, ffi.RTLD_NOW | ffi.RTLD_LOCAL)
+        except OSError as exc:
+            raise errors.LibraryOpenError(
+                f"{resolved}: cannot load as a shared library: {exc}. Is it a module built "
+                f"for this machine's architecture with all its dependencies installed?"
+            ) from None
+        library = Library(resolved, handle)
+        _libraries[resolved] = library
+        return library
+
+
+def loaded_library_paths() -> list[str]:
+    """Paths of every library currently open through :func:`open_library`."""
+    with _libraries_lock:
+        return sorted(_libraries)
+
+
+def check_descriptor(path: str, index: int, pointer: Any) -> DescriptorInfo:
+    """Apply the descriptor checks in DESIGN.md's order and describe the module.
+
+    magic -> ABI major -> struct size -> ABI minor -> required fields -> known
+    kind -> function table size.  Each failure raises its own error class.
+    """
+    where = f"{path}: module #{index}"
+    if pointer == ffi.NULL:
+        raise errors.MissingFieldError(f"{where}: descriptor pointer is NULL")
+    d = pointer
+    if d.magic != MAGIC:
+        raise errors.BadMagicError(
+            f"{where}: bad magic 0x{d.magic:08X}, expected 0x{MAGIC:08X}: the entry point "
+            f"does not return pymesos-modules descriptors. {_FIX_REBUILD}"
+        )
+    if d.abi_major != ABI_MAJOR:
+        raise errors.AbiMajorMismatchError(
+            f"{where}: built for ABI {d.abi_major}.{d.abi_minor}; this host speaks ABI "
+            f"{ABI_MAJOR}.{ABI_MINOR} (major must be {ABI_MAJOR}). {_FIX_REBUILD}"
+        )
+    if d.struct_size < DESCRIPTOR_MIN_SIZE:
+        raise errors.StructSizeError(
+            f"{where}: descriptor struct_size is {d.struct_size} bytes, expected at least "
+            f"{DESCRIPTOR_MIN_SIZE} for ABI {ABI_MAJOR}.x. {_FIX_REBUILD}"
+        )
+    if d.abi_minor > ABI_MINOR:
+        raise errors.AbiMinorTooNewError(
+            f"{where}: built for ABI {d.abi_major}.{d.abi_minor}; this host speaks ABI "
+            f"{ABI_MAJOR}.{ABI_MINOR} (minor <= {ABI_MINOR} accepted). Rebuild it against "
+            f"this release's headers or upgrade pymesos-modules."
+        )
+    name = _string(d.name)
+    where = f"{path}: module '{name}'" if name else where
+    if not name:
+        raise errors.MissingFieldError(f"{where}: descriptor has an empty name")
+    for field_name in ("create", "destroy"):
+        if getattr(d, field_name) == ffi.NULL:
+            raise errors.MissingFieldError(f"{where}: descriptor has no {field_name}() function")
+    kind = KIND_NAMES.get(d.kind)
+    if kind is None:
+        known = ", ".join(f"{v}={n}" for v, n in KIND_NAMES.items())
+        raise errors.UnknownKindError(
+            f"{where}: unknown kind {d.kind} (this host knows {known}). It may need a newer "
+            f"pymesos-modules."
+        )
+    table_type = vtable_type(kind)
+    if table_type is not None:
+        if d.vtable == ffi.NULL:
+            raise errors.MissingFieldError(f"{where}: {kind} module has no function table")
+        size = ffi.cast("const uint32_t *", d.vtable)[0]
+        if size < ffi.sizeof(table_type):
+            raise errors.StructSizeError(
+                f"{where}: {table_type} struct_size is {size} bytes, expected at least "
+                f"{ffi.sizeof(table_type)}. {_FIX_REBUILD}"
+            )
+    return DescriptorInfo(
+        library=path,
+        index=index,
+        name=name,
+        kind=kind,
+        kind_value=int(d.kind),
+        module_version=_string(d.module_version),
+        author_name=_string(d.author_name),
+        author_email=_string(d.author_email),
+        description=_string(d.description),
+        abi_major=int(d.abi_major),
+        abi_minor=int(d.abi_minor),
+        struct_size=int(d.struct_size),
+        has_compatible=d.compatible != ffi.NULL,
+        pointer=d,
+    )
+
+
+# --- errors and parameters -----------------------------------------------------
+
+
+class ErrorBuffer:
+    """A reusable host-owned ``pmm_error`` (one per instance: calls are serialised)."""
+
+    def __init__(self) -> None:
+        self._chars = ffi.new("char[]", ERROR_CAPACITY)
+        self.struct = ffi.new("pmm_error *")
+        self.struct.struct_size = ffi.sizeof("pmm_error")
+        self.struct.capacity = ERROR_CAPACITY
+        self.struct.message = self._chars
+
+    def clear(self) -> None:
+        """Empty the message before a call."""
+        self._chars[0] = b"\0"
+
+    def text(self) -> str:
+        """The message the module wrote (or a placeholder if it wrote none)."""
+        message = ffi.string(self._chars).decode("utf-8", "replace")
+        return message or "(the module gave no message)"
+
+
+class Parameters:
+    """``pmm_parameters`` built from a mapping; keeps its strings alive."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._keep = []
+        self.items = ffi.new("pmm_parameter[]", max(len(values), 1))
+        for i, (key, value) in enumerate(values.items()):
+            k, v = ffi.new("char[]", key.encode()), ffi.new("char[]", str(value).encode())
+            self._keep += [k, v]
+            self.items[i].key, self.items[i].value = k, v
+        self.struct = ffi.new("pmm_parameters *")
+        self.struct.struct_size = ffi.sizeof("pmm_parameters")
+        self.struct.count = len(values)
+        self.struct.items = self.items
+
+
+# --- host API --------------------------------------------------------------------
+
+_LOG_LEVELS = {10: logging.DEBUG, 20: logging.INFO, 30: logging.WARNING, 40: logging.ERROR}
+
+
+@ffi.callback("void(void *, int32_t, const char *)")
+def _host_log(context: Any, level: int, message: Any) -> None:
+    host = ffi.from_handle(context)
+    text = _string(message)
+    host.logger.log(_LOG_LEVELS.get(level, level if level > 0 else logging.INFO), "%s", text)
+
+
+@ffi.callback("uint64_t(void *)")
+def _host_monotonic_ns(context: Any) -> int:
+    return time.monotonic_ns()
+
+
+@ffi.callback("void(void *, const char *, double)")
+def _host_counter_add(context: Any, name: Any, delta: float) -> None:
+    host = ffi.from_handle(context)
+    host.metrics.counter_add(_string(name), delta)
+
+
+@ffi.callback("void(void *, const char *, double)")
+def _host_gauge_set(context: Any, name: Any, value: float) -> None:
+    host = ffi.from_handle(context)
+    host.metrics.gauge_set(_string(name), value)
+
+
+class HostApi:
+    """The ``pmm_host_api`` table handed to one module's compatible()/create().
+
+    Log lines go to ``logging.getLogger("pymesos_modules.module.<name>")`` and
+    metrics into :data:`metrics.REGISTRY` (or the registry given).
+    """
+
+    def __init__(self, module_name: str, registry: metrics.MetricsRegistry | None = None) -> None:
+        self.module_name = module_name
+        self.logger = logging.getLogger(f"pymesos_modules.module.{module_name}")
+        self.metrics = registry if registry is not None else metrics.REGISTRY
+        self._handle = ffi.new_handle(self)
+        self.struct = ffi.new("pmm_host_api *")
+        s = self.struct
+        s.struct_size = ffi.sizeof("pmm_host_api")
+        s.abi_major, s.abi_minor = ABI_MAJOR, ABI_MINOR
+        s.context = self._handle
+        s.log = _host_log
+        s.monotonic_ns = _host_monotonic_ns
+        s.counter_add = _host_counter_add
+        s.gauge_set = _host_gauge_set
+
+
+# --- instances ---------------------------------------------------------------------
+
+
+def _destroy(library: Library, destroy: Any, pointer: Any, name: str) -> None:
+    try:
+        destroy(pointer)
+    finally:
+        library.release()
+        logger.debug("destroyed an instance of module '%s'", name)
+
+
+class NativeInstance:
+    """One instance created by a module's create(); destroyed exactly once.
+
+    Use as a context manager or call :meth:`destroy`; a finalizer destroys
+    an instance that is garbage-collected without it.  The library stays
+    open (and cannot be unloaded) while the instance lives.
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        info: DescriptorInfo,
+        parameters: Mapping[str, str] | None = None,
+        registry: metrics.MetricsRegistry | None = None,
+    ) -> None:
+        self.library = library
+        self.info = info
+        self.name = info.name
+        self.parameters = dict(parameters or {})
+        self.host = HostApi(info.name, registry)
+        self.error = ErrorBuffer()
+        descriptor = info.pointer
+        if descriptor.compatible != ffi.NULL:
+            self.error.clear()
+            if descriptor.compatible(self.host.struct, self.error.struct) != 0:
+                raise errors.IncompatibleModuleError(
+                    f"{library.path}: module '{info.name}' says it cannot run on this host: "
+                    f"{self.error.text()}"
+                )
+        params = Parameters(self.parameters)
+        out = ffi.new("void **")
+        self.error.clear()
+        status = descriptor.create(self.host.struct, params.struct, out, self.error.struct)
+        if status != 0:
+            raise errors.ModuleCreateError(
+                f"{library.path}: module '{info.name}' create() failed (status {status}): "
+                f"{self.error.text()}"
+            )
+        self.pointer = out[0]
+        self.vtable = (
+            ffi.cast(f"const {info_vtable}*", descriptor.vtable)
+            if (info_vtable := vtable_type(info.kind)) is not None
+            else None
+        )
+        library.acquire()
+        self._finalizer = weakref.finalize(
+            self, _destroy, library, descriptor.destroy, self.pointer, info.name
+        )
+
+    @property
+    def alive(self) -> bool:
+        """False once destroyed."""
+        return self._finalizer.alive
+
+    def destroy(self) -> None:
+        """Destroy the native instance (idempotent)."""
+        self._finalizer()
+
+    def __enter__(self) -> NativeInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    def has(self, call: str) -> bool:
+        """True when the module's function table is new enough to have ``call`` and sets it."""
+        if self.vtable is None:
+            return False
+        table = self.vtable
+        type_name = ffi.typeof(table).item.cname
+        end = ffi.offsetof(type_name, call) + ffi.sizeof(getattr(table, call))
+        return table.struct_size >= end and getattr(table, call) != ffi.NULL
+
+    def call(self, call: str, *args: Any) -> None:
+        """Call ``vtable->call(self, *args, error)``; raise :class:`NativeCallError` on failure."""
+        if not self.alive:
+            raise NativeCallError(self.name, call, 7, "instance was already destroyed")
+        if not self.has(call):
+            raise NativeCallError(self.name, call, 6, "the module does not implement this call")
+        self.error.clear()
+        status = getattr(self.vtable, call)(self.pointer, *args, self.error.struct)
+        if status != 0:
+            raise NativeCallError(self.name, call, int(status), self.error.text())
+
+
+def call_status(instance: NativeInstance, call: str, *args: Any) -> None:
+    """Module-level spelling of :meth:`NativeInstance.call`."""
+    instance.call(call, *args)
+
+
+Factory = Callable[..., Any]
