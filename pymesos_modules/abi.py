@@ -227,8 +227,11 @@ def open_library(path: str | os.PathLike[str]) -> Library:
             # RTLD_LOCAL: modules must not see each other's symbols.
             handle = ffi.dlopen(resolved, ffi.RTLD_NOW | ffi.RTLD_LOCAL)
         except OSError as exc:
+            # cffi appends a note about ctypes.util.find_library(); the dlerror text is
+            # what says why (invalid ELF header, wrong class, undefined symbol...).
+            reason = str(exc).split(".  Additionally,")[0]
             raise errors.LibraryOpenError(
-                f"{resolved}: cannot load as a shared library: {exc}. Is it a module built "
+                f"{resolved}: cannot load as a shared library: {reason}. Is it a module built "
                 f"for this machine's architecture with all its dependencies installed?"
             ) from None
         library = Library(resolved, handle)

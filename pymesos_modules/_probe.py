@@ -1,0 +1,97 @@
+"""Subprocess side of ``pymesos-modules inspect``: load, check, report JSON on stdout.
+
+Run as ``python -m pymesos_modules._probe library PATH`` or
+``python -m pymesos_modules._probe config MODULES MODULES_DIR``.  It runs in a
+child process (like GStreamer's plugin scanner) so a library that crashes in
+its constructor or entry point takes down only the probe, never the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pymesos_modules import abi, errors
+from pymesos_modules.config import load_flags
+from pymesos_modules.manager import ModuleManager, check_permissions
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"class": type(exc).__name__, "message": str(exc)}
+
+
+def probe_library(path: str, allow_insecure: bool) -> dict[str, Any]:
+    """Describe every module of one library, checking each like the loader does."""
+    report: dict[str, Any] = {"library": str(Path(path).resolve()), "error": None, "modules": []}
+    try:
+        if not allow_insecure and Path(path).exists():
+            check_permissions(Path(path).resolve())
+        library = abi.open_library(path)
+        pointers = library.descriptor_pointers()
+    except errors.ModuleError as exc:
+        report["error"] = _error(exc)
+        return report
+    manager = ModuleManager(allow_insecure=True)
+    for index, pointer in enumerate(pointers):
+        entry: dict[str, Any] = {"index": index, "ok": True, "error": None}
+        try:
+            info = abi.check_descriptor(library.path, index, pointer)
+            entry.update(
+                name=info.name,
+                kind=info.kind,
+                module_version=info.module_version,
+                abi_version=info.abi_version,
+                author=info.author_name,
+                email=info.author_email,
+                description=info.description,
+            )
+            manager._check_compatible(library, info)
+        except errors.ModuleError as exc:
+            entry["ok"] = False
+            entry["error"] = _error(exc)
+        report["modules"].append(entry)
+    if not pointers:
+        report["error"] = {
+            "class": "EntryPointError",
+            "message": f"{library.path}: {abi.ENTRY_POINT}() lists no modules",
+        }
+    return report
+
+
+def probe_config(modules: str | None, modules_dir: str | None, allow_insecure: bool) -> dict:
+    """Load a whole configuration the way the master does; list modules or every failure."""
+    report: dict[str, Any] = {"errors": [], "modules": []}
+    manager = ModuleManager(allow_insecure=allow_insecure)
+    try:
+        loaded = manager.load(load_flags(modules or None, modules_dir or None))
+    except errors.ConfigLoadError as exc:
+        report["errors"] = [_error(e) for e in exc.errors]
+        return report
+    except errors.ModuleError as exc:
+        report["errors"] = [_error(exc)]
+        return report
+    report["modules"] = [m.describe() for m in loaded]
+    return report
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of the probe subprocess; prints one JSON document."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    allow_insecure = "--allow-insecure-modules" in argv
+    args = [a for a in argv if a != "--allow-insecure-modules"]
+    if args[:1] == ["library"] and len(args) == 2:
+        report = probe_library(args[1], allow_insecure)
+    elif args[:1] == ["config"] and len(args) == 3:
+        report = probe_config(args[1], args[2], allow_insecure)
+    else:
+        print("usage: _probe library PATH | config MODULES MODULES_DIR", file=sys.stderr)
+        return 2
+    json.dump(report, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
