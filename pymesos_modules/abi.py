@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 import weakref
@@ -207,6 +208,59 @@ class Library:
 _libraries: dict[str, Library] = {}
 _libraries_lock = threading.Lock()
 
+_ELF_MAGIC = b"\x7fELF"
+_PT_LOAD = 1
+
+
+def elf_preflight(path: str) -> None:
+    """Refuse files dlopen() would crash on, before calling it.
+
+    dlopen() maps a truncated shared object and then touches pages past the end
+    of the file, which kills the whole process with SIGBUS.  A host that must
+    survive bad modules therefore checks that the ELF header and every loadable
+    segment and section table fit inside the file first.
+    """
+
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+        size = os.fstat(handle.fileno()).st_size
+        if head[:4] != _ELF_MAGIC:
+            raise errors.LibraryOpenError(
+                f"{path}: not a shared library: invalid ELF header (starts with {head[:4]!r})"
+            )
+        if len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
+            raise errors.LibraryOpenError(f"{path}: not a shared library: ELF header truncated")
+        is64, order = head[4] == 2, "<" if head[5] == 1 else ">"
+        if is64:
+            if len(head) < 64:
+                raise errors.LibraryOpenError(f"{path}: not a shared library: ELF header truncated")
+            phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
+        else:
+            phoff, shoff = struct.unpack_from(order + "II", head, 28)
+            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+        tables = [("program header table", phoff, phentsize * phnum)]
+        tables.append(("section header table", shoff, shentsize * shnum))
+        for what, offset, length in tables:
+            if length and offset + length > size:
+                raise errors.LibraryOpenError(
+                    f"{path}: truncated shared library: its {what} ends at byte "
+                    f"{offset + length} but the file has {size} bytes. Rebuild or re-copy it."
+                )
+        handle.seek(phoff)
+        headers = handle.read(phentsize * phnum)
+    for i in range(phnum):
+        entry = headers[i * phentsize : (i + 1) * phentsize]
+        if is64:
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(order + "IIQQQQ", entry)
+        else:
+            p_type, p_offset, _, _, p_filesz = struct.unpack_from(order + "IIIII", entry)
+        if p_type == _PT_LOAD and p_offset + p_filesz > size:
+            raise errors.LibraryOpenError(
+                f"{path}: truncated shared library: a loadable segment ends at byte "
+                f"{p_offset + p_filesz} but the file has {size} bytes. Rebuild or re-copy it."
+            )
+
 
 def open_library(path: str | os.PathLike[str]) -> Library:
     """dlopen a library by absolute path; the same file opened twice shares one handle.
@@ -223,6 +277,7 @@ def open_library(path: str | os.PathLike[str]) -> Library:
             raise errors.LibraryNotFoundError(f"{resolved}: no such module library file")
         if not os.access(resolved, os.R_OK):
             raise errors.LibraryNotFoundError(f"{resolved}: module library is not readable")
+        elf_preflight(resolved)
         try:
             # RTLD_LOCAL: modules must not see each other's symbols.
             handle = ffi.dlopen(resolved, ffi.RTLD_NOW | ffi.RTLD_LOCAL)

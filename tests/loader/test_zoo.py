@@ -1,0 +1,134 @@
+"""Every broken library in the zoo fails at its own check stage with a clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from support.modules import config_for
+
+from pymesos_modules import abi, errors
+
+# animal -> (exception class, parts the message must contain)
+CASES = {
+    "no_entry": (
+        errors.EntryPointError,
+        ["libzoo_no_entry.so", "pmm_module_entry", "pmm_add_module"],
+    ),
+    "bad_magic": (errors.BadMagicError, ["0xDEADBEEF", "0x504D4D31", "Rebuild"]),
+    "wrong_major": (
+        errors.AbiMajorMismatchError,
+        ["ABI 2.0", "ABI 1.0", "major must be 1", "find_package(PyMesosModules)"],
+    ),
+    "short_struct": (errors.StructSizeError, ["struct_size is 40 bytes", "at least 88"]),
+    "new_minor": (errors.AbiMinorTooNewError, ["ABI 1.9", "minor <= 0 accepted"]),
+    "empty_name": (errors.MissingFieldError, ["empty name"]),
+    "unknown_kind": (errors.UnknownKindError, ["unknown kind 99", "allocator"]),
+    "allocator_without_table": (errors.MissingFieldError, ["zoo_Alloc", "no function table"]),
+    "incompatible": (errors.IncompatibleModuleError, ["zoo_Good", "needs a GPU"]),
+    "not_elf": (errors.LibraryOpenError, ["libnot_elf.so", "invalid ELF header"]),
+    "truncated": (
+        errors.LibraryOpenError,
+        ["libtruncated.so", "truncated shared library", "the file has 2000 bytes"],
+    ),
+}
+
+
+@pytest.mark.parametrize("animal", sorted(CASES))
+def test_each_broken_library_fails_at_its_stage(zoo, manager, animal):
+    exc_class, parts = CASES[animal]
+    module_name = "zoo_Alloc" if animal == "allocator_without_table" else "zoo_Good"
+    with pytest.raises(errors.ConfigLoadError) as caught:
+        manager.load(config_for((zoo[animal], [module_name])))
+    [error] = caught.value.errors
+    assert type(error) is exc_class, error
+    for part in parts:
+        assert part in str(error)
+    assert str(zoo[animal].resolve()) in str(error) or zoo[animal].name in str(error)
+    assert str(zoo[animal].resolve()) not in abi.loaded_library_paths()
+    assert manager.modules() == []
+
+
+def test_create_failure_carries_the_modules_message(zoo, manager):
+    manager.load(config_for((zoo["create_fails"], ["zoo_Good"])))
+    with pytest.raises(errors.ModuleCreateError, match=r"zoo_Good.*parameter 'size' is required"):
+        manager.create("zoo_Good")
+
+
+def test_cxx_exception_in_create_becomes_an_error_not_a_crash(zoo, manager):
+    manager.load(config_for((zoo["throws"], ["zoo_Thrower"])))
+    with pytest.raises(errors.ModuleCreateError, match="constructor exploded"):
+        manager.create("zoo_Thrower")
+
+
+def test_inspect_on_every_broken_library_is_one_clear_line(zoo):
+    for animal in [*CASES, "create_fails", "throws"]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pymesos_modules", "inspect", str(zoo[animal])],
+            capture_output=True,
+            text=True,
+        )
+        if animal in ("create_fails", "throws"):
+            # create() is not part of inspecting: those libraries describe themselves fine.
+            assert done.returncode == 0, done.stderr
+            continue
+        assert done.returncode == 1, (animal, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (animal, done.stderr)
+        assert "Traceback" not in done.stderr + done.stdout
+        for part in CASES[animal][1]:
+            assert part in lines[0], (animal, part, lines[0])
+
+
+def test_inspect_good_library_prints_descriptor_table_and_json(zoo):
+    done = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "inspect", str(zoo["good"]), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    report = json.loads(done.stdout)
+    [module] = report["modules"]
+    assert module == {
+        "index": 0,
+        "ok": True,
+        "error": None,
+        "name": "zoo_Good",
+        "kind": "anonymous",
+        "module_version": "0.1.0",
+        "abi_version": "1.0",
+        "author": "Zoo Keeper",
+        "email": "zoo@example.invalid",
+        "description": "A module of the test zoo",
+    }
+    table = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "inspect", str(zoo["good"])],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert table.returncode == 0
+    for cell in ("zoo_Good", "anonymous", "0.1.0", "1.0", "Zoo Keeper", "OK"):
+        assert cell in table.stdout
+
+
+def test_inspect_survives_a_library_that_crashes_the_process(tmp_path, zoo):
+    # A library whose constructor kills its process: only the probe may die.
+    source = tmp_path / "crash.c"
+    source.write_text(
+        "#include <signal.h>\n"
+        "__attribute__((constructor)) static void boom(void) { raise(SIGSEGV); }\n"
+    )
+    lib = tmp_path / "libcrash.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "inspect", str(lib)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "crashed the probe process (SIGSEGV)" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,69 @@
+/* One source, many deliberately broken module libraries: each zoo variant is
+ * this file compiled with different ZOO_* definitions (see CMakeLists.txt),
+ * so the broken libraries differ from the good one in exactly one way. */
+#include "pymesos_modules/allocator.h"
+
+#ifndef ZOO_MAGIC
+#define ZOO_MAGIC PMM_MAGIC
+#endif
+#ifndef ZOO_MAJOR
+#define ZOO_MAJOR PMM_ABI_MAJOR
+#endif
+#ifndef ZOO_MINOR
+#define ZOO_MINOR PMM_ABI_MINOR
+#endif
+#ifndef ZOO_SIZE
+#define ZOO_SIZE sizeof(pmm_module_descriptor)
+#endif
+#ifndef ZOO_KIND
+#define ZOO_KIND PMM_KIND_ANONYMOUS
+#endif
+#ifndef ZOO_NAME
+#define ZOO_NAME "zoo_Good"
+#endif
+
+static int zoo_token;
+
+#ifdef ZOO_INCOMPATIBLE
+static pmm_status zoo_compatible(const pmm_host_api *host, pmm_error *error) {
+    (void)host;
+    return pmm_error_set(error, PMM_ERR_UNSUPPORTED, "zoo needs a GPU and this host has none");
+}
+#define ZOO_COMPATIBLE zoo_compatible
+#else
+#define ZOO_COMPATIBLE NULL
+#endif
+
+static pmm_status zoo_create(const pmm_host_api *host, const pmm_parameters *parameters,
+                             void **instance, pmm_error *error) {
+    (void)host;
+#ifdef ZOO_CREATE_FAILS
+    (void)parameters;
+    (void)instance;
+    (void)zoo_token;
+    return pmm_error_set(error, PMM_ERR_INVALID, "zoo: parameter 'size' is required");
+#else
+    const char *fail = pmm_parameter_get(parameters, "fail");
+    if (fail != NULL) return pmm_error_set(error, PMM_ERR_INVALID, "zoo: asked to fail: %s", fail);
+    *instance = &zoo_token;
+    return PMM_OK;
+#endif
+}
+
+static void zoo_destroy(void *instance) { (void)instance; }
+
+static const pmm_module_descriptor zoo_descriptor = {
+    ZOO_MAGIC, ZOO_MAJOR, ZOO_MINOR, (uint32_t)(ZOO_SIZE), ZOO_KIND,
+    ZOO_NAME, "0.1.0", "Zoo Keeper", "zoo@example.invalid", "A module of the test zoo",
+    ZOO_COMPATIBLE, zoo_create, zoo_destroy, NULL,
+};
+
+#ifdef ZOO_NO_ENTRY
+PMM_EXPORT uint32_t zoo_something_else(void) { return zoo_descriptor.magic; }
+#else
+PMM_EXPORT const pmm_module_descriptor *const *pmm_module_entry(uint32_t *count) {
+    static const pmm_module_descriptor *const modules[] = {&zoo_descriptor};
+    *count = 1;
+    return modules;
+}
+#endif
