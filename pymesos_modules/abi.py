@@ -37,23 +37,26 @@ ffi = cffi.FFI()
 ffi.cdef(CDEF)
 
 ENTRY_POINT = "pmm_module_entry"
-MAGIC: int = 0x504D4D31
-ABI_MAJOR: int = 1
-ABI_MINOR: int = 0
-ERROR_CAPACITY: int = 1024
+
+
+def enum_constants(enum: str) -> dict[str, int]:
+    """name -> value of a C enum in the cdef (the headers are the one source of truth)."""
+    return dict(ffi.typeof(f"enum {enum}").relements)
+
+
+_ABI = enum_constants("pmm_abi_constants")
+MAGIC: int = _ABI["PMM_MAGIC"]
+ABI_MAJOR: int = _ABI["PMM_ABI_MAJOR"]
+ABI_MINOR: int = _ABI["PMM_ABI_MINOR"]
+ERROR_CAPACITY: int = _ABI["PMM_ERROR_CAPACITY"]
 
 #: Size of pmm_module_descriptor as of ABI 1.0: anything smaller is truncated.
 DESCRIPTOR_MIN_SIZE: int = ffi.sizeof("pmm_module_descriptor")
 
+#: kind value -> kind name ("allocator", ...), from enum pmm_kind_values.
 KIND_NAMES: dict[int, str] = {
-    1: "allocator",
-    2: "isolator",
-    3: "hook",
-    4: "anonymous",
-    5: "resource_estimator",
-    6: "qos_controller",
-    7: "authorizer",
-    8: "http_authenticator",
+    value: name.removeprefix("PMM_KIND_").lower()
+    for name, value in enum_constants("pmm_kind_values").items()
 }
 KIND_VALUES: dict[str, int] = {name: value for value, name in KIND_NAMES.items()}
 
