@@ -1,0 +1,41 @@
+"""Pure-Python allocators and the names ``--allocator`` knows them by.
+
+``--allocator`` takes either a module name loaded through ``--modules`` (a
+native or Python module of kind allocator) or one of the built-in names in
+:data:`BUILTIN_ALLOCATORS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: Built-in allocator name -> "module:attribute" of a factory(parameters) -> Allocator.
+BUILTIN_ALLOCATORS: dict[str, str] = {
+    "python/drf": "pymesos_modules.allocators.drf:DRFAllocator",
+    "python/first_fit": "pymesos_modules.allocators.first_fit:FirstFitAllocator",
+    "pybind/drf": "pymesos_modules.allocators.pybind_drf:PybindDRFAllocator",
+}
+
+#: The module name of the native DRF allocator shipped in the package.
+NATIVE_DRF_MODULE = "org_pymesos_DRFAllocator"
+#: The library (``lib<name>.so`` in the bundled modules folder) that holds it.
+NATIVE_DRF_LIBRARY = "pmm_drf"
+
+
+def builtin_factory(name: str) -> Callable[..., Any]:
+    """The factory behind a built-in allocator name; KeyError lists the known names."""
+    try:
+        target = BUILTIN_ALLOCATORS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown allocator '{name}'; built-in: {', '.join(BUILTIN_ALLOCATORS)}"
+        ) from None
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def create_builtin(name: str, parameters: Mapping[str, str] | None = None) -> Any:
+    """Create a built-in allocator by name."""
+    return builtin_factory(name)(dict(parameters or {}), name=name)
