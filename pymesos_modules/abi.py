@@ -569,3 +569,133 @@ def call_status(instance: NativeInstance, call: str, *args: Any) -> None:
 
 
 Factory = Callable[..., Any]
+
+
+# --- allocator kind ------------------------------------------------------------------
+
+
+class AllocatorCalls:
+    """Marshalling for ``pmm_allocator_vtable`` calls on one native instance.
+
+    Takes plain Python values (ints, floats, sequences) so this module need not
+    know the Python records of kinds/allocator.py; reuses its scratch buffers
+    (``ffi.new`` zero-fills, which costs at every size).  Each method is one
+    ABI crossing and raises :class:`NativeCallError` on a non-zero status.
+    """
+
+    def __init__(self, instance: NativeInstance) -> None:
+        self.instance = instance
+        self.resource_count = 0
+        self._result = ffi.new("pmm_allocation_result *")
+        self._result.struct_size = ffi.sizeof("pmm_allocation_result")
+        self._stats = ffi.new("pmm_allocator_stats *")
+        self._stats.struct_size = ffi.sizeof("pmm_allocator_stats")
+        self._vector = ffi.new("double[]", 1)
+
+    def _doubles(self, values: Any) -> Any:
+        return ffi.new("double[]", [float(v) for v in values]) if len(values) else ffi.NULL
+
+    def initialize(
+        self,
+        resource_names: list[str],
+        min_allocatable: list[list[float]],
+        fairness_excluded: list[bool],
+        random_seed: int,
+        allocation_interval: float,
+        filter_gpu_resources: bool,
+    ) -> None:
+        """pmm_allocator_vtable.initialize."""
+        names = [ffi.new("char[]", n.encode()) for n in resource_names]
+        name_array = ffi.new("const char *[]", names)
+        flat = [v for row in min_allocatable for v in row]
+        minimum = self._doubles(flat)
+        excluded = ffi.new("uint8_t[]", [1 if x else 0 for x in fairness_excluded])
+        options = ffi.new("pmm_allocator_options *")
+        options.struct_size = ffi.sizeof("pmm_allocator_options")
+        options.resource_count = len(resource_names)
+        options.resource_names = name_array
+        options.min_allocatable_count = len(min_allocatable)
+        options.min_allocatable = minimum
+        options.fairness_excluded = excluded
+        options.random_seed = random_seed & 0xFFFFFFFFFFFFFFFF
+        options.allocation_interval = allocation_interval
+        options.filter_gpu_resources = 1 if filter_gpu_resources else 0
+        self.instance.call("initialize", options)
+        self.resource_count = len(resource_names)
+        self._vector = ffi.new("double[]", max(self.resource_count, 1))
+
+    def vector(self, values: Any) -> Any:
+        """A reusable ``double[resource_count]`` holding ``values`` (valid until next use)."""
+        buffer = self._vector
+        for i, v in enumerate(values):
+            buffer[i] = v
+        return buffer
+
+    def framework_info(
+        self, roles: list[int], suppressed: list[bool], capabilities: int, active: bool
+    ) -> tuple[Any, list[Any]]:
+        """A ``pmm_framework_info`` and the arrays it points to (keep both alive)."""
+        role_array = ffi.new("pmm_handle[]", roles or [0])
+        suppressed_array = ffi.new("uint8_t[]", [1 if s else 0 for s in suppressed] or [0])
+        info = ffi.new("pmm_framework_info *")
+        info.struct_size = ffi.sizeof("pmm_framework_info")
+        info.role_count = len(roles)
+        info.roles = role_array
+        info.suppressed = suppressed_array
+        info.capabilities = capabilities
+        info.active = 1 if active else 0
+        return info, [role_array, suppressed_array]
+
+    def agent_info(
+        self,
+        unreserved: list[float],
+        reservations: list[tuple[int, list[float]]],
+        revocable: list[float] | None,
+        allocations: list[tuple[int, int, int, int, list[float]]],
+        active: bool,
+    ) -> tuple[Any, list[Any]]:
+        """A ``pmm_agent_info`` and the arrays it points to (keep both alive)."""
+        keep: list[Any] = []
+        info = ffi.new("pmm_agent_info *")
+        info.struct_size = ffi.sizeof("pmm_agent_info")
+        info.unreserved = keep_new(keep, "double[]", unreserved)
+        info.reservation_count = len(reservations)
+        info.reservation_roles = keep_new(keep, "pmm_handle[]", [r for r, _ in reservations] or [0])
+        info.reservations = keep_new(
+            keep, "double[]", [v for _, vec in reservations for v in vec] or [0.0]
+        )
+        info.revocable = ffi.NULL if revocable is None else keep_new(keep, "double[]", revocable)
+        entries = keep_new(keep, "pmm_allocation[]", max(len(allocations), 1))
+        for i, (framework, role, pool, flags, resources) in enumerate(allocations):
+            entries[i].framework, entries[i].role, entries[i].pool = framework, role, pool
+            entries[i].flags = flags
+            entries[i].resources = keep_new(keep, "double[]", resources)
+        info.allocation_count = len(allocations)
+        info.allocations = entries
+        info.active = 1 if active else 0
+        return info, keep
+
+    def allocate(self, now: float) -> tuple[Any, Any, int]:
+        """Run a cycle; return zero-copy buffers over the rows and values, and the row count."""
+        result = self._result
+        self.instance.call("allocate", now, result)
+        count = result.row_count
+        if count == 0:
+            return b"", b"", 0
+        rows = ffi.buffer(result.rows, count * ffi.sizeof("pmm_offer_row"))
+        values = ffi.buffer(result.values, count * self.resource_count * ffi.sizeof("double"))
+        return rows, values, count
+
+    def stats(self) -> dict[str, float]:
+        """pmm_allocator_vtable.stats as a dict of floats."""
+        self.instance.call("stats", self._stats)
+        s = self._stats
+        fields = [name for name, _ in ffi.typeof("pmm_allocator_stats").fields]
+        return {f: float(getattr(s, f)) for f in fields if f not in ("struct_size", "reserved0")}
+
+
+def keep_new(keep: list[Any], ctype: str, init: Any) -> Any:
+    """``ffi.new`` whose result is appended to ``keep`` so it outlives the call."""
+    value = ffi.new(ctype, init)
+    keep.append(value)
+    return value

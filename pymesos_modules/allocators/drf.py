@@ -46,7 +46,7 @@ from pymesos_modules.kinds.allocator import (
 # ABI status codes (enum pmm_status_codes in module.h).
 INVALID, NOT_FOUND, EXISTS, STATE = 2, 3, 4, 7
 #: Largest handle accepted: handles are dense indices, so a huge one is a bug.
-MAX_HANDLE = (1 << 24) - 1
+MAX_HANDLE = (1 << 21) - 1
 #: Allocations smaller than this after a recover are treated as fully recovered.
 EPSILON = 1e-9
 _MASK = (1 << 64) - 1
@@ -646,7 +646,9 @@ class DRFAllocator:
                     f"{allocation[r]} is allocated",
                 )  # fmt: skip
         self._release(record, key, vector)
-        if refuse_seconds > 0 and _nonzero(vector):
+        leaf = self._frameworks[framework].leaves.get(role)
+        # Filters only for roles the framework is still in (update_framework drops the rest).
+        if refuse_seconds > 0 and _nonzero(vector) and leaf is not None and leaf.subscribed:
             self._add_filter(
                 framework, role, agent, vector, now + max(refuse_seconds, self._interval)
             )

@@ -22,7 +22,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from pymesos_modules.abi import AllocatorCalls, NativeCallError, NativeInstance
 from pymesos_modules.errors import ModuleError
+from pymesos_modules.kinds.base import NativeModule, register_kind
 
 #: Pool id of unreserved resources, and "no role"; equals the C ABI's
 #: ``PMM_UNRESERVED`` read as an unsigned 32-bit handle.
@@ -322,3 +324,194 @@ def check_vector(
                 allocator, call, 2, f"{what} must be finite and >= 0, got {value!r}"
             )
     return vector
+
+
+class NativeAllocator(NativeModule):
+    """A native allocator module behind the Allocator Protocol (one ABI call per method).
+
+    ``allocate()`` returns an :class:`OfferBatch` whose arrays are zero-copy
+    NumPy views of the module's own output buffer (valid until the next call).
+    """
+
+    kind = "allocator"
+
+    def __init__(self, instance: NativeInstance) -> None:
+        super().__init__(instance)
+        self._calls = AllocatorCalls(instance)
+        self._rcount = 0
+
+    def _call(self, call: str, *args: object) -> None:
+        try:
+            self.instance.call(call, *args)
+        except NativeCallError as exc:
+            raise AllocatorCallError(self.name, call, exc.status, exc.detail) from None
+
+    def initialize(self, options: AllocatorOptions) -> None:
+        """Register resource names and options."""
+        excluded = set(options.fairness_excluded)
+        try:
+            self._calls.initialize(
+                list(options.resource_names),
+                options.min_allocatable_matrix().tolist(),
+                [name in excluded for name in options.resource_names],
+                options.random_seed,
+                options.allocation_interval,
+                options.filter_gpu_resources,
+            )
+        except NativeCallError as exc:
+            raise AllocatorCallError(self.name, "initialize", exc.status, exc.detail) from None
+        self._rcount = len(options.resource_names)
+
+    def _vec(self, call: str, what: str, values: Sequence[float]) -> Sequence[float]:
+        # Length is the one thing C cannot check from a pointer.
+        if len(values) != self._rcount:
+            raise AllocatorCallError(
+                self.name, call, 2, f"{what} has {len(values)} values, expected {self._rcount}"
+            )
+        return values
+
+    def add_role(self, role: int, name: str) -> None:
+        """Declare a role."""
+        self._call("add_role", role, name.encode())
+
+    def _framework_info(self, call: str, info: FrameworkInfo) -> tuple[object, list]:
+        roles = list(info.roles)
+        return self._calls.framework_info(
+            roles, [r in info.suppressed_roles for r in roles], int(info.capabilities), info.active
+        )
+
+    def add_framework(self, framework: int, info: FrameworkInfo) -> None:
+        """Add a framework."""
+        struct, _keep = self._framework_info("add_framework", info)
+        self._call("add_framework", framework, struct)
+
+    def update_framework(self, framework: int, info: FrameworkInfo) -> None:
+        """Replace a framework's roles and capabilities."""
+        struct, _keep = self._framework_info("update_framework", info)
+        self._call("update_framework", framework, struct)
+
+    def remove_framework(self, framework: int) -> None:
+        """Remove a framework."""
+        self._call("remove_framework", framework)
+
+    def activate_framework(self, framework: int) -> None:
+        """Offer to a framework again."""
+        self._call("activate_framework", framework)
+
+    def deactivate_framework(self, framework: int) -> None:
+        """Stop offering to a framework."""
+        self._call("deactivate_framework", framework)
+
+    def _agent_info(self, call: str, info: AgentInfo) -> tuple[object, list]:
+        return self._calls.agent_info(
+            list(self._vec(call, "unreserved", info.unreserved)),
+            [
+                (role, list(self._vec(call, "reservation", v)))
+                for role, v in sorted(info.reservations.items())
+            ],
+            None if info.revocable is None else list(self._vec(call, "revocable", info.revocable)),
+            [
+                (
+                    a.framework,
+                    a.role,
+                    a.pool,
+                    int(OfferFlag.REVOCABLE) if a.revocable else 0,
+                    list(self._vec(call, "allocation", a.resources)),
+                )
+                for a in info.allocations
+            ],
+            info.active,
+        )
+
+    def add_agent(self, agent: int, info: AgentInfo) -> None:
+        """Add an agent."""
+        struct, _keep = self._agent_info("add_agent", info)
+        self._call("add_agent", agent, struct)
+
+    def update_agent(self, agent: int, info: AgentInfo) -> None:
+        """Replace an agent's totals."""
+        struct, _keep = self._agent_info("update_agent", info)
+        self._call("update_agent", agent, struct)
+
+    def remove_agent(self, agent: int) -> None:
+        """Remove an agent."""
+        self._call("remove_agent", agent)
+
+    def activate_agent(self, agent: int) -> None:
+        """Offer an agent again."""
+        self._call("activate_agent", agent)
+
+    def deactivate_agent(self, agent: int) -> None:
+        """Stop offering an agent."""
+        self._call("deactivate_agent", agent)
+
+    def recover_resources(
+        self,
+        framework: int,
+        agent: int,
+        role: int,
+        resources: Sequence[float],
+        refuse_seconds: float,
+        now: float,
+        pool: int = UNRESERVED,
+        revocable: bool = False,
+    ) -> None:
+        """Return resources to their pool, optionally with a filter."""
+        vector = self._calls.vector(self._vec("recover_resources", "resources", resources))
+        flags = int(OfferFlag.REVOCABLE) if revocable else 0
+        self._call(
+            "recover_resources", framework, agent, role, pool, flags, vector, refuse_seconds, now
+        )
+
+    def suppress(self, framework: int, role: int = ALL_ROLES) -> None:
+        """Stop offers in a role."""
+        self._call("suppress", framework, role)
+
+    def revive(self, framework: int, role: int = ALL_ROLES) -> None:
+        """Resume offers in a role and clear its filters."""
+        self._call("revive", framework, role)
+
+    def update_weights(self, weights: Mapping[int, float]) -> None:
+        """Set role weights."""
+        roles, values = list(weights), [float(w) for w in weights.values()]
+        self._call("update_weights", len(roles), roles or [0], values or [0.0])
+
+    def update_quota(self, role: int, guarantees: Sequence[float], limits: Sequence[float]) -> None:
+        """Set a role's quota."""
+        self._call(
+            "update_quota",
+            role,
+            [float(v) for v in self._vec("update_quota", "guarantees", guarantees)],
+            [float(v) for v in self._vec("update_quota", "limits", limits)],
+        )
+
+    def pause(self) -> None:
+        """Offer nothing until resume()."""
+        self._call("pause")
+
+    def resume(self) -> None:
+        """Undo pause()."""
+        self._call("resume")
+
+    def allocate(self, now: float) -> OfferBatch:
+        """One cycle; the batch views the module's buffer without copying."""
+        try:
+            rows, values, count = self._calls.allocate(now)
+        except NativeCallError as exc:
+            raise AllocatorCallError(self.name, "allocate", exc.status, exc.detail) from None
+        if count == 0:
+            return OfferBatch.empty(self._rcount)
+        return OfferBatch(
+            np.frombuffer(rows, dtype=OFFER_ROW_DTYPE, count=count),
+            np.frombuffer(values, dtype=np.float64).reshape(count, self._rcount),
+        )
+
+    def stats(self) -> dict[str, float]:
+        """The module's counters."""
+        try:
+            return self._calls.stats()
+        except NativeCallError as exc:
+            raise AllocatorCallError(self.name, "stats", exc.status, exc.detail) from None
+
+
+register_kind("allocator", NativeAllocator, Allocator)

@@ -1,0 +1,1065 @@
+// Hierarchical DRF engine.  Every step mirrors pymesos_modules/allocators/drf.py:
+// when changing one, change the other and run tests/allocator (the differential
+// test compares them offer for offer).
+#include "engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "pymesos_modules/module.hpp"
+
+namespace pmm::drf {
+
+namespace {
+
+constexpr uint32_t kInvalid = PMM_ERR_INVALID;
+constexpr uint32_t kNotFound = PMM_ERR_NOT_FOUND;
+constexpr uint32_t kExists = PMM_ERR_EXISTS;
+constexpr uint32_t kState = PMM_ERR_STATE;
+constexpr uint32_t kUnreserved = PMM_UNRESERVED_HANDLE;
+
+[[noreturn]] void fail(uint32_t status, const std::string& message) {
+  throw pmm::Error(static_cast<pmm_status>(status), message);
+}
+
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+uint64_t filter_key(uint32_t framework, uint32_t role, uint32_t agent) {
+  return (static_cast<uint64_t>(framework) << 42) | (static_cast<uint64_t>(role) << 21) | agent;
+}
+
+}  // namespace
+
+struct Engine::Item {
+  enum Type { kLeaf, kGroup, kRole } type;
+  Vec alloc;
+  uint64_t count = 0;
+  double key_share = 0;
+  uint64_t key_count = 0;
+  double weight = 1.0;  // used by roles (a group uses its role's)
+  explicit Item(Type t) : type(t) {}
+};
+
+struct ItemLess {
+  bool operator()(const Engine::Item* a, const Engine::Item* b) const;
+};
+
+using ItemSet = std::set<Engine::Item*, ItemLess>;
+
+struct Engine::Role : Item {
+  std::string name;
+  Role* parent = nullptr;
+  bool has_handle = false;
+  uint32_t handle = 0;
+  std::map<std::string, std::unique_ptr<Role>> children;
+  ItemSet order;
+  std::unique_ptr<Group> group;
+  bool has_guarantees = false, has_limits = false;
+  Vec guarantees, limits;
+  Role() : Item(kRole) {}
+};
+
+struct Engine::Group : Item {
+  Role* role = nullptr;
+  ItemSet leaves;
+  Group() : Item(kGroup) {}
+};
+
+struct Engine::Leaf : Item {
+  uint32_t framework = 0;
+  Role* role = nullptr;
+  bool subscribed = true;
+  uint64_t filters = 0;
+  Leaf() : Item(kLeaf) {}
+};
+
+struct Engine::Framework {
+  uint32_t handle = 0;
+  std::vector<uint32_t> roles;
+  uint32_t capabilities = 0;
+  std::set<uint32_t> suppressed;
+  bool active = true;
+  std::map<uint32_t, std::unique_ptr<Leaf>> leaves;
+};
+
+struct AllocKey {
+  uint32_t framework, role, pool;
+  bool revocable;
+  bool operator<(const AllocKey& o) const {
+    return std::tie(framework, role, pool, revocable) <
+           std::tie(o.framework, o.role, o.pool, o.revocable);
+  }
+  bool operator==(const AllocKey& o) const {
+    return framework == o.framework && role == o.role && pool == o.pool &&
+           revocable == o.revocable;
+  }
+};
+
+struct Engine::Agent {
+  uint32_t handle = 0;
+  Vec unreserved, revocable;
+  std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
+  bool active = true;
+  Vec free, free_revocable;
+  std::vector<std::pair<uint32_t, Vec>> free_reserved;  // sorted by role
+  std::vector<std::pair<AllocKey, Vec>> allocations;    // sorted by key
+  bool has_gpus = false;
+
+  Vec* reserved(uint32_t role) {
+    auto it = std::lower_bound(free_reserved.begin(), free_reserved.end(), role,
+                               [](const auto& e, uint32_t r) { return e.first < r; });
+    return it != free_reserved.end() && it->first == role ? &it->second : nullptr;
+  }
+  Vec& reserved_or_add(uint32_t role) {
+    auto it = std::lower_bound(free_reserved.begin(), free_reserved.end(), role,
+                               [](const auto& e, uint32_t r) { return e.first < r; });
+    if (it == free_reserved.end() || it->first != role) it = free_reserved.insert(it, {role, Vec{}});
+    return it->second;
+  }
+  size_t find(const AllocKey& key) const {
+    auto it = std::lower_bound(allocations.begin(), allocations.end(), key,
+                               [](const auto& e, const AllocKey& k) { return e.first < k; });
+    return it != allocations.end() && it->first == key ? size_t(it - allocations.begin())
+                                                      : allocations.size();
+  }
+  Vec& allocation_or_add(const AllocKey& key) {
+    auto it = std::lower_bound(allocations.begin(), allocations.end(), key,
+                               [](const auto& e, const AllocKey& k) { return e.first < k; });
+    if (it == allocations.end() || !(it->first == key)) it = allocations.insert(it, {key, Vec{}});
+    return it->second;
+  }
+};
+
+struct Engine::Filter {
+  uint32_t framework, role, agent;
+  double expiry;
+  uint64_t seq;
+  Vec refused;
+};
+
+static const std::string& item_name(const Engine::Item* item);
+
+bool ItemLess::operator()(const Engine::Item* a, const Engine::Item* b) const {
+  if (a->key_share != b->key_share) return a->key_share < b->key_share;
+  if (a->key_count != b->key_count) return a->key_count < b->key_count;
+  if (a->type == Engine::Item::kLeaf && b->type == Engine::Item::kLeaf)
+    return static_cast<const Engine::Leaf*>(a)->framework <
+           static_cast<const Engine::Leaf*>(b)->framework;
+  return item_name(a) < item_name(b);
+}
+
+static const std::string& item_name(const Engine::Item* item) {
+  if (item->type == Engine::Item::kGroup) return static_cast<const Engine::Group*>(item)->role->name;
+  return static_cast<const Engine::Role*>(item)->name;
+}
+
+// ---------------------------------------------------------------- vector ops
+
+namespace {
+inline void add(Vec& a, const Vec& b, uint32_t n) {
+  for (uint32_t r = 0; r < n; ++r) a.v[r] += b.v[r];
+}
+inline void sub(Vec& a, const Vec& b, uint32_t n) {
+  for (uint32_t r = 0; r < n; ++r) a.v[r] -= b.v[r];
+}
+inline bool nonzero(const Vec& a, uint32_t n) {
+  for (uint32_t r = 0; r < n; ++r)
+    if (a.v[r] > 0.0) return true;
+  return false;
+}
+inline bool subset(const Vec& a, const Vec& b, uint32_t n) {
+  for (uint32_t r = 0; r < n; ++r)
+    if (!(a.v[r] <= b.v[r])) return false;
+  return true;
+}
+}  // namespace
+
+// ---------------------------------------------------------------- basics
+
+Engine::Engine() = default;
+Engine::~Engine() = default;
+
+void Engine::ready(const char* call) const {
+  if (!initialized_) fail(kState, std::string(call) + ": initialize() has not been called");
+}
+
+void Engine::check_handle(const char* call, const char* what, uint32_t handle) const {
+  if (handle > kMaxHandle)
+    fail(kInvalid, std::string(call) + ": " + what + " handle " + std::to_string(handle) +
+                       " is out of range (max " + std::to_string(kMaxHandle) + ")");
+}
+
+Vec Engine::vector(const char* call, const char* what, const double* values, bool allow_inf) const {
+  if (values == nullptr) fail(kInvalid, std::string(call) + ": " + what + " is NULL");
+  Vec out;
+  for (uint32_t r = 0; r < rcount_; ++r) {
+    double x = values[r];
+    if (std::isnan(x) || x < 0 || (std::isinf(x) && !allow_inf))
+      fail(kInvalid, std::string(call) + ": " + what + " must be finite and >= 0, got " + num(x) +
+                         " for " + options_.resource_names[r]);
+    out.v[r] = x;
+  }
+  return out;
+}
+
+Engine::Framework& Engine::framework(const char* call, uint32_t handle) {
+  auto it = frameworks_.find(handle);
+  if (it == frameworks_.end())
+    fail(kNotFound, std::string(call) + ": unknown framework " + std::to_string(handle));
+  return *it->second;
+}
+
+Engine::Agent& Engine::agent(const char* call, uint32_t handle) {
+  auto it = agents_.find(handle);
+  if (it == agents_.end())
+    fail(kNotFound, std::string(call) + ": unknown agent " + std::to_string(handle));
+  return *it->second;
+}
+
+Engine::Role& Engine::role_node(const char* call, uint32_t handle) {
+  auto it = role_by_handle_.find(handle);
+  if (it == role_by_handle_.end())
+    fail(kNotFound, std::string(call) + ": unknown role " + std::to_string(handle) +
+                        " (declare it with add_role)");
+  return *it->second;
+}
+
+double Engine::share(const Vec& alloc) const {
+  double s = 0.0;
+  for (uint32_t r : share_resources_) {
+    double x = alloc.v[r] / total_.v[r];
+    if (x > s) s = x;
+  }
+  return s;
+}
+
+// The sort key's first part: dominant share, divided by the weight for roles and
+// groups (frameworks within a role are unweighted), as compute_key in the twin.
+static double weighted(const Engine::Item* item, double share_value) {
+  if (item->type == Engine::Item::kGroup)
+    return share_value / static_cast<const Engine::Group*>(item)->role->weight;
+  if (item->type == Engine::Item::kRole) return share_value / item->weight;
+  return share_value;
+}
+
+// Only for items not currently inside a set: keys of set members change only
+// through reposition().
+static void compute_key(Engine::Item* item, double share_value) {
+  item->key_share = weighted(item, share_value);
+  item->key_count = item->count;
+}
+
+// Move an item to its new place: extract + rekey + reinsert, no allocation.
+static void reposition(ItemSet& set, Engine::Item* item, double share_value) {
+  double new_share = weighted(item, share_value);
+  if (new_share == item->key_share && item->count == item->key_count) return;
+  auto node = set.extract(item);
+  item->key_share = new_share;
+  item->key_count = item->count;
+  if (node.empty()) {
+    set.insert(item);
+  } else {
+    set.insert(std::move(node));
+  }
+}
+
+// ---------------------------------------------------------------- setup
+
+void Engine::initialize(const Options& options) {
+  if (initialized_) fail(kState, "initialize: initialize() was already called");
+  const auto& names = options.resource_names;
+  if (names.empty() || names.size() > kMaxResources)
+    fail(kInvalid, "initialize: between 1 and " + std::to_string(kMaxResources) +
+                       " resource names are supported, got " + std::to_string(names.size()));
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) fail(kInvalid, "initialize: resource names must not be empty");
+    for (size_t j = 0; j < i; ++j)
+      if (names[i] == names[j]) fail(kInvalid, "initialize: duplicate resource name " + names[i]);
+  }
+  if (!(options.allocation_interval >= 0) || !std::isfinite(options.allocation_interval))
+    fail(kInvalid, "initialize: allocation_interval must be >= 0");
+  for (const auto& alternative : options.min_allocatable)
+    for (double x : alternative)
+      if (!(x >= 0)) fail(kInvalid, "initialize: min_allocatable must be >= 0");
+  options_ = options;
+  rcount_ = static_cast<uint32_t>(names.size());
+  options_.fairness_excluded.resize(rcount_, false);
+  gpu_index_ = -1;
+  for (uint32_t r = 0; r < rcount_; ++r)
+    if (names[r] == "gpus") gpu_index_ = static_cast<int>(r);
+  rng_ = SplitMix64(options.random_seed);
+  root_ = std::make_unique<Role>();
+  initialized_ = true;
+  dirty_ = true;
+}
+
+Engine::Role* Engine::node_for(const std::string& name) {
+  Role* node = root_.get();
+  size_t start = 0;
+  while (true) {
+    size_t slash = name.find('/', start);
+    std::string path = name.substr(0, slash);
+    auto it = node->children.find(path);
+    if (it == node->children.end()) {
+      auto child = std::make_unique<Role>();
+      child->name = path;
+      child->parent = node;
+      auto w = weights_.find(path);
+      child->weight = w != weights_.end() ? w->second : 1.0;
+      child->group = std::make_unique<Group>();
+      child->group->role = child.get();
+      Role* raw = child.get();
+      node->children.emplace(path, std::move(child));
+      compute_key(raw->group.get(), share(raw->group->alloc));
+      raw->order.insert(raw->group.get());
+      compute_key(raw, share(raw->alloc));
+      node->order.insert(raw);
+      node = raw;
+    } else {
+      node = it->second.get();
+    }
+    if (slash == std::string::npos) return node;
+    start = slash + 1;
+  }
+}
+
+void Engine::add_role(uint32_t role, const std::string& name) {
+  ready("add_role");
+  check_handle("add_role", "role", role);
+  if (role_by_handle_.count(role))
+    fail(kExists, "add_role: role " + std::to_string(role) + " is already declared");
+  bool ok = !name.empty() && name.find(' ') == std::string::npos;
+  size_t start = 0;
+  while (ok) {
+    size_t slash = name.find('/', start);
+    std::string part = name.substr(start, slash == std::string::npos ? slash : slash - start);
+    if (part.empty() || part == "." || part == "..") ok = false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (!ok) fail(kInvalid, "add_role: invalid role name '" + name + "'");
+  for (const auto& entry : role_by_handle_)
+    if (entry.second->name == name)
+      fail(kExists, "add_role: role name '" + name + "' is already declared");
+  Role* node = node_for(name);
+  node->has_handle = true;
+  node->handle = role;
+  role_by_handle_[role] = node;
+}
+
+// ---------------------------------------------------------------- frameworks
+
+void Engine::check_framework(const char* call, const FrameworkInput& info) {
+  if (info.roles.empty()) fail(kInvalid, std::string(call) + ": a framework needs at least one role");
+  for (size_t i = 0; i < info.roles.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (info.roles[i] == info.roles[j])
+        fail(kInvalid, std::string(call) + ": duplicate role " + std::to_string(info.roles[i]));
+  for (uint32_t role : info.roles) role_node(call, role);
+  for (uint32_t role : info.suppressed)
+    if (std::find(info.roles.begin(), info.roles.end(), role) == info.roles.end())
+      fail(kInvalid, std::string(call) + ": suppressed role " + std::to_string(role) +
+                         " is not a framework role");
+}
+
+Engine::Leaf* Engine::leaf(Framework& fw, uint32_t role) {
+  auto it = fw.leaves.find(role);
+  if (it != fw.leaves.end()) return it->second.get();
+  Role* node = role_by_handle_.at(role);
+  auto created = std::make_unique<Leaf>();
+  created->framework = fw.handle;
+  created->role = node;
+  Leaf* raw = created.get();
+  fw.leaves.emplace(role, std::move(created));
+  compute_key(raw, share(raw->alloc));
+  node->group->leaves.insert(raw);
+  return raw;
+}
+
+void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
+  auto it = fw.leaves.find(role);
+  Leaf* l = it->second.get();
+  if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
+    l->role->group->leaves.erase(l);
+    fw.leaves.erase(it);
+  }
+}
+
+void Engine::add_framework(uint32_t handle, const FrameworkInput& info) {
+  ready("add_framework");
+  check_handle("add_framework", "framework", handle);
+  if (frameworks_.count(handle))
+    fail(kExists, "add_framework: framework " + std::to_string(handle) + " already exists");
+  check_framework("add_framework", info);
+  auto fw = std::make_unique<Framework>();
+  fw->handle = handle;
+  fw->roles = info.roles;
+  fw->capabilities = info.capabilities;
+  fw->suppressed.insert(info.suppressed.begin(), info.suppressed.end());
+  fw->active = info.active;
+  Framework& ref = *fw;
+  frameworks_.emplace(handle, std::move(fw));
+  for (uint32_t role : ref.roles) leaf(ref, role);
+}
+
+void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
+  ready("update_framework");
+  Framework& fw = framework("update_framework", handle);
+  check_framework("update_framework", info);
+  fw.roles = info.roles;
+  fw.capabilities = info.capabilities;
+  fw.suppressed.clear();
+  fw.suppressed.insert(info.suppressed.begin(), info.suppressed.end());
+  fw.active = info.active;
+  std::vector<uint32_t> existing;
+  for (auto& entry : fw.leaves) existing.push_back(entry.first);
+  for (uint32_t role : existing) {
+    Leaf* l = fw.leaves.at(role).get();
+    l->subscribed = std::find(fw.roles.begin(), fw.roles.end(), role) != fw.roles.end();
+    if (!l->subscribed) {
+      drop_filters([&](const Filter& f) { return f.framework == handle && f.role == role; });
+      maybe_remove_leaf(fw, role);
+    }
+  }
+  for (uint32_t role : fw.roles) leaf(fw, role)->subscribed = true;
+}
+
+void Engine::remove_framework(uint32_t handle) {
+  ready("remove_framework");
+  Framework& fw = framework("remove_framework", handle);
+  for (auto& entry : agents_) {
+    Agent& a = *entry.second;
+    for (size_t i = 0; i < a.allocations.size();) {
+      if (a.allocations[i].first.framework == handle) {
+        Vec copy = a.allocations[i].second;
+        size_t before = a.allocations.size();
+        release(a, i, copy);
+        if (a.allocations.size() == before) ++i;
+      } else {
+        ++i;
+      }
+    }
+  }
+  drop_filters([&](const Filter& f) { return f.framework == handle; });
+  for (auto& entry : fw.leaves) entry.second->role->group->leaves.erase(entry.second.get());
+  frameworks_.erase(handle);
+}
+
+void Engine::activate_framework(uint32_t handle, bool active) {
+  const char* call = active ? "activate_framework" : "deactivate_framework";
+  ready(call);
+  framework(call, handle).active = active;
+}
+
+void Engine::suppress(uint32_t handle, uint32_t role) {
+  ready("suppress");
+  Framework& fw = framework("suppress", handle);
+  if (role == PMM_ALL_ROLES_HANDLE) {
+    fw.suppressed.insert(fw.roles.begin(), fw.roles.end());
+    return;
+  }
+  if (std::find(fw.roles.begin(), fw.roles.end(), role) == fw.roles.end())
+    fail(kInvalid, "suppress: framework " + std::to_string(handle) + " is not in role " +
+                       std::to_string(role));
+  fw.suppressed.insert(role);
+}
+
+void Engine::revive(uint32_t handle, uint32_t role) {
+  ready("revive");
+  Framework& fw = framework("revive", handle);
+  if (role != PMM_ALL_ROLES_HANDLE &&
+      std::find(fw.roles.begin(), fw.roles.end(), role) == fw.roles.end())
+    fail(kInvalid, "revive: framework " + std::to_string(handle) + " is not in role " +
+                       std::to_string(role));
+  std::set<uint32_t> roles;
+  if (role == PMM_ALL_ROLES_HANDLE)
+    roles.insert(fw.roles.begin(), fw.roles.end());
+  else
+    roles.insert(role);
+  for (uint32_t r : roles) fw.suppressed.erase(r);
+  drop_filters([&](const Filter& f) { return f.framework == handle && roles.count(f.role); });
+}
+
+// ---------------------------------------------------------------- agents
+
+Engine::Totals Engine::check_agent(const char* call, const AgentInput& info) {
+  Totals totals;
+  totals.unreserved = vector(call, "unreserved", info.unreserved);
+  auto reservations = info.reservations;
+  std::sort(reservations.begin(), reservations.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < reservations.size(); ++i) {
+    if (i > 0 && reservations[i].first == reservations[i - 1].first)
+      fail(kInvalid, std::string(call) + ": duplicate reservation role " +
+                         std::to_string(reservations[i].first));
+    role_node(call, reservations[i].first);
+    totals.reservations.emplace_back(reservations[i].first,
+                                     vector(call, "reservation", reservations[i].second));
+  }
+  if (info.revocable != nullptr) totals.revocable = vector(call, "revocable", info.revocable);
+  return totals;
+}
+
+void Engine::set_totals(const char* call, Agent& a, const Totals& totals, bool commit) {
+  Vec free = totals.unreserved;
+  Vec free_revocable = totals.revocable;
+  std::vector<std::pair<uint32_t, Vec>> free_reserved = totals.reservations;
+  auto reserved_or_add = [&](uint32_t role) -> Vec& {
+    auto it = std::lower_bound(free_reserved.begin(), free_reserved.end(), role,
+                               [](const auto& e, uint32_t r) { return e.first < r; });
+    if (it == free_reserved.end() || it->first != role) it = free_reserved.insert(it, {role, Vec{}});
+    return it->second;
+  };
+  for (const auto& entry : a.allocations) {
+    const AllocKey& key = entry.first;
+    Vec& target = key.revocable ? free_revocable
+                  : key.pool == kUnreserved ? free
+                                            : reserved_or_add(key.pool);
+    sub(target, entry.second, rcount_);
+  }
+  auto negative = [&](const Vec& v) {
+    for (uint32_t r = 0; r < rcount_; ++r)
+      if (v.v[r] < -kEpsilon) return true;
+    return false;
+  };
+  bool bad = negative(free) || negative(free_revocable);
+  for (const auto& e : free_reserved) bad = bad || negative(e.second);
+  if (bad)
+    fail(kInvalid, std::string(call) + ": allocations exceed agent " + std::to_string(a.handle) +
+                       "'s resources");
+  if (!commit) return;
+  a.unreserved = totals.unreserved;
+  a.reservations = totals.reservations;
+  a.revocable = totals.revocable;
+  a.free = free;
+  a.free_reserved = std::move(free_reserved);
+  a.free_revocable = free_revocable;
+  a.has_gpus = false;
+  if (gpu_index_ >= 0) {
+    int g = gpu_index_;
+    a.has_gpus = a.unreserved.v[g] > 0 || a.revocable.v[g] > 0;
+    for (const auto& e : a.reservations) a.has_gpus = a.has_gpus || e.second.v[g] > 0;
+  }
+}
+
+void Engine::change_total(const Agent& a, int sign) {
+  if (sign > 0) {
+    add(total_, a.unreserved, rcount_);
+    for (const auto& e : a.reservations) add(total_, e.second, rcount_);
+  } else {
+    sub(total_, a.unreserved, rcount_);
+    for (const auto& e : a.reservations) sub(total_, e.second, rcount_);
+  }
+  share_resources_.clear();
+  for (uint32_t r = 0; r < rcount_; ++r)
+    if (!options_.fairness_excluded[r] && total_.v[r] > 0) share_resources_.push_back(r);
+  dirty_ = true;
+}
+
+void Engine::add_agent(uint32_t handle, const AgentInput& info) {
+  ready("add_agent");
+  check_handle("add_agent", "agent", handle);
+  if (agents_.count(handle))
+    fail(kExists, "add_agent: agent " + std::to_string(handle) + " already exists");
+  Totals totals = check_agent("add_agent", info);
+  auto record = std::make_unique<Agent>();
+  record->handle = handle;
+  record->active = info.active;
+  for (const auto& in : info.allocations) {
+    framework("add_agent", in.framework);
+    role_node("add_agent", in.role);
+    if (in.pool != kUnreserved) role_node("add_agent", in.pool);
+    Vec v = vector("add_agent", "allocation", in.resources);
+    add(record->allocation_or_add(AllocKey{in.framework, in.role, in.pool, in.revocable}), v,
+        rcount_);
+  }
+  set_totals("add_agent", *record, totals, true);
+  Agent& a = *record;
+  agents_.emplace(handle, std::move(record));
+  change_total(a, +1);
+  for (const auto& entry : a.allocations) {
+    const AllocKey& key = entry.first;
+    if (key.revocable) continue;
+    Framework& fw = *frameworks_.at(key.framework);
+    Leaf* l = leaf(fw, key.role);
+    l->subscribed = std::find(fw.roles.begin(), fw.roles.end(), key.role) != fw.roles.end();
+    account(*l, entry.second, +1, true);
+  }
+}
+
+void Engine::update_agent(uint32_t handle, const AgentInput& info) {
+  ready("update_agent");
+  Agent& a = agent("update_agent", handle);
+  Totals totals = check_agent("update_agent", info);
+  set_totals("update_agent", a, totals, false);  // validates only
+  change_total(a, -1);
+  set_totals("update_agent", a, totals, true);
+  a.active = info.active;
+  change_total(a, +1);
+}
+
+void Engine::remove_agent(uint32_t handle) {
+  ready("remove_agent");
+  Agent& a = agent("remove_agent", handle);
+  while (!a.allocations.empty()) {
+    Vec copy = a.allocations.front().second;
+    release(a, 0, copy);
+  }
+  drop_filters([&](const Filter& f) { return f.agent == handle; });
+  change_total(a, -1);
+  agents_.erase(handle);
+}
+
+void Engine::activate_agent(uint32_t handle, bool active) {
+  const char* call = active ? "activate_agent" : "deactivate_agent";
+  ready(call);
+  agent(call, handle).active = active;
+}
+
+// ---------------------------------------------------------------- accounting
+
+void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
+  Group* group = l.role->group.get();
+  auto touch = [&](Item* item) {
+    if (sign > 0)
+      add(item->alloc, v, rcount_);
+    else
+      sub(item->alloc, v, rcount_);
+    if (count) item->count += 1;
+  };
+  touch(&l);
+  touch(group);
+  for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
+    touch(node);
+  if (dirty_) return;
+  reposition(group->leaves, &l, share(l.alloc));
+  reposition(l.role->order, group, share(group->alloc));
+  for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
+    reposition(node->parent->order, node, share(node->alloc));
+}
+
+void Engine::release(Agent& a, size_t index, const Vec& v) {
+  AllocKey key = a.allocations[index].first;
+  Vec& allocation = a.allocations[index].second;
+  for (uint32_t r = 0; r < rcount_; ++r) {
+    allocation.v[r] -= v.v[r];
+    if (allocation.v[r] < kEpsilon) allocation.v[r] = 0.0;
+  }
+  if (!nonzero(allocation, rcount_)) a.allocations.erase(a.allocations.begin() + index);
+  if (key.revocable)
+    add(a.free_revocable, v, rcount_);
+  else if (key.pool == kUnreserved)
+    add(a.free, v, rcount_);
+  else
+    add(*a.reserved(key.pool), v, rcount_);
+  auto fit = frameworks_.find(key.framework);
+  if (!key.revocable && fit != frameworks_.end() && fit->second->leaves.count(key.role)) {
+    account(*fit->second->leaves.at(key.role), v, -1, false);
+    maybe_remove_leaf(*fit->second, key.role);
+  }
+}
+
+void Engine::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, uint32_t pool,
+                     bool revocable, const double* resources, double refuse_seconds, double now) {
+  const char* call = "recover_resources";
+  ready(call);
+  Framework& fw = framework(call, fw_handle);
+  Agent& a = agent(call, agent_handle);
+  role_node(call, role);
+  Vec v = vector(call, "resources", resources);
+  if (std::isnan(refuse_seconds) || std::isnan(now))
+    fail(kInvalid, "recover_resources: refuse_seconds and now must not be NaN");
+  size_t index = a.find(AllocKey{fw_handle, role, pool, revocable});
+  if (index == a.allocations.size())
+    fail(kInvalid, "recover_resources: framework " + std::to_string(fw_handle) +
+                       " holds nothing in role " + std::to_string(role) +
+                       " from that pool on agent " + std::to_string(agent_handle));
+  const Vec& held = a.allocations[index].second;
+  for (uint32_t r = 0; r < rcount_; ++r)
+    if (v.v[r] > held.v[r] + kEpsilon)
+      fail(kInvalid, "recover_resources: recovering " + num(v.v[r]) + " of " +
+                         options_.resource_names[r] + " but only " + num(held.v[r]) +
+                         " is allocated");
+  release(a, index, v);
+  auto lit = fw.leaves.find(role);
+  if (refuse_seconds > 0 && nonzero(v, rcount_) && lit != fw.leaves.end() &&
+      lit->second->subscribed)
+    add_filter(fw_handle, role, agent_handle, v,
+               now + std::max(refuse_seconds, options_.allocation_interval));
+}
+
+// ---------------------------------------------------------------- filters
+
+void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const Vec& refused,
+                        double expiry) {
+  uint64_t key = filter_key(fw, role, agent_handle);
+  auto it = filters_.find(key);
+  if (it != filters_.end() && it->second->expiry == expiry) {
+    add(it->second->refused, refused, rcount_);
+    return;
+  }
+  if (it != filters_.end()) remove_filter(key);
+  auto record = std::make_unique<Filter>();
+  record->framework = fw;
+  record->role = role;
+  record->agent = agent_handle;
+  record->expiry = expiry;
+  record->seq = ++filter_seq_;
+  record->refused = refused;
+  heap_.push(HeapEntry{expiry, record->seq, key});
+  filters_.emplace(key, std::move(record));
+  frameworks_.at(fw)->leaves.at(role)->filters += 1;
+}
+
+void Engine::remove_filter(uint64_t key) {
+  auto it = filters_.find(key);
+  uint32_t fw_handle = it->second->framework, role = it->second->role;
+  filters_.erase(it);
+  auto fit = frameworks_.find(fw_handle);
+  if (fit != frameworks_.end() && fit->second->leaves.count(role)) {
+    fit->second->leaves.at(role)->filters -= 1;
+    maybe_remove_leaf(*fit->second, role);
+  }
+}
+
+template <class Predicate>
+void Engine::drop_filters(Predicate predicate) {
+  std::vector<uint64_t> doomed;
+  for (const auto& entry : filters_)
+    if (predicate(*entry.second)) doomed.push_back(entry.first);
+  for (uint64_t key : doomed) remove_filter(key);
+}
+
+void Engine::expire_filters(double now) {
+  while (!heap_.empty() && heap_.top().expiry <= now) {
+    HeapEntry top = heap_.top();
+    heap_.pop();
+    auto it = filters_.find(top.key);
+    if (it != filters_.end() && it->second->seq == top.seq) remove_filter(top.key);
+  }
+}
+
+// ---------------------------------------------------------------- weights, quota
+
+void Engine::update_weights(const std::vector<std::pair<uint32_t, double>>& weights) {
+  ready("update_weights");
+  for (const auto& e : weights) {
+    role_node("update_weights", e.first);
+    if (!(e.second > 0) || !std::isfinite(e.second))
+      fail(kInvalid, "update_weights: weight of role " + std::to_string(e.first) + " must be > 0");
+  }
+  for (const auto& e : weights) {
+    Role& node = *role_by_handle_.at(e.first);
+    weights_[node.name] = e.second;
+    node.weight = e.second;
+  }
+  dirty_ = true;
+}
+
+void Engine::update_quota(uint32_t role, const double* guarantees, const double* limits) {
+  ready("update_quota");
+  Role& node = role_node("update_quota", role);
+  Vec g = vector("update_quota", "guarantees", guarantees);
+  Vec l = vector("update_quota", "limits", limits, true);
+  for (uint32_t r = 0; r < rcount_; ++r)
+    if (g.v[r] > l.v[r]) fail(kInvalid, "update_quota: guarantees must not exceed limits");
+  node.has_guarantees = nonzero(g, rcount_);
+  node.guarantees = g;
+  node.has_limits = false;
+  for (uint32_t r = 0; r < rcount_; ++r) node.has_limits = node.has_limits || std::isfinite(l.v[r]);
+  node.limits = l;
+}
+
+void Engine::pause(bool paused) {
+  ready(paused ? "pause" : "resume");
+  paused_ = paused;
+}
+
+// ---------------------------------------------------------------- the cycle
+
+void Engine::rebuild_order() {
+  std::vector<Role*> stack{root_.get()};
+  while (!stack.empty()) {
+    Role* node = stack.back();
+    stack.pop_back();
+    node->order.clear();
+    if (node->group) {
+      std::vector<Item*> leaves(node->group->leaves.begin(), node->group->leaves.end());
+      node->group->leaves.clear();
+      for (Item* l : leaves) {
+        compute_key(l, share(l->alloc));
+        node->group->leaves.insert(l);
+      }
+      compute_key(node->group.get(), share(node->group->alloc));
+      node->order.insert(node->group.get());
+    }
+    for (auto& entry : node->children) {
+      Role* child = entry.second.get();
+      compute_key(child, share(child->alloc));
+      node->order.insert(child);
+      stack.push_back(child);
+    }
+  }
+  dirty_ = false;
+}
+
+bool Engine::allocatable(const Vec& v) const {
+  if (!nonzero(v, rcount_)) return false;
+  const auto& alternatives = options_.min_allocatable;
+  for (const auto& alternative : alternatives) {
+    bool ok = true;
+    for (uint32_t r = 0; r < rcount_ && ok; ++r)
+      if (alternative[r] > 0 && !(v.v[r] >= alternative[r])) ok = false;
+    if (ok) return true;
+  }
+  return false;
+}
+
+Engine::Framework* Engine::eligible(Leaf& l, Agent& a) {
+  Framework& fw = *frameworks_.at(l.framework);
+  uint32_t role = l.role->handle;
+  if (!(fw.active && l.subscribed && !fw.suppressed.count(role))) return nullptr;
+  if (a.has_gpus && options_.filter_gpu_resources && !(fw.capabilities & PMM_CAP_GPU_RESOURCES))
+    return nullptr;
+  return &fw;
+}
+
+bool Engine::limit_room(Role& role, Vec& room) const {
+  bool limited = false;
+  for (const Role* node = &role; node != nullptr && node->parent != nullptr; node = node->parent) {
+    if (!node->has_limits) continue;
+    for (uint32_t r = 0; r < rcount_; ++r) {
+      double left = node->limits.v[r] - node->alloc.v[r];
+      if (left < 0.0) left = 0.0;
+      if (!limited) {
+        for (uint32_t q = 0; q < rcount_; ++q) room.v[q] = std::numeric_limits<double>::infinity();
+        limited = true;
+      }
+      if (left < room.v[r]) room.v[r] = left;
+    }
+  }
+  return limited;
+}
+
+size_t Engine::offer(Leaf& l, Framework& fw, Agent& a, const Vec* cap, bool with_unreserved,
+                     bool with_revocable, Pool* pools) const {
+  size_t n = 0;
+  const Vec* sources[64];
+  uint32_t ids[64], flags[64];
+  if (with_unreserved) {
+    sources[n] = &a.free;
+    ids[n] = kUnreserved;
+    flags[n++] = 0;
+  }
+  for (const Role* node = l.role; node != nullptr && node->parent != nullptr && n < 62;
+       node = node->parent) {
+    if (!node->has_handle) continue;
+    const Vec* reserved = const_cast<Agent&>(a).reserved(node->handle);
+    if (reserved == nullptr) continue;
+    sources[n] = reserved;
+    ids[n] = node->handle;
+    flags[n++] = 0;
+  }
+  if (with_revocable && (fw.capabilities & PMM_CAP_REVOCABLE_RESOURCES)) {
+    sources[n] = &a.free_revocable;
+    ids[n] = kUnreserved;
+    flags[n++] = PMM_OFFER_REVOCABLE;
+  }
+  Vec room;
+  if (cap != nullptr) room = *cap;
+  size_t out = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Vec amount = *sources[i];
+    if (cap != nullptr && !(flags[i] & PMM_OFFER_REVOCABLE)) {
+      for (uint32_t r = 0; r < rcount_; ++r) {
+        if (amount.v[r] > room.v[r]) amount.v[r] = room.v[r];
+        room.v[r] -= amount.v[r];
+      }
+    }
+    if (nonzero(amount, rcount_)) pools[out++] = Pool{ids[i], flags[i], amount};
+  }
+  return out;
+}
+
+bool Engine::filtered(Leaf& l, Agent& a, const Vec& total) const {
+  if (l.filters == 0) return false;
+  auto it = filters_.find(filter_key(l.framework, l.role->handle, a.handle));
+  return it != filters_.end() && subset(total, it->second->refused, rcount_);
+}
+
+void Engine::give(Leaf& l, Agent& a, const Pool* pools, size_t n) {
+  uint32_t role = l.role->handle;
+  Vec shared;
+  for (size_t i = 0; i < n; ++i) {
+    const Pool& p = pools[i];
+    rows_.push_back(pmm_offer_row{l.framework, a.handle, role, p.pool, p.flags, 0});
+    values_.insert(values_.end(), p.amount.v, p.amount.v + rcount_);
+    bool revocable = p.flags & PMM_OFFER_REVOCABLE;
+    if (revocable)
+      sub(a.free_revocable, p.amount, rcount_);
+    else if (p.pool == kUnreserved)
+      sub(a.free, p.amount, rcount_);
+    else
+      sub(*a.reserved(p.pool), p.amount, rcount_);
+    add(a.allocation_or_add(AllocKey{l.framework, role, p.pool, revocable}), p.amount, rcount_);
+    if (!revocable) add(shared, p.amount, rcount_);
+  }
+  pending_.emplace_back(&l, shared);
+}
+
+void Engine::apply_pending() {
+  for (auto& entry : pending_) account(*entry.first, entry.second, +1, true);
+  pending_.clear();
+}
+
+bool Engine::agent_empty(const Agent& a) const {
+  if (nonzero(a.free, rcount_) || nonzero(a.free_revocable, rcount_)) return false;
+  for (const auto& e : a.free_reserved)
+    if (nonzero(e.second, rcount_)) return false;
+  return true;
+}
+
+Vec Engine::unsatisfied(const Role& role) const {
+  Vec need;
+  for (uint32_t r = 0; r < rcount_; ++r)
+    need.v[r] = std::max(role.guarantees.v[r] - role.alloc.v[r], 0.0);
+  return need;
+}
+
+void Engine::quota_roles(std::vector<Role*>& out) {
+  out.clear();
+  for (auto& entry : role_by_handle_)
+    if (entry.second->has_guarantees) out.push_back(entry.second);
+  // Fresh keys without touching the cached ones (those order the role tree).
+  auto key = [this](const Role* node) {
+    return std::make_tuple(weighted(node, share(node->alloc)), node->count);
+  };
+  std::sort(out.begin(), out.end(), [&](const Role* a, const Role* b) {
+    auto ka = key(a), kb = key(b);
+    return ka != kb ? ka < kb : a->name < b->name;
+  });
+}
+
+template <class Visit>
+bool Engine::walk(Role& node, Visit& visit) {
+  for (Item* item : node.order) {
+    if (item->type == Item::kGroup) {
+      for (Item* l : static_cast<Group*>(item)->leaves)
+        if (!visit(*static_cast<Leaf*>(l))) return false;
+    } else if (!walk(*static_cast<Role*>(item), visit)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Engine::allocate(double now) {
+  ready("allocate");
+  if (std::isnan(now)) fail(kInvalid, "allocate: now must not be NaN");
+  auto started = std::chrono::steady_clock::now();
+  rows_.clear();
+  values_.clear();
+  if (paused_) return;
+  expire_filters(now);
+  if (dirty_) rebuild_order();
+  order_.clear();
+  for (const auto& entry : agents_)
+    if (entry.second->active) order_.push_back(entry.first);
+  rng_.shuffle(order_);
+  Pool pools[64];
+
+  // Stage 1: quota guarantees.
+  bool any_unsatisfied = false;
+  for (auto& entry : role_by_handle_)
+    if (entry.second->has_guarantees && nonzero(unsatisfied(*entry.second), rcount_))
+      any_unsatisfied = true;
+  if (any_unsatisfied) {
+    for (uint32_t handle : order_) {
+      Agent& a = *agents_.at(handle);
+      quota_roles(quota_scratch_);
+      for (Role* node : quota_scratch_) {
+        Vec need = unsatisfied(*node);
+        if (!nonzero(need, rcount_)) continue;
+        for (Item* item : node->group->leaves) {
+          Leaf& l = *static_cast<Leaf*>(item);
+          Framework* fw = eligible(l, a);
+          if (fw == nullptr) continue;
+          Vec room;
+          Vec cap = need;
+          if (limit_room(*l.role, room))
+            for (uint32_t r = 0; r < rcount_; ++r) cap.v[r] = std::min(need.v[r], room.v[r]);
+          size_t n = offer(l, *fw, a, &cap, true, false, pools);
+          Vec total;
+          for (size_t i = 0; i < n; ++i) add(total, pools[i].amount, rcount_);
+          if (!allocatable(total)) continue;
+          if (filtered(l, a, total)) {
+            ++stats_.filtered_skips;
+            continue;
+          }
+          give(l, a, pools, n);
+          break;
+        }
+      }
+      apply_pending();
+    }
+  }
+
+  // Stage 2: fair share, holding back headroom for unsatisfied guarantees.
+  Vec required;
+  quota_roles(quota_scratch_);
+  for (Role* node : quota_scratch_) add(required, unsatisfied(*node), rcount_);
+  bool need_headroom = nonzero(required, rcount_);
+  Vec headroom;
+  if (need_headroom)
+    for (uint32_t handle : order_) add(headroom, agents_.at(handle)->free, rcount_);
+  for (uint32_t handle : order_) {
+    Agent& a = *agents_.at(handle);
+    auto visit = [&](Leaf& l) -> bool {
+      if (agent_empty(a)) return false;
+      Framework* fw = eligible(l, a);
+      if (fw == nullptr) return true;
+      Vec room;
+      bool limited = limit_room(*l.role, room);
+      bool with_unreserved = true;
+      if (need_headroom) {
+        bool exempt = false;
+        for (const Role* node = l.role; node != nullptr && node->parent != nullptr;
+             node = node->parent)
+          if (node->has_guarantees && nonzero(unsatisfied(*node), rcount_)) exempt = true;
+        if (!exempt) {
+          Vec left;
+          for (uint32_t r = 0; r < rcount_; ++r) left.v[r] = headroom.v[r] - a.free.v[r];
+          with_unreserved = subset(required, left, rcount_);
+        }
+      }
+      size_t n = offer(l, *fw, a, limited ? &room : nullptr, with_unreserved, true, pools);
+      Vec total;
+      for (size_t i = 0; i < n; ++i) add(total, pools[i].amount, rcount_);
+      if (!allocatable(total)) return true;
+      if (filtered(l, a, total)) {
+        ++stats_.filtered_skips;
+        return true;
+      }
+      for (size_t i = 0; i < n; ++i)
+        if (pools[i].pool == kUnreserved && pools[i].flags == 0)
+          sub(headroom, pools[i].amount, rcount_);
+      give(l, a, pools, n);
+      return true;
+    };
+    walk(*root_, visit);
+    apply_pending();
+  }
+
+  ++stats_.allocation_runs;
+  stats_.offers_made += rows_.size();
+  stats_.last_allocation_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+}
+
+}  // namespace pmm::drf
