@@ -402,7 +402,9 @@ class DRFAllocator:
             self._leaf(fw, role).subscribed = True
 
     def _maybe_remove_leaf(self, fw: _Framework, role: int) -> None:
-        leaf = fw.leaves[role]
+        leaf = fw.leaves.get(role)
+        if leaf is None:  # already gone (e.g. dropping its last filter removed it)
+            return
         if not leaf.subscribed and not _nonzero(leaf.alloc) and leaf.filters == 0:
             assert leaf.role.group is not None
             leaf.role.group.leaves.remove(leaf)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.allocators import DRF_IMPLEMENTATIONS, make_drf
 
@@ -154,8 +154,10 @@ class Driver:
         return None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**64 - 1), ops=st.lists(operation, min_size=1, max_size=60))
+# Found by this test: leaving a role whose last filter was just dropped.
+@example(seed=0, ops=[("decline", 0, 1.0), ("update_framework", 0, [1], 0)])
 def test_all_drf_implementations_make_identical_decisions(seed, ops):
     drivers = {kind: Driver(kind, seed) for kind in DRF_IMPLEMENTATIONS}
     ops = [("allocate",), *ops, ("allocate",), ("advance", 10.0), ("allocate",)]

@@ -36,8 +36,16 @@ uint64_t filter_key(uint32_t framework, uint32_t role, uint32_t agent) {
 
 }  // namespace
 
+// Complete here (its body comes later) so sets of items can be declared.
+struct ItemLess {
+  bool operator()(const Engine::Item* a, const Engine::Item* b) const;
+};
+using ItemSet = std::set<Engine::Item*, ItemLess>;
+
 struct Engine::Item {
   enum Type { kLeaf, kGroup, kRole } type;
+  // Where the item sits in its parent's set: repositioning needs no search.
+  ItemSet::iterator pos;
   Vec alloc;
   uint64_t count = 0;
   double key_share = 0;
@@ -45,12 +53,6 @@ struct Engine::Item {
   double weight = 1.0;  // used by roles (a group uses its role's)
   explicit Item(Type t) : type(t) {}
 };
-
-struct ItemLess {
-  bool operator()(const Engine::Item* a, const Engine::Item* b) const;
-};
-
-using ItemSet = std::set<Engine::Item*, ItemLess>;
 
 struct Engine::Role : Item {
   std::string name;
@@ -102,14 +104,16 @@ struct AllocKey {
 };
 
 struct Engine::Agent {
-  uint32_t handle = 0;
-  Vec unreserved, revocable;
-  std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
-  bool active = true;
+  // Fields a cycle touches come first, so a visit costs few cache lines (see
+  // prefetch() in allocate: agents are visited in random order).
   Vec free, free_revocable;
   std::vector<std::pair<uint32_t, Vec>> free_reserved;  // sorted by role
   std::vector<std::pair<AllocKey, Vec>> allocations;    // sorted by key
+  uint32_t handle = 0;
+  bool active = true;
   bool has_gpus = false;
+  Vec unreserved, revocable;
+  std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
 
   Vec* reserved(uint32_t role) {
     auto it = std::lower_bound(free_reserved.begin(), free_reserved.end(), role,
@@ -209,17 +213,16 @@ Vec Engine::vector(const char* call, const char* what, const double* values, boo
 }
 
 Engine::Framework& Engine::framework(const char* call, uint32_t handle) {
-  auto it = frameworks_.find(handle);
-  if (it == frameworks_.end())
+  Framework* fw = frameworks_.find(handle);
+  if (fw == nullptr)
     fail(kNotFound, std::string(call) + ": unknown framework " + std::to_string(handle));
-  return *it->second;
+  return *fw;
 }
 
 Engine::Agent& Engine::agent(const char* call, uint32_t handle) {
-  auto it = agents_.find(handle);
-  if (it == agents_.end())
-    fail(kNotFound, std::string(call) + ": unknown agent " + std::to_string(handle));
-  return *it->second;
+  Agent* a = agents_.find(handle);
+  if (a == nullptr) fail(kNotFound, std::string(call) + ": unknown agent " + std::to_string(handle));
+  return *a;
 }
 
 Engine::Role& Engine::role_node(const char* call, uint32_t handle) {
@@ -255,18 +258,31 @@ static void compute_key(Engine::Item* item, double share_value) {
   item->key_count = item->count;
 }
 
-// Move an item to its new place: extract + rekey + reinsert, no allocation.
+static void set_insert(ItemSet& set, Engine::Item* item, double share_value) {
+  compute_key(item, share_value);
+  item->pos = set.insert(item).first;
+}
+
+// Move an item to its new place without searching or allocating: the new key
+// is checked against the neighbours (unchanged order is the common case for
+// single-child sets), otherwise the node is extracted through its stored
+// iterator and reinserted, at the end in O(1) when it now sorts last (the
+// common case for the framework that just received an agent).
 static void reposition(ItemSet& set, Engine::Item* item, double share_value) {
   double new_share = weighted(item, share_value);
   if (new_share == item->key_share && item->count == item->key_count) return;
-  auto node = set.extract(item);
-  item->key_share = new_share;
+  item->key_share = new_share;  // safe: the set is not searched until reinsertion
   item->key_count = item->count;
-  if (node.empty()) {
-    set.insert(item);
-  } else {
-    set.insert(std::move(node));
-  }
+  ItemLess less;
+  auto next = std::next(item->pos);
+  bool after_prev = item->pos == set.begin() || less(*std::prev(item->pos), item);
+  bool before_next = next == set.end() || less(item, *next);
+  if (after_prev && before_next) return;
+  auto node = set.extract(item->pos);
+  if (!set.empty() && less(*std::prev(set.end()), item))
+    item->pos = set.insert(set.end(), std::move(node));
+  else
+    item->pos = set.insert(std::move(node)).position;
 }
 
 // ---------------------------------------------------------------- setup
@@ -316,10 +332,8 @@ Engine::Role* Engine::node_for(const std::string& name) {
       child->group->role = child.get();
       Role* raw = child.get();
       node->children.emplace(path, std::move(child));
-      compute_key(raw->group.get(), share(raw->group->alloc));
-      raw->order.insert(raw->group.get());
-      compute_key(raw, share(raw->alloc));
-      node->order.insert(raw);
+      set_insert(raw->order, raw->group.get(), share(raw->group->alloc));
+      set_insert(node->order, raw, share(raw->alloc));
       node = raw;
     } else {
       node = it->second.get();
@@ -377,16 +391,16 @@ Engine::Leaf* Engine::leaf(Framework& fw, uint32_t role) {
   created->role = node;
   Leaf* raw = created.get();
   fw.leaves.emplace(role, std::move(created));
-  compute_key(raw, share(raw->alloc));
-  node->group->leaves.insert(raw);
+  set_insert(node->group->leaves, raw, share(raw->alloc));
   return raw;
 }
 
 void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   auto it = fw.leaves.find(role);
+  if (it == fw.leaves.end()) return;  // already gone (dropping its last filter removed it)
   Leaf* l = it->second.get();
   if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
-    l->role->group->leaves.erase(l);
+    l->role->group->leaves.erase(l->pos);
     fw.leaves.erase(it);
   }
 }
@@ -403,8 +417,7 @@ void Engine::add_framework(uint32_t handle, const FrameworkInput& info) {
   fw->capabilities = info.capabilities;
   fw->suppressed.insert(info.suppressed.begin(), info.suppressed.end());
   fw->active = info.active;
-  Framework& ref = *fw;
-  frameworks_.emplace(handle, std::move(fw));
+  Framework& ref = frameworks_.emplace(handle, std::move(fw));
   for (uint32_t role : ref.roles) leaf(ref, role);
 }
 
@@ -433,8 +446,7 @@ void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
 void Engine::remove_framework(uint32_t handle) {
   ready("remove_framework");
   Framework& fw = framework("remove_framework", handle);
-  for (auto& entry : agents_) {
-    Agent& a = *entry.second;
+  agents_.each([&](Agent& a) {
     for (size_t i = 0; i < a.allocations.size();) {
       if (a.allocations[i].first.framework == handle) {
         Vec copy = a.allocations[i].second;
@@ -445,9 +457,9 @@ void Engine::remove_framework(uint32_t handle) {
         ++i;
       }
     }
-  }
+  });
   drop_filters([&](const Filter& f) { return f.framework == handle; });
-  for (auto& entry : fw.leaves) entry.second->role->group->leaves.erase(entry.second.get());
+  for (auto& entry : fw.leaves) entry.second->role->group->leaves.erase(entry.second->pos);
   frameworks_.erase(handle);
 }
 
@@ -580,13 +592,12 @@ void Engine::add_agent(uint32_t handle, const AgentInput& info) {
         rcount_);
   }
   set_totals("add_agent", *record, totals, true);
-  Agent& a = *record;
-  agents_.emplace(handle, std::move(record));
+  Agent& a = agents_.emplace(handle, std::move(record));
   change_total(a, +1);
   for (const auto& entry : a.allocations) {
     const AllocKey& key = entry.first;
     if (key.revocable) continue;
-    Framework& fw = *frameworks_.at(key.framework);
+    Framework& fw = frameworks_.at(key.framework);
     Leaf* l = leaf(fw, key.role);
     l->subscribed = std::find(fw.roles.begin(), fw.roles.end(), key.role) != fw.roles.end();
     account(*l, entry.second, +1, true);
@@ -658,10 +669,10 @@ void Engine::release(Agent& a, size_t index, const Vec& v) {
     add(a.free, v, rcount_);
   else
     add(*a.reserved(key.pool), v, rcount_);
-  auto fit = frameworks_.find(key.framework);
-  if (!key.revocable && fit != frameworks_.end() && fit->second->leaves.count(key.role)) {
-    account(*fit->second->leaves.at(key.role), v, -1, false);
-    maybe_remove_leaf(*fit->second, key.role);
+  Framework* fw = frameworks_.find(key.framework);
+  if (!key.revocable && fw != nullptr && fw->leaves.count(key.role)) {
+    account(*fw->leaves.at(key.role), v, -1, false);
+    maybe_remove_leaf(*fw, key.role);
   }
 }
 
@@ -714,17 +725,17 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
   record->refused = refused;
   heap_.push(HeapEntry{expiry, record->seq, key});
   filters_.emplace(key, std::move(record));
-  frameworks_.at(fw)->leaves.at(role)->filters += 1;
+  frameworks_.at(fw).leaves.at(role)->filters += 1;
 }
 
 void Engine::remove_filter(uint64_t key) {
   auto it = filters_.find(key);
   uint32_t fw_handle = it->second->framework, role = it->second->role;
   filters_.erase(it);
-  auto fit = frameworks_.find(fw_handle);
-  if (fit != frameworks_.end() && fit->second->leaves.count(role)) {
-    fit->second->leaves.at(role)->filters -= 1;
-    maybe_remove_leaf(*fit->second, role);
+  Framework* fw = frameworks_.find(fw_handle);
+  if (fw != nullptr && fw->leaves.count(role)) {
+    fw->leaves.at(role)->filters -= 1;
+    maybe_remove_leaf(*fw, role);
   }
 }
 
@@ -792,17 +803,12 @@ void Engine::rebuild_order() {
     if (node->group) {
       std::vector<Item*> leaves(node->group->leaves.begin(), node->group->leaves.end());
       node->group->leaves.clear();
-      for (Item* l : leaves) {
-        compute_key(l, share(l->alloc));
-        node->group->leaves.insert(l);
-      }
-      compute_key(node->group.get(), share(node->group->alloc));
-      node->order.insert(node->group.get());
+      for (Item* l : leaves) set_insert(node->group->leaves, l, share(l->alloc));
+      set_insert(node->order, node->group.get(), share(node->group->alloc));
     }
     for (auto& entry : node->children) {
       Role* child = entry.second.get();
-      compute_key(child, share(child->alloc));
-      node->order.insert(child);
+      set_insert(node->order, child, share(child->alloc));
       stack.push_back(child);
     }
   }
@@ -822,7 +828,7 @@ bool Engine::allocatable(const Vec& v) const {
 }
 
 Engine::Framework* Engine::eligible(Leaf& l, Agent& a) {
-  Framework& fw = *frameworks_.at(l.framework);
+  Framework& fw = frameworks_.at(l.framework);
   uint32_t role = l.role->handle;
   if (!(fw.active && l.subscribed && !fw.suppressed.count(role))) return nullptr;
   if (a.has_gpus && options_.filter_gpu_resources && !(fw.capabilities & PMM_CAP_GPU_RESOURCES))
@@ -969,8 +975,9 @@ void Engine::allocate(double now) {
   expire_filters(now);
   if (dirty_) rebuild_order();
   order_.clear();
-  for (const auto& entry : agents_)
-    if (entry.second->active) order_.push_back(entry.first);
+  agents_.each([&](const Agent& a) {
+    if (a.active) order_.push_back(a.handle);
+  });
   rng_.shuffle(order_);
   Pool pools[64];
 
@@ -981,7 +988,7 @@ void Engine::allocate(double now) {
       any_unsatisfied = true;
   if (any_unsatisfied) {
     for (uint32_t handle : order_) {
-      Agent& a = *agents_.at(handle);
+      Agent& a = agents_.at(handle);
       quota_roles(quota_scratch_);
       for (Role* node : quota_scratch_) {
         Vec need = unsatisfied(*node);
@@ -1017,9 +1024,26 @@ void Engine::allocate(double now) {
   bool need_headroom = nonzero(required, rcount_);
   Vec headroom;
   if (need_headroom)
-    for (uint32_t handle : order_) add(headroom, agents_.at(handle)->free, rcount_);
-  for (uint32_t handle : order_) {
-    Agent& a = *agents_.at(handle);
+    for (uint32_t handle : order_) add(headroom, agents_.at(handle).free, rcount_);
+  // Agents come in random order, so each visit starts with cache misses;
+  // fetch the lines of agents a few visits ahead while working on this one.
+  auto prefetch = [&](size_t k) {
+    if (k >= order_.size()) return;
+    const Agent* ahead = agents_.find(order_[k]);
+    __builtin_prefetch(&ahead->free);
+    __builtin_prefetch(&ahead->free_revocable);
+    __builtin_prefetch(&ahead->free_reserved);
+  };
+  auto prefetch_data = [&](size_t k) {
+    if (k >= order_.size()) return;
+    const Agent* ahead = agents_.find(order_[k]);
+    __builtin_prefetch(ahead->allocations.data());
+  };
+  for (size_t k = 0; k < std::min<size_t>(order_.size(), 8); ++k) prefetch(k);
+  for (size_t k = 0; k < order_.size(); ++k) {
+    prefetch(k + 8);
+    prefetch_data(k + 4);
+    Agent& a = agents_.at(order_[k]);
     auto visit = [&](Leaf& l) -> bool {
       if (agent_empty(a)) return false;
       Framework* fw = eligible(l, a);
