@@ -1,0 +1,140 @@
+"""Native code under AddressSanitizer + UndefinedBehaviorSanitizer, and valgrind.
+
+The DRF engine runs a long random sequence of good and bad calls in a C++
+driver; the module libraries (bundled ones and the bad-module zoo) are loaded
+through the Python loader in a child process with the sanitizer runtimes
+preloaded.  Any report fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.native_build import cmake_build, sanitizer_preload
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer", "SUMMARY:")
+
+pytestmark = pytest.mark.sanitize
+
+
+def _clean(done: subprocess.CompletedProcess) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    for marker in REPORTS:
+        assert marker not in output, output[-4000:]
+
+
+@pytest.fixture(scope="module")
+def sanitized_driver(tmp_path_factory) -> Path:
+    build = cmake_build(
+        HERE, tmp_path_factory.mktemp("asan-driver"), sanitize=True,
+        defines={"PMM_SOURCE_DIR": str(ROOT)},
+    )  # fmt: skip
+    return build / "drf_driver"
+
+
+def test_drf_engine_is_clean_under_asan_and_ubsan(sanitized_driver):
+    env = {
+        **os.environ,
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+        "UBSAN_OPTIONS": "print_stacktrace=1",
+    }
+    done = subprocess.run(
+        [str(sanitized_driver), "30000", "7"], capture_output=True, text=True, env=env
+    )
+    _clean(done)
+    assert "rows" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_drf_engine_leaks_nothing_under_valgrind(tmp_path):
+    build = cmake_build(HERE, tmp_path / "plain", defines={"PMM_SOURCE_DIR": str(ROOT)})
+    done = subprocess.run(
+        ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+         "--error-exitcode=9", str(build / "drf_driver"), "4000", "11"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "definitely lost: 0 bytes" in done.stderr or "no leaks are possible" in done.stderr
+
+
+LOADER_SCRIPT = r"""
+import json, math, sys
+from pathlib import Path
+from pymesos_modules import errors
+from pymesos_modules.config import parse_config
+from pymesos_modules.manager import ModuleManager
+from pymesos_modules.kinds.allocator import AgentInfo, AllocatorCallError, AllocatorOptions, FrameworkInfo
+
+lib_dir, zoo_dir = Path(sys.argv[1]), Path(sys.argv[2])
+manager = ModuleManager()
+manager.load(parse_config(json.dumps({"libraries": [
+    {"file": str(lib_dir / "libpmm_drf.so"), "modules": ["org_pymesos_DRFAllocator"]},
+    {"file": str(lib_dir / "libpmm_hello.so"), "modules": ["org_pymesos_Hello"]},
+]})))
+hello = manager.create("org_pymesos_Hello")
+drf = manager.create("org_pymesos_DRFAllocator", kind="allocator")
+drf.initialize(AllocatorOptions(resource_names=("cpus", "mem")))
+drf.add_role(0, "*")
+drf.add_framework(0, FrameworkInfo((0,)))
+for i in range(50):
+    drf.add_agent(i, AgentInfo((4.0, 1024.0)))
+batch = drf.allocate(0.0)
+assert len(batch) == 50
+for row, values in zip(batch.rows, batch.values):
+    drf.recover_resources(int(row["framework"]), int(row["agent"]), 0, tuple(values), 5.0, 0.0)
+for bad in (lambda: drf.add_agent(1, AgentInfo((1.0, 1.0))), lambda: drf.add_agent(99, AgentInfo((math.nan, 1.0)))):
+    try:
+        bad()
+    except AllocatorCallError:
+        pass
+    else:
+        raise SystemExit("bad call accepted")
+drf.close(); hello.close(); manager.unload_all()
+for animal in sorted(zoo_dir.glob("libzoo_*.so")):
+    try:
+        m = ModuleManager()
+        name = "zoo_Thrower" if animal.name == "libzoo_throws.so" else "zoo_Good"
+        m.load(parse_config(json.dumps({"libraries": [{"file": str(animal), "modules": [name]}]})))
+        for module in m.modules():
+            try:
+                m.create(module.name).close()
+            except errors.ModuleError:
+                pass
+        m.unload_all()
+    except errors.ModuleError:
+        pass
+print("loader ok")
+"""
+
+
+def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path):
+    preload = sanitizer_preload()
+    if preload is None:
+        pytest.skip("the compiler has no ASan/UBSan runtime")
+    modules = cmake_build(
+        ROOT, tmp_path / "modules", sanitize=True,
+        defines={"PMM_BUILD_PYTHON": "OFF", "PMM_MODULE_OUTPUT_DIR": str(tmp_path / "lib")},
+    )  # fmt: skip
+    zoo = cmake_build(ROOT / "tests" / "zoo", tmp_path / "zoo", sanitize=True)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": preload,
+        # CPython itself is not leak-clean; leaks are covered by valgrind above.
+        "ASAN_OPTIONS": "detect_leaks=0",
+        "UBSAN_OPTIONS": "print_stacktrace=1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LOADER_SCRIPT, str(tmp_path / "lib"), str(zoo)],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert modules.exists()
+    _clean(done)
+    assert "loader ok" in done.stdout
