@@ -515,3 +515,70 @@ class NativeAllocator(NativeModule):
 
 
 register_kind("allocator", NativeAllocator, Allocator)
+
+
+class OfferView:
+    """One offer (framework, agent, role) over a batch's rows, read lazily.
+
+    Building 10,000 of these costs one small object each; the resources are
+    read from the batch's arrays only when asked for, so a master that only
+    forwards offer ids and a few fields never pays for the rest.
+    """
+
+    __slots__ = ("_batch", "_start", "_stop")
+
+    def __init__(self, batch: OfferBatch, start: int, stop: int) -> None:
+        self._batch, self._start, self._stop = batch, start, stop
+
+    @property
+    def framework(self) -> int:
+        """Framework handle."""
+        return int(self._batch.rows["framework"][self._start])
+
+    @property
+    def agent(self) -> int:
+        """Agent handle."""
+        return int(self._batch.rows["agent"][self._start])
+
+    @property
+    def role(self) -> int:
+        """Role handle the offer is made in."""
+        return int(self._batch.rows["role"][self._start])
+
+    def resources(self, names: Sequence[str]) -> dict[tuple[int, bool], dict[str, float]]:
+        """(pool, revocable) -> {resource name: amount} for every pool in the offer."""
+        rows = self._batch.rows[self._start : self._stop]
+        values = self._batch.values[self._start : self._stop].tolist()
+        result: dict[tuple[int, bool], dict[str, float]] = {}
+        for pool, flags, amounts in zip(
+            rows["pool"].tolist(), rows["flags"].tolist(), values, strict=True
+        ):
+            result[(pool, bool(flags & OfferFlag.REVOCABLE))] = {
+                n: a for n, a in zip(names, amounts, strict=True) if a > 0
+            }
+        return result
+
+    def total(self) -> npt.NDArray[np.float64]:
+        """All pools added up (a resource_count vector)."""
+        return self._batch.values[self._start : self._stop].sum(axis=0)
+
+
+def materialize(batch: OfferBatch) -> list[OfferView]:
+    """Split a cycle's rows into offers, one per consecutive (framework, agent, role) run.
+
+    Boundaries are found with vectorised NumPy comparisons, so the only
+    per-offer Python work is creating one small :class:`OfferView`.  (An
+    allocator emits all pools of one decision consecutively.)
+    """
+    count = len(batch)
+    if count == 0:
+        return []
+    rows = batch.rows
+    change = np.zeros(count, dtype=bool)
+    change[0] = True
+    for field_name in ("framework", "agent", "role"):
+        column = rows[field_name]
+        change[1:] |= column[1:] != column[:-1]
+    starts = np.flatnonzero(change).tolist()
+    stops = [*starts[1:], count]
+    return [OfferView(batch, a, b) for a, b in zip(starts, stops, strict=True)]

@@ -70,6 +70,10 @@ struct Engine::Role : Item {
 struct Engine::Group : Item {
   Role* role = nullptr;
   ItemSet leaves;
+  // The leaves that are not filtered on every agent, in the same order: the
+  // walk uses it at agents where every such filter is known to block, so a
+  // cluster where most frameworks declined everything costs them nothing.
+  ItemSet live;
   Group() : Item(kGroup) {}
 };
 
@@ -77,7 +81,9 @@ struct Engine::Leaf : Item {
   uint32_t framework = 0;
   Role* role = nullptr;
   bool subscribed = true;
-  uint64_t filters = 0;
+  uint64_t filters = 0;  // agents this (framework, role) has a filter on
+  bool in_live = false;
+  ItemSet::iterator live_pos;
   Leaf() : Item(kLeaf) {}
 };
 
@@ -112,6 +118,8 @@ struct Engine::Agent {
   uint32_t handle = 0;
   bool active = true;
   bool has_gpus = false;
+  uint64_t filter_count = 0;  // filters on this agent
+  Vec min_refused;            // lower bound of every filter's refused vector here
   Vec unreserved, revocable;
   std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
 
@@ -263,26 +271,36 @@ static void set_insert(ItemSet& set, Engine::Item* item, double share_value) {
   item->pos = set.insert(item).first;
 }
 
-// Move an item to its new place without searching or allocating: the new key
-// is checked against the neighbours (unchanged order is the common case for
-// single-child sets), otherwise the node is extracted through its stored
+// Give an item its new key; false when the key did not change.  Safe while
+// the item is in sets: they are not searched until fix() reinserts it.
+static bool rekey(Engine::Item* item, double share_value) {
+  double new_share = weighted(item, share_value);
+  if (new_share == item->key_share && item->count == item->key_count) return false;
+  item->key_share = new_share;
+  item->key_count = item->count;
+  return true;
+}
+
+// Move a rekeyed item to its place without searching or allocating: the new
+// key is checked against the neighbours (unchanged order is the common case
+// for single-child sets), otherwise the node is extracted through its stored
 // iterator and reinserted, at the end in O(1) when it now sorts last (the
 // common case for the framework that just received an agent).
-static void reposition(ItemSet& set, Engine::Item* item, double share_value) {
-  double new_share = weighted(item, share_value);
-  if (new_share == item->key_share && item->count == item->key_count) return;
-  item->key_share = new_share;  // safe: the set is not searched until reinsertion
-  item->key_count = item->count;
+static void fix(ItemSet& set, Engine::Item* item, ItemSet::iterator& pos) {
   ItemLess less;
-  auto next = std::next(item->pos);
-  bool after_prev = item->pos == set.begin() || less(*std::prev(item->pos), item);
+  auto next = std::next(pos);
+  bool after_prev = pos == set.begin() || less(*std::prev(pos), item);
   bool before_next = next == set.end() || less(item, *next);
   if (after_prev && before_next) return;
-  auto node = set.extract(item->pos);
+  auto node = set.extract(pos);
   if (!set.empty() && less(*std::prev(set.end()), item))
-    item->pos = set.insert(set.end(), std::move(node));
+    pos = set.insert(set.end(), std::move(node));
   else
-    item->pos = set.insert(std::move(node)).position;
+    pos = set.insert(std::move(node)).position;
+}
+
+static void reposition(ItemSet& set, Engine::Item* item, double share_value) {
+  if (rekey(item, share_value)) fix(set, item, item->pos);
 }
 
 // ---------------------------------------------------------------- setup
@@ -400,6 +418,7 @@ void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   if (it == fw.leaves.end()) return;  // already gone (dropping its last filter removed it)
   Leaf* l = it->second.get();
   if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
+    if (l->in_live) l->role->group->live.erase(l->live_pos);
     l->role->group->leaves.erase(l->pos);
     fw.leaves.erase(it);
   }
@@ -459,7 +478,11 @@ void Engine::remove_framework(uint32_t handle) {
     }
   });
   drop_filters([&](const Filter& f) { return f.framework == handle; });
-  for (auto& entry : fw.leaves) entry.second->role->group->leaves.erase(entry.second->pos);
+  for (auto& entry : fw.leaves) {
+    Leaf* l = entry.second.get();
+    if (l->in_live) l->role->group->live.erase(l->live_pos);
+    l->role->group->leaves.erase(l->pos);
+  }
   frameworks_.erase(handle);
 }
 
@@ -649,7 +672,10 @@ void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
   for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
     touch(node);
   if (dirty_) return;
-  reposition(group->leaves, &l, share(l.alloc));
+  if (rekey(&l, share(l.alloc))) {
+    fix(group->leaves, &l, l.pos);
+    if (l.in_live) fix(group->live, &l, l.live_pos);
+  }
   reposition(l.role->order, group, share(group->alloc));
   for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
     reposition(node->parent->order, node, share(node->alloc));
@@ -723,6 +749,12 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
   record->expiry = expiry;
   record->seq = ++filter_seq_;
   record->refused = refused;
+  Agent& a = agents_.at(agent_handle);
+  if (a.filter_count++ == 0) {
+    a.min_refused = refused;
+  } else {
+    for (uint32_t r = 0; r < rcount_; ++r) a.min_refused.v[r] = std::min(a.min_refused.v[r], refused.v[r]);
+  }
   heap_.push(HeapEntry{expiry, record->seq, key});
   filters_.emplace(key, std::move(record));
   frameworks_.at(fw).leaves.at(role)->filters += 1;
@@ -731,6 +763,8 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
 void Engine::remove_filter(uint64_t key) {
   auto it = filters_.find(key);
   uint32_t fw_handle = it->second->framework, role = it->second->role;
+  // min_refused stays a valid lower bound when a filter goes, so it is kept.
+  if (Agent* a = agents_.find(it->second->agent)) a->filter_count -= 1;
   filters_.erase(it);
   Framework* fw = frameworks_.find(fw_handle);
   if (fw != nullptr && fw->leaves.count(role)) {
@@ -803,6 +837,8 @@ void Engine::rebuild_order() {
     if (node->group) {
       std::vector<Item*> leaves(node->group->leaves.begin(), node->group->leaves.end());
       node->group->leaves.clear();
+      node->group->live.clear();
+      for (Item* l : leaves) static_cast<Leaf*>(l)->in_live = false;
       for (Item* l : leaves) set_insert(node->group->leaves, l, share(l->alloc));
       set_insert(node->order, node->group.get(), share(node->group->alloc));
     }
@@ -953,16 +989,46 @@ void Engine::quota_roles(std::vector<Role*>& out) {
 }
 
 template <class Visit>
-bool Engine::walk(Role& node, Visit& visit) {
+bool Engine::walk(Role& node, Visit& visit, bool live_only) {
   for (Item* item : node.order) {
     if (item->type == Item::kGroup) {
-      for (Item* l : static_cast<Group*>(item)->leaves)
+      Group* group = static_cast<Group*>(item);
+      for (Item* l : live_only ? group->live : group->leaves)
         if (!visit(*static_cast<Leaf*>(l))) return false;
-    } else if (!walk(*static_cast<Role*>(item), visit)) {
+    } else if (!walk(*static_cast<Role*>(item), visit, live_only)) {
       return false;
     }
   }
   return true;
+}
+
+bool Engine::refresh_live() {
+  const uint64_t agents = agents_.size();
+  bool any_everywhere = false;
+  frameworks_.each([&](Framework& fw) {
+    for (auto& entry : fw.leaves) {
+      Leaf* l = entry.second.get();
+      bool live = l->filters < agents;
+      any_everywhere = any_everywhere || !live;
+      if (live == l->in_live) continue;
+      ItemSet& set = l->role->group->live;
+      if (live)
+        l->live_pos = set.insert(l).first;
+      else
+        set.erase(l->live_pos);
+      l->in_live = live;
+    }
+  });
+  return any_everywhere;
+}
+
+bool Engine::everywhere_filtered_block(const Agent& a) const {
+  if (a.filter_count == 0 || nonzero(a.free_revocable, rcount_)) return false;
+  for (const auto& e : a.free_reserved)
+    if (nonzero(e.second, rcount_)) return false;
+  // Every (framework, role) filtered on all agents has a filter here whose
+  // refused vector is >= min_refused >= what any of them could be offered.
+  return subset(a.free, a.min_refused, rcount_);
 }
 
 void Engine::allocate(double now) {
@@ -974,6 +1040,7 @@ void Engine::allocate(double now) {
   if (paused_) return;
   expire_filters(now);
   if (dirty_) rebuild_order();
+  const bool any_everywhere = refresh_live();
   order_.clear();
   agents_.each([&](const Agent& a) {
     if (a.active) order_.push_back(a.handle);
@@ -1076,7 +1143,7 @@ void Engine::allocate(double now) {
       give(l, a, pools, n);
       return true;
     };
-    walk(*root_, visit);
+    walk(*root_, visit, any_everywhere && everywhere_filtered_block(a));
     apply_pending();
   }
 

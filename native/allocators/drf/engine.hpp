@@ -215,7 +215,9 @@ class Engine {
   Vec unsatisfied(const Role& role) const;
   void quota_roles(std::vector<Role*>& out);
   template <class Visit>
-  bool walk(Role& node, Visit& visit);
+  bool walk(Role& node, Visit& visit, bool live_only);
+  bool refresh_live();
+  bool everywhere_filtered_block(const Agent& agent) const;
 
   bool initialized_ = false;
   bool paused_ = false;

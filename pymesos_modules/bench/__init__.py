@@ -1,0 +1,1 @@
+"""``pymesos-modules bench``: allocators timed side by side on the same clusters."""
