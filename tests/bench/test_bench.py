@@ -1,0 +1,79 @@
+"""pymesos-modules bench on tiny grids: schema, ratios from the same run, --check, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def bench(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "bench", "--json", str(out), *args],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, json.loads(out.read_text())
+
+
+def test_bench_writes_schema_ratios_and_plot(tmp_path):
+    plot = tmp_path / "cycles.png"
+    done, doc = bench(
+        tmp_path, "--agents", "60,120", "--frameworks", "6", "--roles", "1,3",
+        "--scenarios", "steady,declined,quota", "--cycles", "3", "--warmup", "1",
+        "--plot", str(plot), "--check",
+    )  # fmt: skip
+    assert set(doc) >= {"machine", "results", "ratios", "targets"}
+    # the three DRF paths agree offer for offer in every scenario, filters included
+    assert doc["check"]["run"] and doc["check"]["disagree"] == {}
+    assert doc["machine"]["cpus"] == os.cpu_count()
+    assert len(doc["results"]) == 2 * 2 * 3 * 3
+    for row in doc["results"]:
+        assert "error" not in row, row
+        assert set(row) >= {"scenario", "agents", "frameworks", "roles", "allocator", "cycle_ms",
+                            "offers_per_cycle", "materialize_ms", "rss_mb"}  # fmt: skip
+        c = row["cycle_ms"]
+        assert 0 < c["min"] <= c["median"] <= c["p95"]
+        assert row["offers_per_cycle"] > 0
+    # every ratio is recomputable from the same run's medians
+    medians = {(r["scenario"], r["agents"], r["frameworks"], r["roles"], r["allocator"]):
+               r["cycle_ms"]["median"] for r in doc["results"]}  # fmt: skip
+    assert doc["ratios"]
+    for ratio in doc["ratios"]:
+        key = (ratio["scenario"], ratio["agents"], ratio["frameworks"], ratio["roles"])
+        expected = medians[(*key, ratio["baseline"])] / medians[(*key, ratio["allocator"])]
+        assert abs(ratio["speedup"] - expected) < 1e-9 * expected
+    assert {r["baseline"] for r in doc["ratios"]} == {"python/drf", "pybind/drf"}
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "allocation cycle" in done.stdout and "targets" in done.stdout
+
+
+def test_check_refuses_speedups_for_an_allocator_that_disagrees(tmp_path):
+    modules = json.dumps({"libraries": [
+        {"python": "support.wrong_allocator:ReversedDRF", "modules": ["reversed_drf"]}]})  # fmt: skip
+    done, doc = bench(
+        tmp_path, "--agents", "50", "--frameworks", "5", "--scenarios", "steady",
+        "--allocators", "python/drf,native/drf,pybind/drf,reversed_drf",
+        "--modules", modules, "--check", "--cycles", "2", "--warmup", "1",
+    )  # fmt: skip
+    assert doc["check"]["run"] is True
+    assert set(doc["check"]["disagree"]) == {"reversed_drf"}
+    assert doc["check"]["policies"]["reversed_drf"] == "drf"
+    assert not [r for r in doc["ratios"] if "reversed_drf" in (r["allocator"], r["baseline"])]
+    assert {r["allocator"] for r in doc["ratios"]} == {"native/drf", "pybind/drf"}
+    assert "reversed_drf disagrees" in done.stdout
+
+
+def test_bench_rejects_unknown_scenario(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "bench", "--scenarios", "nope"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "unknown scenario" in done.stdout + done.stderr
