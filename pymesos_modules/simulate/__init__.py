@@ -1,0 +1,1 @@
+"""Discrete-event simulation of a cluster through the real master code path."""
