@@ -137,13 +137,22 @@ class DescriptorInfo:
 
 
 class Library:
-    """One dlopen()ed module library.  Create through :func:`open_library`."""
+    """One dlopen()ed module library.  Create through :func:`open_library`.
+
+    Two counts keep it open: *users* (live instances, :meth:`acquire` /
+    :meth:`release`) and *holders* (module managers that registered its
+    modules, :meth:`hold` / :meth:`unhold`).  The handle is shared process-wide,
+    so one manager unloading must not dlclose it under another.
+    """
 
     def __init__(self, path: str, handle: Any) -> None:
         self.path = path
         self._handle = handle
         self._users = 0
+        self._holders = 0
         self._closed = False
+        # Finalizers may release from any thread (the garbage collector's).
+        self._lock = threading.Lock()
 
     @property
     def closed(self) -> bool:
@@ -152,16 +161,48 @@ class Library:
 
     @property
     def users(self) -> int:
-        """How many live instances / registrations keep this library open."""
+        """How many live instances keep this library open."""
         return self._users
+
+    @property
+    def holders(self) -> int:
+        """How many module managers have this library loaded."""
+        return self._holders
 
     def acquire(self) -> None:
         """Record one more user (a live instance); the library stays open while used."""
-        self._users += 1
+        with self._lock:
+            self._users += 1
 
     def release(self) -> None:
         """Drop one user recorded by :meth:`acquire`."""
-        self._users -= 1
+        with self._lock:
+            self._users -= 1
+
+    def hold(self) -> None:
+        """Record a module manager that registered this library's modules."""
+        with self._lock:
+            self._holders += 1
+
+    def unhold(self) -> None:
+        """Drop a holder; dlclose() when it was the last one.
+
+        Refused (:class:`errors.ModuleInUseError`, nothing changed) when it is
+        the last holder and instances are still alive.
+        """
+        with self._lock:
+            last = self._holders <= 1
+            if last and self._users > 0:
+                raise self._in_use()
+            self._holders = max(self._holders - 1, 0)
+        if last:
+            self.close()
+
+    def _in_use(self) -> errors.ModuleInUseError:
+        return errors.ModuleInUseError(
+            f"{self.path}: cannot unload: {self._users} instance(s) of its modules "
+            f"are still alive; destroy them first"
+        )
 
     def descriptor_pointers(self) -> list[Any]:
         """Call the entry point and return its raw descriptor pointers.
@@ -192,19 +233,22 @@ class Library:
         ]
 
     def close(self) -> None:
-        """dlclose() the library.  Refused while instances of its modules live."""
-        if self._closed:
-            return
-        if self._users > 0:
-            raise errors.ModuleInUseError(
-                f"{self.path}: cannot unload: {self._users} instance(s) of its modules "
-                f"are still alive; destroy them first"
-            )
-        with _libraries_lock:
-            if _libraries.get(self.path) is self:
-                del _libraries[self.path]
-        ffi.dlclose(self._handle)
-        self._closed = True
+        """dlclose() the library.  Refused while instances live or a manager holds it."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._users > 0:
+                raise self._in_use()
+            if self._holders > 0:
+                raise errors.ModuleInUseError(
+                    f"{self.path}: cannot unload: {self._holders} module manager(s) still "
+                    f"have it loaded; unload it through them"
+                )
+            with _libraries_lock:
+                if _libraries.get(self.path) is self:
+                    del _libraries[self.path]
+            ffi.dlclose(self._handle)
+            self._closed = True
         logger.debug("unloaded %s", self.path)
 
 
@@ -470,7 +514,9 @@ class HostApi:
 # --- instances ---------------------------------------------------------------------
 
 
-def _destroy(library: Library, destroy: Any, pointer: Any, name: str) -> None:
+def _destroy(library: Library, destroy: Any, pointer: Any, name: str, host: HostApi) -> None:
+    # ``host`` is only passed to keep the host API table alive: the module may
+    # log or publish metrics from destroy() through the pointer it kept.
     try:
         destroy(pointer)
     finally:
@@ -524,7 +570,7 @@ class NativeInstance:
         )
         library.acquire()
         self._finalizer = weakref.finalize(
-            self, _destroy, library, descriptor.destroy, self.pointer, info.name
+            self, _destroy, library, descriptor.destroy, self.pointer, info.name, self.host
         )
 
     @property

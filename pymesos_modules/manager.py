@@ -126,7 +126,8 @@ class ModuleManager:
         if spec.file is not None:
             file = Path(spec.file).expanduser()
             if file.is_absolute():
-                return file
+                # Resolved, so a symlink and its target share one handle and one check.
+                return file.resolve()
             if len(file.parts) > 1:
                 return (spec.base_dir / file).resolve()
             candidates, bundled = file.name, False
@@ -240,9 +241,13 @@ class ModuleManager:
                     added.append(module)
         if failures:
             for library in opened:
-                library.close()
+                if library.holders == 0 and library.users == 0:
+                    library.close()
             raise errors.ConfigLoadError(failures)
-        self._libraries.update(new_libraries)
+        for path, library in new_libraries.items():
+            if path not in self._libraries:
+                library.hold()
+                self._libraries[path] = library
         for module in added:
             self._modules[module.name] = module
             logger.info("loaded module '%s' (%s) from %s", module.name, module.kind, module.source)
@@ -287,7 +292,15 @@ class ModuleManager:
             )
         merged = {**module.parameters, **(parameters or {})}
         if module.factory is not None:
-            instance = module.factory(merged)
+            try:
+                instance = module.factory(merged)
+            except errors.ModuleError:
+                raise
+            except Exception as exc:
+                # A Python module failing is a create() failure, as for native ones.
+                raise errors.ModuleCreateError(
+                    f"{module.source}: module '{name}' create() failed: {type(exc).__name__}: {exc}"
+                ) from exc
             protocol = base.protocol_for(module.kind)
             if protocol is not None and not isinstance(instance, protocol):
                 raise errors.ModuleCreateError(
@@ -308,7 +321,8 @@ class ModuleManager:
         library = self._libraries.get(key)
         if library is None:
             raise errors.UnknownModuleError(f"{key}: no such library is loaded")
-        library.close()
+        # Another manager may share the handle: unhold() only dlcloses for the last one.
+        library.unhold()
         del self._libraries[key]
         for name in [n for n, m in self._modules.items() if m.source == key]:
             del self._modules[name]

@@ -265,3 +265,76 @@ def test_python_factory_without_a_kind_is_refused():
     text = json.dumps({"libraries": [{"python": "json:dumps", "modules": ["x"]}]})
     with pytest.raises(errors.ConfigLoadError, match="needs a 'kind' attribute"):
         ModuleManager().load(parse_config(text))
+
+
+def test_two_managers_share_a_library_and_unload_independently(zoo, copy_lib):
+    path = copy_lib(zoo["good"])
+    first, second = ModuleManager(), ModuleManager()
+    first.load(config_for((path, ["zoo_Good"])))
+    second.load(config_for((path, ["zoo_Good"])))
+    first.unload(path)
+    # The handle is shared: the second manager still uses it, so no dlclose yet.
+    assert _mapped(path)
+    with second.create("zoo_Good"):
+        pass
+    second.unload(path)
+    assert not _mapped(path)
+
+
+def test_abandoned_instance_can_still_use_the_host_api_in_destroy():
+    registry = MetricsRegistry()
+    manager = ModuleManager(registry=registry)
+    text = json.dumps({"libraries": [{"name": "pmm_hello", "modules": ["org_pymesos_Hello"]}]})
+    manager.load(parse_config(text))
+    hello = manager.create("org_pymesos_Hello")
+    del hello  # the finalizer runs destroy(), which publishes through the host table
+    import gc
+
+    gc.collect()
+    assert registry.snapshot()["hello/instances"] == 0.0
+    manager.unload_all()
+
+
+class FailingFactory:
+    kind = "anonymous"
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        raise ValueError("no such policy: " + parameters.get("policy", "?"))
+
+
+def test_python_factory_exception_becomes_a_create_error():
+    manager = ModuleManager()
+    text = json.dumps(
+        {
+            "libraries": [
+                {
+                    "python": f"{__name__}:FailingFactory",
+                    "modules": [
+                        {"name": "py_fail", "parameters": [{"key": "policy", "value": "x"}]}
+                    ],
+                }
+            ]
+        }
+    )
+    manager.load(parse_config(text))
+    with pytest.raises(
+        errors.ModuleCreateError,
+        match=r"'py_fail' create\(\) failed: ValueError: no such policy: x",
+    ):
+        manager.create("py_fail")
+    manager.unload_all()
+
+
+def test_symlinked_library_shares_the_handle_of_its_target(zoo, copy_lib, manager):
+    path = copy_lib(zoo["good"])
+    link = path.parent / "liblink.so"
+    link.symlink_to(path)
+    manager.load(config_for((path, ["zoo_Good"])))
+    other = ModuleManager()
+    # Fails (unknown module) after opening the link: the cleanup must not close the
+    # handle the first manager holds.
+    with pytest.raises(errors.ConfigLoadError, match="has no module 'nope'"):
+        other.load(config_for((link, ["nope"])))
+    assert _mapped(path)
+    with manager.create("zoo_Good"):
+        pass
