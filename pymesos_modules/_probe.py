@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,11 @@ def probe_config(modules: str | None, modules_dir: str | None, allow_insecure: b
 def main(argv: list[str]) -> int:
     """Entry point of the probe subprocess; prints one JSON document."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The report owns stdout: a module that printf()s from a constructor or from
+    # create() would otherwise corrupt the JSON, so native fd 1 goes to stderr.
+    sys.stdout.flush()
+    report_stream = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     allow_insecure = "--allow-insecure-modules" in argv
     args = [a for a in argv if a != "--allow-insecure-modules"]
     if args[:1] == ["library"] and len(args) == 2:
@@ -89,7 +95,8 @@ def main(argv: list[str]) -> int:
     else:
         print("usage: _probe library PATH | config MODULES MODULES_DIR", file=sys.stderr)
         return 2
-    json.dump(report, sys.stdout)
+    with report_stream:
+        json.dump(report, report_stream)
     return 0
 
 

@@ -132,3 +132,27 @@ def test_inspect_survives_a_library_that_crashes_the_process(tmp_path, zoo):
     assert done.returncode == 1
     assert "crashed the probe process (SIGSEGV)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_inspect_report_survives_a_library_that_writes_to_stdout(tmp_path):
+    # Native printf() output must not corrupt the probe's JSON report.
+    source = tmp_path / "noisy.c"
+    source.write_text(
+        "#include <stdio.h>\n"
+        "__attribute__((constructor)) static void noise(void) {\n"
+        '    printf("{ not json\\n"); fflush(stdout);\n'
+        "}\n"
+    )
+    lib = tmp_path / "libnoisy.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pymesos_modules", "inspect", str(lib), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    import json
+
+    report = json.loads(done.stdout)
+    assert report["error"]["class"] == "EntryPointError"
+    assert "not a pymesos-modules library" in done.stderr.splitlines()[-1]
