@@ -94,6 +94,8 @@ def _parse_module(entry: Any, source: str, path: str) -> ModuleSpec:
         key, value = item.get("key"), item.get("value", "")
         _require(isinstance(key, str) and bool(key), source, f"{where}.key", "must be a string")
         _require(isinstance(value, str), source, f"{where}.value", "must be a string")
+        # A repeated key would silently lose one value; say so instead.
+        _require(key not in parameters, source, f"{where}.key", f"duplicate key '{key}'")
         parameters[key] = value
     return ModuleSpec(name, parameters)
 
@@ -177,7 +179,8 @@ def parse_modules_flag(value: str) -> ModulesConfig:
     stripped = value.strip()
     if not stripped:
         raise ConfigError("--modules: empty value")
-    if stripped.startswith("{"):
+    # JSON documents start with a bracket; anything else is a file (as in Mesos).
+    if stripped[0] in "{[":
         return parse_config(stripped, "--modules")
     path = Path(stripped.removeprefix("file://")).expanduser()
     return parse_config(_read(path, "--modules"), str(path), path.resolve().parent)

@@ -99,13 +99,15 @@ def test_malformed_json_gives_line_and_column():
         ({"libraries": [{"file": "a.so", "modules": ["m"], "flie": 1}]}, "unknown field(s) ['flie']"),
         ({"libraries": [{"python": "a:b", "file": "x.so", "modules": ["m"]}]}, "cannot be combined"),
         ([], "top level: must be an object"),
+        (
+            {"libraries": [{"file": "a.so", "modules": [{"name": "m", "parameters": [{"key": "k"}, {"key": "k"}]}]}]},
+            "libraries[0].modules[0].parameters[1].key: duplicate key 'k'",
+        ),
     ],
 )  # fmt: skip
 def test_schema_errors_name_the_field(document, where):
     with pytest.raises(ConfigSchemaError) as caught:
-        parse_modules_flag(json.dumps(document)) if isinstance(document, dict) else parse_config(
-            json.dumps(document)
-        )
+        parse_modules_flag(json.dumps(document))
     assert where in str(caught.value)
 
 
