@@ -49,6 +49,8 @@ MAGIC: int = _ABI["PMM_MAGIC"]
 ABI_MAJOR: int = _ABI["PMM_ABI_MAJOR"]
 ABI_MINOR: int = _ABI["PMM_ABI_MINOR"]
 ERROR_CAPACITY: int = _ABI["PMM_ERROR_CAPACITY"]
+#: name -> value of the pmm_status codes (PMM_OK, PMM_ERR_INVALID, ...).
+STATUS: dict[str, int] = enum_constants("pmm_status_codes")
 
 #: Size of pmm_module_descriptor as of ABI 1.0: anything smaller is truncated.
 DESCRIPTOR_MIN_SIZE: int = ffi.sizeof("pmm_module_descriptor")
@@ -600,9 +602,16 @@ class NativeInstance:
     def call(self, call: str, *args: Any) -> None:
         """Call ``vtable->call(self, *args, error)``; raise :class:`NativeCallError` on failure."""
         if not self.alive:
-            raise NativeCallError(self.name, call, 7, "instance was already destroyed")
+            raise NativeCallError(
+                self.name, call, STATUS["PMM_ERR_STATE"], "instance was already destroyed"
+            )
         if not self.has(call):
-            raise NativeCallError(self.name, call, 6, "the module does not implement this call")
+            raise NativeCallError(
+                self.name,
+                call,
+                STATUS["PMM_ERR_UNSUPPORTED"],
+                "the module does not implement this call",
+            )
         self.error.clear()
         status = getattr(self.vtable, call)(self.pointer, *args, self.error.struct)
         if status != 0:

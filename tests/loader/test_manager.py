@@ -338,3 +338,14 @@ def test_symlinked_library_shares_the_handle_of_its_target(zoo, copy_lib, manage
     assert _mapped(path)
     with manager.create("zoo_Good"):
         pass
+
+
+def test_native_calls_name_the_module_and_call_when_refused(zoo, manager):
+    manager.load(config_for((zoo["good"], ["zoo_Good"])))
+    module = manager.create("zoo_Good")
+    with pytest.raises(abi.NativeCallError, match=r"'zoo_Good': allocate\(\) failed .*implement"):
+        module.instance.call("allocate")
+    module.close()
+    with pytest.raises(abi.NativeCallError, match="already destroyed") as caught:
+        module.instance.call("allocate")
+    assert caught.value.status == abi.STATUS["PMM_ERR_STATE"]
