@@ -1,0 +1,197 @@
+"""HTTP API of the master on aiohttp: the Mesos v1 scheduler API and operator endpoints.
+
+- ``POST /api/v1/scheduler``: SUBSCRIBE opens a RecordIO stream
+  (``<length>\\n<json>``) with a ``Mesos-Stream-Id`` header; SUBSCRIBED comes
+  first, HEARTBEAT every ``heartbeat_interval`` seconds. Every other call must
+  carry that stream id and is answered ``202 Accepted``.
+- ``/version``, ``/state``, ``/metrics/snapshot``, ``/metrics`` (Prometheus
+  text), ``/flags``, ``/health``, ``/modules``.
+
+Bad requests get Mesos' status codes (400, 403, 405, 413, 415) and a plain
+text message, never a 500, and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import ClientPayloadError, web
+
+from pymesos_modules import __version__
+from pymesos_modules.master.master import CallError, Master
+
+logger = logging.getLogger(__name__)
+
+#: Largest request body accepted (Mesos' HTTP limit is far larger; ours is enough for calls).
+MAX_BODY = 4 * 1024 * 1024
+STREAM_HEADER = "Mesos-Stream-Id"
+
+
+def close_streams(app: web.Application) -> None:
+    """End every open subscription stream (before shutting the server down)."""
+    for sink in list(app[STREAMS]):
+        sink.close()
+
+
+#: Application key of the set of open subscription streams.
+STREAMS: web.AppKey[set] = web.AppKey("streams", set)
+
+
+def recordio(event: dict[str, Any]) -> bytes:
+    """One RecordIO record: the JSON length in bytes, a newline, the JSON."""
+    data = json.dumps(event).encode()
+    return str(len(data)).encode() + b"\n" + data
+
+
+class StreamSink:
+    """Events for one subscribed framework, queued for its HTTP stream."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue an event (never blocks)."""
+        if not self.closed:
+            self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End the stream."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message)
+
+
+async def _read_call(request: web.Request) -> dict[str, Any]:
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type != "application/json":
+        raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
+    try:
+        body = await request.content.read(MAX_BODY + 1)
+    except (OSError, asyncio.IncompleteReadError, ClientPayloadError) as exc:  # client went away
+        raise CallError(400, f"could not read the request body: {exc}") from None
+    if len(body) > MAX_BODY:
+        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
+    try:
+        call = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CallError(400, f"failed to parse the body into a Call: {exc}") from None
+    if not isinstance(call, dict) or not isinstance(call.get("type"), str):
+        raise CallError(400, "a Call must be a JSON object with a string 'type'")
+    return call
+
+
+def create_app(
+    master: Master,
+    flags: dict[str, Any] | None = None,
+    modules: Callable[[], list[dict[str, Any]]] | None = None,
+) -> web.Application:
+    """The master's aiohttp application."""
+    app = web.Application(client_max_size=MAX_BODY)
+    streams: set[StreamSink] = set()
+    app[STREAMS] = streams
+
+    async def scheduler(request: web.Request) -> web.StreamResponse:
+        try:
+            call = await _read_call(request)
+            if call["type"] == "SUBSCRIBE":
+                return await subscribe(request, call)
+            stream_id = request.headers.get(STREAM_HEADER)
+            if stream_id is None:
+                raise CallError(
+                    400, f"all non-subscribe calls should include the '{STREAM_HEADER}' header"
+                )
+            framework = master.framework_for_call(call, stream_id)
+            master.call(framework, call)
+        except CallError as exc:
+            return _error(exc.status, exc.message)
+        return web.Response(status=202)
+
+    async def subscribe(request: web.Request, call: dict[str, Any]) -> web.StreamResponse:
+        sink = StreamSink()
+        framework = master.subscribe(call, sink)
+        streams.add(sink)
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "application/json", STREAM_HEADER: framework.stream_id or ""},
+        )
+        await response.prepare(request)
+        heartbeat = asyncio.create_task(_heartbeats(sink, master.flags.heartbeat_interval))
+        try:
+            while True:
+                event = await sink.queue.get()
+                if event is None:
+                    break
+                await response.write(recordio(event))
+        except (ConnectionResetError, asyncio.CancelledError):
+            logger.info("framework %s stream closed by the client", framework.framework_id)
+        finally:
+            heartbeat.cancel()
+            streams.discard(sink)
+            master.disconnected(framework, sink)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "version": "1.11.0",
+                "pymesos_modules_version": __version__,
+                "build_user": "pymesos-modules",
+            }
+        )
+
+    async def state(_: web.Request) -> web.Response:
+        return web.json_response(master.state())
+
+    async def snapshot(_: web.Request) -> web.Response:
+        return web.json_response(master.snapshot_metrics())
+
+    async def prometheus(_: web.Request) -> web.Response:
+        lines = []
+        for name, value in sorted(master.snapshot_metrics().items()):
+            metric = "mesos_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
+            lines.append(f"# TYPE {metric} gauge\n{metric} {value}")
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def flags_view(_: web.Request) -> web.Response:
+        return web.json_response({"flags": {k: str(v) for k, v in (flags or {}).items()}})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def modules_view(_: web.Request) -> web.Response:
+        return web.json_response({"modules": modules() if modules else []})
+
+    app.router.add_post("/api/v1/scheduler", scheduler)
+    for path, handler in [
+        ("/version", version),
+        ("/state", state),
+        ("/master/state", state),
+        ("/metrics/snapshot", snapshot),
+        ("/metrics", prometheus),
+        ("/flags", flags_view),
+        ("/health", health),
+        ("/modules", modules_view),
+    ]:
+        app.router.add_get(path, handler)
+    return app
+
+
+async def _heartbeats(sink: StreamSink, interval: float) -> None:
+    while not sink.closed:
+        await asyncio.sleep(interval)
+        sink.send({"type": "HEARTBEAT"})

@@ -1,0 +1,1 @@
+"""The master runtime: frameworks, agents, offers and tasks around an allocator."""

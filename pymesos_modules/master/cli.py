@@ -1,0 +1,134 @@
+"""``pymesos-modules master``: run a master (Mesos flag names, also from the environment).
+
+Every flag can also come from ``PMM_<FLAG>`` or ``MESOS_<FLAG>`` (upper case),
+as Mesos reads ``MESOS_*``; the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from pymesos_modules.allocators import resolve_allocator
+from pymesos_modules.config import load_flags
+from pymesos_modules.errors import ModuleError
+from pymesos_modules.http.server import close_streams, create_app
+from pymesos_modules.manager import ModuleManager
+from pymesos_modules.master.master import Master, MasterFlags
+from pymesos_modules.master.resources import ResourceError, parse_resources
+from pymesos_modules.master.simulated import SimulatedAgent
+
+logger = logging.getLogger(__name__)
+
+FLAGS: list[tuple[str, type, Any, str]] = [
+    ("ip", str, "127.0.0.1", "address to listen on"),
+    ("port", int, 5050, "port to listen on"),
+    ("hostname", str, "localhost", "hostname the master advertises"),
+    ("work_dir", str, None, "folder for the master's files"),
+    ("modules", str, None, "module config: inline JSON, path or file://"),
+    ("modules_dir", str, None, "folder of module configs"),
+    (
+        "allocator",
+        str,
+        "native/drf",
+        "allocator: native/drf, pybind/drf, python/drf, python/first_fit or a loaded module name",
+    ),
+    ("allocation_interval", float, 1.0, "seconds between allocation cycles"),
+    ("offer_timeout", float, None, "seconds before an unanswered offer is rescinded"),
+    ("heartbeat_interval", float, 15.0, "seconds between HEARTBEAT events"),
+    ("random_seed", int, 0, "seed of the allocator's agent shuffle"),
+    ("simulated_agents", int, 0, "start this many simulated agents (no processes)"),
+    (
+        "simulated_agent_resources",
+        str,
+        "cpus:8;mem:16384;disk:100000;ports:[31000-32000]",
+        "resources of each simulated agent",
+    ),
+]
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the master flags."""
+    for name, kind, default, help_text in FLAGS:
+        env = os.environ.get(f"PMM_{name.upper()}", os.environ.get(f"MESOS_{name.upper()}"))
+        value = kind(env) if env is not None else default
+        parser.add_argument(f"--{name}", type=kind, default=value, help=help_text)
+    parser.add_argument(
+        "--allow-insecure-modules", action="store_true", help="load module files writable by others"
+    )
+
+
+@dataclass
+class RunningMaster:
+    """A master serving HTTP; ``stop()`` shuts it down."""
+
+    master: Master
+    runner: web.AppRunner
+    url: str
+    manager: ModuleManager
+
+    async def stop(self) -> None:
+        """Stop serving and release the allocator and modules."""
+        close_streams(self.runner.app)
+        await self.master.stop()
+        await self.runner.cleanup()
+        self.master.allocator.close()
+        self.manager.unload_all()
+
+
+async def start_master(args: argparse.Namespace) -> RunningMaster:
+    """Load modules, create the allocator, start the loop and the HTTP server."""
+    manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
+    manager.load(load_flags(args.modules, args.modules_dir))
+    allocator = resolve_allocator(args.allocator, manager)
+    flags = MasterFlags(
+        allocation_interval=args.allocation_interval,
+        offer_timeout=args.offer_timeout,
+        heartbeat_interval=args.heartbeat_interval,
+        random_seed=args.random_seed,
+        hostname=args.hostname,
+        port=args.port,
+    )
+    master = Master(allocator, flags)
+    resources = parse_resources(args.simulated_agent_resources)
+    for index in range(args.simulated_agents):
+        agent = SimulatedAgent(master)
+        agent.agent_id = master.register_agent(agent, f"simulated-{index}", resources)
+    await master.start()
+    app = create_app(master, vars(args), lambda: [m.describe() for m in manager.modules()])
+    # Streams are closed by stop(); do not wait a minute for stragglers.
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, args.ip, args.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else args.port
+    master.flags.port = port
+    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM."""
+
+    async def main() -> None:
+        running = await start_master(args)
+        print(f"master listening on {running.url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await running.stop()
+
+    try:
+        asyncio.run(main())
+    except (ModuleError, ResourceError) as exc:
+        logger.error("%s", exc)
+        return 1
+    return 0

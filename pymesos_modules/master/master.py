@@ -1,0 +1,1016 @@
+"""The master: frameworks, agents, offers and tasks around an allocator.
+
+Everything runs on one asyncio loop except ``allocate()``, which runs in a
+worker thread (the native allocator releases the GIL) so the loop keeps
+serving HTTP while a cycle runs.  Allocator calls are serialised by a lock:
+the allocator Protocol is not re-entrant.
+
+Frameworks speak Mesos v1 scheduler calls (dicts in the protobuf JSON
+mapping) through :meth:`Master.subscribe` and :meth:`Master.call`, either
+from the HTTP API or in-process; agents register through
+:meth:`Master.register_agent` with a backend that runs and kills tasks, and
+report through :meth:`Master.status_update`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymesos_modules import __version__, metrics
+from pymesos_modules.kinds.allocator import (
+    ALL_ROLES,
+    DEFAULT_REFUSE_SECONDS,
+    UNRESERVED,
+    AgentInfo,
+    Allocator,
+    AllocatorCallError,
+    AllocatorOptions,
+    Capability,
+    FrameworkInfo,
+    OfferBatch,
+    materialize,
+)
+from pymesos_modules.master import resources as res
+from pymesos_modules.master.state import (
+    Agent,
+    AgentBackend,
+    EventSink,
+    Framework,
+    HandleMap,
+    Offer,
+    Piece,
+    Task,
+    TaskState,
+)
+
+logger = logging.getLogger(__name__)
+
+CAPABILITY_BITS = {
+    "REVOCABLE_RESOURCES": Capability.REVOCABLE_RESOURCES,
+    "GPU_RESOURCES": Capability.GPU_RESOURCES,
+    "MULTI_ROLE": Capability.MULTI_ROLE,
+    "RESERVATION_REFINEMENT": Capability.RESERVATION_REFINEMENT,
+}
+
+
+class CallError(Exception):
+    """A scheduler call was rejected; ``status`` is the HTTP status Mesos would answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class MasterFlags:
+    """Master settings (Mesos flag names)."""
+
+    allocation_interval: float = 1.0
+    offer_timeout: float | None = None
+    heartbeat_interval: float = 15.0
+    resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
+    random_seed: int = 0
+    filter_gpu_resources: bool = True
+    hostname: str = "localhost"
+    port: int = 5050
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _id(value: Any, where: str) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("value"), str) or not value["value"]:
+        raise CallError(400, f"{where} must be an object with a non-empty 'value'")
+    return value["value"]
+
+
+class Master:
+    """A Mesos-style master around one allocator (see module docstring)."""
+
+    def __init__(
+        self,
+        allocator: Allocator,
+        flags: MasterFlags | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        registry: metrics.MetricsRegistry | None = None,
+    ) -> None:
+        self.flags = flags or MasterFlags()
+        self.allocator = allocator
+        self.clock = clock
+        self.metrics = registry if registry is not None else metrics.REGISTRY
+        self.master_id = str(uuid.uuid4())
+        self.started = time.time()
+        self.frameworks: dict[str, Framework] = {}
+        self.agents: dict[str, Agent] = {}
+        self.offers: dict[str, Offer] = {}
+        self.roles = HandleMap()
+        self.framework_handles = HandleMap()
+        self.agent_handles = HandleMap()
+        self._lock = threading.Lock()
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._pending_batch: OfferBatch | None = None
+        #: ids of removed frameworks: they may not subscribe again with the same id.
+        self._completed_ids: set[str] = set()
+        self.counters = {
+            "tasks_finished": 0,
+            "tasks_failed": 0,
+            "tasks_killed": 0,
+            "tasks_lost": 0,
+            "tasks_error": 0,
+            "tasks_dropped": 0,
+            "allocation_runs": 0,
+            "valid_status_updates": 0,
+            "invalid_status_updates": 0,
+        }
+        self.last_allocation_ms = 0.0
+        names = self.flags.resource_names
+        self.allocator.initialize(
+            AllocatorOptions(
+                resource_names=names,
+                random_seed=self.flags.random_seed,
+                allocation_interval=self.flags.allocation_interval,
+                filter_gpu_resources=self.flags.filter_gpu_resources,
+            )
+        )
+
+    # --- allocator access -------------------------------------------------------
+
+    def _alloc(self, call: str, *args: Any) -> Any:
+        with self._lock:
+            return getattr(self.allocator, call)(*args)
+
+    def _role(self, name: str) -> int:
+        handle = self.roles.get(name)
+        if handle is None:
+            handle = self.roles.add(name)
+            self._alloc("add_role", handle, name)
+        return handle
+
+    def _vector(self, resources: res.Resources) -> tuple[float, ...]:
+        return tuple(float(resources.scalars.get(n, 0.0)) for n in self.flags.resource_names)
+
+    def _scalars(self, vector: tuple[float, ...]) -> dict[str, float]:
+        return {n: v for n, v in zip(self.flags.resource_names, vector, strict=True) if v > 0}
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- the allocation loop -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the allocation loop on the running event loop."""
+        self._wake = asyncio.Event()
+        self._loop_task = asyncio.create_task(self._allocation_loop())
+
+    async def stop(self) -> None:
+        """Stop the loop and close every subscriber stream."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for framework in self.frameworks.values():
+            if framework.removal is not None:
+                framework.removal()
+            if framework.sink is not None:
+                framework.sink.close()
+
+    async def _allocation_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flags.allocation_interval)
+            # Events that arrived while waiting are one burst: at most one cycle.
+            self._wake.clear()
+            await loop.run_in_executor(None, self._allocate_in_thread)
+            self._deliver(self._pending_batch)
+            self._expire_offers()
+
+    def _allocate_in_thread(self) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            batch = self.allocator.allocate(self.clock()).copy()
+        self.last_allocation_ms = (time.perf_counter() - started) * 1000
+        self._pending_batch = batch
+
+    def allocate_now(self) -> int:
+        """Run one cycle now and send its offers (tests, simulator); returns offers made."""
+        self._allocate_in_thread()
+        return self._deliver(self._pending_batch)
+
+    def _deliver(self, batch: OfferBatch | None) -> int:
+        self._pending_batch = None
+        if batch is None:
+            return 0
+        self.counters["allocation_runs"] += 1
+        by_framework: dict[str, list[dict[str, Any]]] = {}
+        now = self.clock()
+        for view in materialize(batch):
+            framework = self.frameworks.get(self.framework_handles.ident(view.framework))
+            agent = self.agents.get(self.agent_handles.ident(view.agent))
+            rows = batch.rows[view._start : view._stop]
+            pieces: list[Piece] = [
+                (int(r["pool"]), bool(r["flags"] & 1), tuple(float(x) for x in v))
+                for r, v in zip(rows, batch.values[view._start : view._stop], strict=True)
+            ]
+            role = self.roles.ident(view.role)
+            if framework is None or agent is None or not framework.connected:
+                self._recover(framework, agent, view.framework, view.agent, view.role, pieces, 0.0)
+                continue
+            ports: res.Ranges = ()
+            if any(pool == UNRESERVED and not revocable for pool, revocable, _ in pieces):
+                ports, agent.free_ports = agent.free_ports, ()
+            offer = Offer(
+                str(uuid.uuid4()), framework.framework_id, agent.agent_id, role, pieces, ports, now
+            )
+            self.offers[offer.offer_id] = offer
+            framework.offers.add(offer.offer_id)
+            by_framework.setdefault(framework.framework_id, []).append(self._offer_json(offer))
+        for framework_id, offers in by_framework.items():
+            self._send(
+                self.frameworks[framework_id], {"type": "OFFERS", "offers": {"offers": offers}}
+            )
+        return sum(len(o) for o in by_framework.values())
+
+    def _offer_json(self, offer: Offer) -> dict[str, Any]:
+        agent = self.agents[offer.agent_id]
+        resources: list[dict[str, Any]] = []
+        for pool, revocable, vector in offer.pieces:
+            reservation = None if pool == UNRESERVED else self.roles.ident(pool)
+            resources += res.to_json(
+                res.Resources(self._scalars(vector)), offer.role, reservation, revocable
+            )
+        if offer.ports:
+            resources += res.to_json(res.Resources({}, offer.ports), offer.role)
+        return {
+            "id": {"value": offer.offer_id},
+            "framework_id": {"value": offer.framework_id},
+            "agent_id": {"value": offer.agent_id},
+            "hostname": agent.hostname,
+            "resources": resources,
+            "attributes": [_attribute_json(k, v) for k, v in agent.attributes.items()],
+            "allocation_info": {"role": offer.role},
+        }
+
+    def _recover(
+        self,
+        framework: Framework | None,
+        agent: Agent | None,
+        fw_handle: int,
+        agent_handle: int,
+        role_handle: int,
+        pieces: list[Piece],
+        refuse: float,
+    ) -> None:
+        for pool, revocable, vector in pieces:
+            if not any(v > 0 for v in vector):
+                continue
+            try:
+                self._alloc(
+                    "recover_resources",
+                    fw_handle,
+                    agent_handle,
+                    role_handle,
+                    vector,
+                    refuse,
+                    self.clock(),
+                    pool,
+                    revocable,
+                )
+            except AllocatorCallError as exc:  # already recovered by a removal
+                logger.debug("recover skipped: %s", exc)
+
+    def _release_offer(self, offer: Offer, refuse: float, ports_back: bool = True) -> None:
+        self.offers.pop(offer.offer_id, None)
+        framework = self.frameworks.get(offer.framework_id)
+        if framework is not None:
+            framework.offers.discard(offer.offer_id)
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None and ports_back and offer.ports:
+            agent.free_ports = tuple(sorted(agent.free_ports + offer.ports))
+        fw_handle = self.framework_handles.get(offer.framework_id)
+        agent_handle = self.agent_handles.get(offer.agent_id)
+        if fw_handle is not None and agent_handle is not None:
+            self._recover(
+                framework,
+                agent,
+                fw_handle,
+                agent_handle,
+                self.roles.add(offer.role),
+                offer.pieces,
+                refuse,
+            )
+        self._wake_up()
+
+    def _rescind(self, offer: Offer) -> None:
+        framework = self.frameworks.get(offer.framework_id)
+        self._release_offer(offer, 0.0)
+        if framework is not None:
+            self._send(
+                framework, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer.offer_id}}}
+            )
+
+    def _expire_offers(self) -> None:
+        if self.flags.offer_timeout is None:
+            return
+        deadline = self.clock() - self.flags.offer_timeout
+        for offer in [o for o in self.offers.values() if o.created <= deadline]:
+            self._rescind(offer)
+
+    # --- frameworks ---------------------------------------------------------------------
+
+    def _send(self, framework: Framework, event: dict[str, Any]) -> None:
+        if framework.sink is not None and framework.connected:
+            framework.sink.send(event)
+
+    def subscribe(self, call: dict[str, Any], sink: EventSink) -> Framework:
+        """Handle SUBSCRIBE: register or re-register a framework and send SUBSCRIBED."""
+        body = call.get("subscribe")
+        if not isinstance(body, dict) or not isinstance(body.get("framework_info"), dict):
+            raise CallError(400, "SUBSCRIBE needs subscribe.framework_info")
+        info = body["framework_info"]
+        if not isinstance(info.get("user", ""), str) or not isinstance(info.get("name", ""), str):
+            raise CallError(400, "framework_info.user and name must be strings")
+        roles = info.get("roles") or [info.get("role", "*")]
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+            raise CallError(400, "framework_info.roles must be a list of role names")
+        capabilities = {c.get("type") for c in info.get("capabilities", []) if isinstance(c, dict)}
+        if len(roles) > 1 and "MULTI_ROLE" not in capabilities:
+            raise CallError(400, "a framework with several roles needs the MULTI_ROLE capability")
+        timeout = info.get("failover_timeout", 0.0)
+        if not isinstance(timeout, int | float) or timeout < 0 or math.isnan(timeout):
+            raise CallError(400, "framework_info.failover_timeout must be >= 0")
+        wanted = call.get("framework_id") or info.get("id")
+        framework_id = _id(wanted, "framework_id") if wanted else None
+        if framework_id is not None and framework_id in self.frameworks:
+            framework = self._resubscribe(
+                self.frameworks[framework_id], info, roles, capabilities, float(timeout), sink
+            )
+        else:
+            if framework_id is not None and framework_id in self._completed_ids:
+                raise CallError(403, f"framework {framework_id} has been removed")
+            framework_id = (
+                framework_id
+                or f"{self.master_id}-{len(self._completed_ids) + len(self.frameworks):04d}"
+            )
+            handle = self.framework_handles.add(framework_id)
+            role_handles = tuple(self._role(r) for r in roles)
+            self._alloc("add_framework", handle, FrameworkInfo(role_handles, _caps(capabilities)))
+            framework = Framework(
+                framework_id,
+                handle,
+                {**info, "id": {"value": framework_id}},
+                list(roles),
+                capabilities,
+                float(timeout),
+                sink,
+            )
+            self.frameworks[framework_id] = framework
+            logger.info(
+                "framework %s (%s) subscribed in roles %s", framework_id, framework.name, roles
+            )
+        framework.stream_id = str(uuid.uuid4())
+        sink.send(
+            {
+                "type": "SUBSCRIBED",
+                "subscribed": {
+                    "framework_id": {"value": framework.framework_id},
+                    "heartbeat_interval_seconds": self.flags.heartbeat_interval,
+                    "master_info": self.master_info(),
+                },
+            }
+        )
+        for event in framework.unacknowledged.values():
+            sink.send(event)
+        self._wake_up()
+        return framework
+
+    def _resubscribe(
+        self,
+        framework: Framework,
+        info: dict[str, Any],
+        roles: list[str],
+        capabilities: set[str],
+        timeout: float,
+        sink: EventSink,
+    ) -> Framework:
+        if framework.removal is not None:
+            framework.removal()
+            framework.removal = None
+        if framework.sink is not None and framework.sink is not sink:
+            framework.sink.close()
+        framework.sink, framework.connected, framework.disconnected_at = sink, True, None
+        framework.info = {**info, "id": {"value": framework.framework_id}}
+        framework.roles, framework.capabilities, framework.failover_timeout = (
+            roles,
+            capabilities,
+            timeout,
+        )
+        role_handles = tuple(self._role(r) for r in roles)
+        suppressed = frozenset(self.roles.add(r) for r in framework.suppressed if r in roles)
+        self._alloc(
+            "update_framework",
+            framework.handle,
+            FrameworkInfo(role_handles, _caps(capabilities), suppressed),
+        )
+        self._alloc("activate_framework", framework.handle)
+        logger.info("framework %s re-subscribed", framework.framework_id)
+        return framework
+
+    def disconnected(self, framework: Framework, sink: EventSink) -> None:
+        """The framework's stream went away: keep it until its failover timeout runs out."""
+        if framework.sink is not sink or framework.framework_id not in self.frameworks:
+            return
+        framework.connected, framework.sink = False, None
+        framework.disconnected_at = self.clock()
+        self._alloc("deactivate_framework", framework.handle)
+        for offer_id in list(framework.offers):
+            self._release_offer(self.offers[offer_id], 0.0)
+        logger.info(
+            "framework %s disconnected; failover timeout %.1f s",
+            framework.framework_id,
+            framework.failover_timeout,
+        )
+        if framework.failover_timeout <= 0:
+            self.remove_framework(framework.framework_id)
+            return
+        try:
+            handle = asyncio.get_running_loop().call_later(
+                framework.failover_timeout, self.remove_framework, framework.framework_id
+            )
+            framework.removal = handle.cancel
+        except RuntimeError:  # no loop: in-process use drives time itself
+            framework.removal = None
+
+    def remove_framework(self, framework_id: str) -> None:
+        """Remove a framework: kill its tasks, rescind its offers, forget it."""
+        framework = self.frameworks.pop(framework_id, None)
+        if framework is None:
+            return
+        for offer_id in list(framework.offers):
+            offer = self.offers.get(offer_id)
+            if offer is not None:
+                self._release_offer(offer, 0.0)
+        for task in list(framework.tasks.values()):
+            agent = self.agents.get(task.agent_id)
+            if agent is not None and not task.state.terminal:
+                agent.backend.kill_task(framework_id, task.task_id)
+                agent.tasks.pop(task.task_id, None)
+                if task.ports:
+                    agent.free_ports = tuple(sorted(agent.free_ports + task.ports))
+        self._alloc("remove_framework", framework.handle)
+        self.framework_handles.remove(framework_id)
+        self._completed_ids.add(framework_id)
+        if framework.sink is not None:
+            framework.sink.close()
+        logger.info("framework %s removed", framework_id)
+        self._wake_up()
+
+    def framework_for_call(self, call: dict[str, Any], stream_id: str | None) -> Framework:
+        """The framework a non-SUBSCRIBE call is from, checking its stream id as Mesos does."""
+        framework_id = _id(call.get("framework_id"), "framework_id")
+        framework = self.frameworks.get(framework_id)
+        if framework is None or not framework.connected:
+            raise CallError(403, f"framework {framework_id} is not subscribed")
+        if stream_id is not None and stream_id != framework.stream_id:
+            raise CallError(
+                400,
+                "the Mesos-Stream-Id in this request does not match the "
+                "framework's subscription stream",
+            )
+        return framework
+
+    def call(self, framework: Framework, call: dict[str, Any]) -> None:
+        """Handle one non-SUBSCRIBE scheduler call from a subscribed framework."""
+        kind = call.get("type")
+        handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            raise CallError(400, f"unknown or unsupported call type {kind!r}")
+        handler(self, framework, call.get(kind.lower(), {}) or {})
+
+    # --- calls -----------------------------------------------------------------------------
+
+    def _filters(self, body: dict[str, Any]) -> float:
+        refuse = (body.get("filters") or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
+        if not isinstance(refuse, int | float) or math.isnan(refuse) or refuse < 0:
+            raise CallError(400, "filters.refuse_seconds must be a number >= 0")
+        return float(refuse)
+
+    def _offer_ids(self, body: dict[str, Any]) -> list[str]:
+        ids = body.get("offer_ids")
+        if not isinstance(ids, list) or not ids:
+            raise CallError(400, "offer_ids must be a non-empty list")
+        return [_id(o, "offer_ids[]") for o in ids]
+
+    def _call_decline(self, framework: Framework, body: dict[str, Any]) -> None:
+        refuse = self._filters(body)
+        for offer_id in self._offer_ids(body):
+            offer = self.offers.get(offer_id)
+            if offer is not None and offer.framework_id == framework.framework_id:
+                self._release_offer(offer, refuse)
+
+    def _call_accept(self, framework: Framework, body: dict[str, Any]) -> None:
+        refuse = self._filters(body)
+        offer_ids = self._offer_ids(body)
+        operations = body.get("operations", [])
+        if not isinstance(operations, list):
+            raise CallError(400, "accept.operations must be a list")
+        tasks: list[dict[str, Any]] = []
+        for op in operations:
+            if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
+                raise CallError(400, f"unsupported offer operation {op!r}")
+            if op["type"] == "LAUNCH":
+                tasks += (op.get("launch") or {}).get("task_infos", [])
+            else:
+                tasks += ((op.get("launch_group") or {}).get("task_group") or {}).get("tasks", [])
+        offers = [self.offers.get(i) for i in offer_ids]
+        problem = None
+        if any(o is None or o.framework_id != framework.framework_id for o in offers):
+            problem = (
+                "REASON_INVALID_OFFERS",
+                "offer is no longer valid or belongs to another framework",
+            )
+        elif len({o.agent_id for o in offers if o}) != 1:
+            problem = "REASON_INVALID_OFFERS", "offers of one ACCEPT must all be on one agent"
+        valid = [o for o in offers if o is not None and o.framework_id == framework.framework_id]
+        if problem is not None:
+            for task in tasks:
+                self._drop(framework, task, TaskState.DROPPED, *problem)
+            for offer in valid:
+                self._release_offer(offer, 0.0)
+            return
+        agent = self.agents[valid[0].agent_id]
+        pieces = [list(p) for o in valid for p in o.pieces]
+        ports = tuple(sorted(p for o in valid for p in o.ports))
+        for offer in valid:
+            self.offers.pop(offer.offer_id, None)
+            framework.offers.discard(offer.offer_id)
+        role = valid[0].role
+        seen: set[str] = set()
+        for task in tasks:
+            try:
+                self._launch(framework, agent, role, task, pieces, seen, ports)
+            except CallError as exc:
+                self._drop(framework, task, TaskState.ERROR, "REASON_TASK_INVALID", exc.message)
+            else:
+                ports = self._taken_ports(ports, task)
+        # unused resources go back with the framework's filter
+        leftover: list[Piece] = [
+            (p[0], p[1], tuple(p[2])) for p in pieces if any(v > 1e-12 for v in p[2])
+        ]
+        if leftover:
+            self._recover(
+                framework,
+                agent,
+                framework.handle,
+                agent.handle,
+                self.roles.add(role),
+                leftover,
+                refuse,
+            )
+        agent.free_ports = tuple(sorted(agent.free_ports + ports))
+        self._wake_up()
+
+    def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
+        wanted = res.from_json(task.get("resources", []), "task.resources").ports
+        return res.subtract_ranges(ports, wanted)
+
+    def _launch(
+        self,
+        framework: Framework,
+        agent: Agent,
+        role: str,
+        info: dict[str, Any],
+        pieces: list[list],
+        seen: set[str],
+        ports: res.Ranges,
+    ) -> None:
+        if not isinstance(info, dict):
+            raise CallError(400, "task_info must be an object")
+        task_id = _id(info.get("task_id"), "task_id")
+        if task_id in seen or task_id in framework.tasks:
+            raise CallError(400, f"task id '{task_id}' is already used by this framework")
+        if _id(info.get("agent_id"), "task.agent_id") != agent.agent_id:
+            raise CallError(400, f"task '{task_id}' names another agent than its offers")
+        try:
+            wanted = res.from_json(info.get("resources", []), f"task '{task_id}' resources")
+        except res.ResourceError as exc:
+            raise CallError(400, str(exc)) from None
+        if not res.contains_ranges(ports, wanted.ports):
+            raise CallError(400, f"task '{task_id}' asks for ports outside its offers")
+        need = list(self._vector(wanted))
+        available = [sum(p[2][i] for p in pieces) for i in range(len(need))]
+        short = [
+            n
+            for n, a, name in zip(need, available, self.flags.resource_names, strict=True)
+            if n > a + 1e-9
+        ]
+        unknown = set(wanted.scalars) - set(self.flags.resource_names)
+        if short or unknown:
+            raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
+        taken: list[Piece] = []
+        for piece in pieces:  # unreserved first, then reservations, then revocable
+            take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
+            if any(t > 0 for t in take):
+                piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
+                need = [n - t for n, t in zip(need, take, strict=True)]
+                taken.append((piece[0], piece[1], tuple(take)))
+        seen.add(task_id)
+        task = Task(
+            task_id,
+            framework.framework_id,
+            agent.agent_id,
+            str(info.get("name", "")),
+            role,
+            TaskState.STAGING,
+            wanted,
+            taken,
+            wanted.ports,
+            info,
+        )
+        framework.tasks[task_id] = task
+        agent.tasks[task_id] = task
+        agent.backend.run_task(framework.framework_id, info)
+
+    def _drop(
+        self, framework: Framework, task: Any, state: TaskState, reason: str, message: str
+    ) -> None:
+        task_id = task.get("task_id", {}).get("value", "") if isinstance(task, dict) else ""
+        agent_id = task.get("agent_id") if isinstance(task, dict) else None
+        self.counters["tasks_error" if state == TaskState.ERROR else "tasks_dropped"] += 1
+        status = {
+            "task_id": {"value": task_id},
+            "state": str(state),
+            "reason": reason,
+            "message": message,
+            "source": "SOURCE_MASTER",
+            "timestamp": time.time(),
+        }
+        if agent_id:
+            status["agent_id"] = agent_id
+        self._send(framework, {"type": "UPDATE", "update": {"status": status}})
+
+    def _call_acknowledge(self, framework: Framework, body: dict[str, Any]) -> None:
+        ack = body.get("uuid")
+        if not isinstance(ack, str):
+            raise CallError(400, "acknowledge.uuid must be a base64 string")
+        if framework.unacknowledged.pop(ack, None) is None:
+            logger.debug("acknowledgement of unknown update %s", ack)
+
+    def _call_kill(self, framework: Framework, body: dict[str, Any]) -> None:
+        task_id = _id(body.get("task_id"), "kill.task_id")
+        task = framework.tasks.get(task_id)
+        if task is None or task.state.terminal:
+            state = TaskState.LOST if task is None else task.state
+            self._send(
+                framework,
+                {
+                    "type": "UPDATE",
+                    "update": {
+                        "status": {
+                            "task_id": {"value": task_id},
+                            "state": str(state),
+                            "reason": "REASON_RECONCILIATION",
+                            "source": "SOURCE_MASTER",
+                            "message": "kill of a task the master does not know as running",
+                        }
+                    },
+                },
+            )
+            return
+        self.agents[task.agent_id].backend.kill_task(framework.framework_id, task_id)
+
+    def _call_reconcile(self, framework: Framework, body: dict[str, Any]) -> None:
+        wanted = body.get("tasks", [])
+        if not isinstance(wanted, list):
+            raise CallError(400, "reconcile.tasks must be a list")
+        if not wanted:  # implicit: everything the master knows
+            statuses = [self._status_of(t) for t in framework.tasks.values()]
+        else:
+            statuses = []
+            for entry in wanted:
+                task_id = _id((entry or {}).get("task_id"), "reconcile.tasks[].task_id")
+                task = framework.tasks.get(task_id)
+                statuses.append(
+                    self._status_of(task)
+                    if task
+                    else {
+                        "task_id": {"value": task_id},
+                        "state": str(TaskState.LOST),
+                        "reason": "REASON_RECONCILIATION",
+                        "source": "SOURCE_MASTER",
+                    }
+                )
+        for status in statuses:
+            status = {k: v for k, v in status.items() if k != "uuid"}
+            status["reason"] = "REASON_RECONCILIATION"
+            self._send(framework, {"type": "UPDATE", "update": {"status": status}})
+
+    def _status_of(self, task: Task) -> dict[str, Any]:
+        return task.status or {
+            "task_id": {"value": task.task_id},
+            "state": str(task.state),
+            "agent_id": {"value": task.agent_id},
+            "source": "SOURCE_MASTER",
+        }
+
+    def _roles_of(self, framework: Framework, body: dict[str, Any]) -> list[str]:
+        roles = body.get("roles") or framework.roles
+        if not isinstance(roles, list) or any(r not in framework.roles for r in roles):
+            raise CallError(
+                400, f"roles must be a subset of the framework's roles {framework.roles}"
+            )
+        return roles
+
+    def _call_revive(self, framework: Framework, body: dict[str, Any]) -> None:
+        for role in self._roles_of(framework, body):
+            framework.suppressed.discard(role)
+            self._alloc("revive", framework.handle, self.roles.add(role))
+        self._wake_up()
+
+    def _call_suppress(self, framework: Framework, body: dict[str, Any]) -> None:
+        for role in self._roles_of(framework, body):
+            framework.suppressed.add(role)
+            self._alloc("suppress", framework.handle, self.roles.add(role))
+
+    def _call_teardown(self, framework: Framework, body: dict[str, Any]) -> None:
+        self.remove_framework(framework.framework_id)
+
+    def _call_message(self, framework: Framework, body: dict[str, Any]) -> None:
+        agent_id = _id(body.get("agent_id"), "message.agent_id")
+        executor_id = _id(body.get("executor_id"), "message.executor_id")
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise CallError(400, f"unknown agent {agent_id}")
+        try:
+            data = base64.b64decode(body.get("data", ""), validate=True)
+        except (ValueError, TypeError):
+            raise CallError(400, "message.data must be base64") from None
+        agent.backend.message(framework.framework_id, executor_id, data)
+
+    def _call_shutdown(self, framework: Framework, body: dict[str, Any]) -> None:
+        agent_id = _id(body.get("agent_id"), "shutdown.agent_id")
+        if agent_id not in self.agents:
+            raise CallError(400, f"unknown agent {agent_id}")
+        for task in list(framework.tasks.values()):
+            if task.agent_id == agent_id and not task.state.terminal:
+                self.agents[agent_id].backend.kill_task(framework.framework_id, task.task_id)
+
+    _handlers: dict[str, Callable[[Master, Framework, dict[str, Any]], None]] = {
+        "ACCEPT": _call_accept,
+        "DECLINE": _call_decline,
+        "ACKNOWLEDGE": _call_acknowledge,
+        "KILL": _call_kill,
+        "RECONCILE": _call_reconcile,
+        "REVIVE": _call_revive,
+        "SUPPRESS": _call_suppress,
+        "TEARDOWN": _call_teardown,
+        "MESSAGE": _call_message,
+        "SHUTDOWN": _call_shutdown,
+    }
+
+    # --- agents -------------------------------------------------------------------------------
+
+    def register_agent(
+        self,
+        backend: AgentBackend,
+        hostname: str,
+        resources: res.Resources,
+        attributes: dict[str, Any] | None = None,
+        agent_id: str | None = None,
+    ) -> str:
+        """Add an agent (its scalars go to the allocator, its ports stay here)."""
+        agent_id = agent_id or f"{self.master_id}-S{len(self.agents)}"
+        if agent_id in self.agents:
+            raise CallError(409, f"agent {agent_id} is already registered")
+        handle = self.agent_handles.add(agent_id)
+        try:
+            self._alloc("add_agent", handle, AgentInfo(self._vector(resources)))
+        except AllocatorCallError as exc:
+            self.agent_handles.remove(agent_id)
+            raise CallError(400, str(exc)) from None
+        self.agents[agent_id] = Agent(
+            agent_id,
+            handle,
+            hostname,
+            resources,
+            dict(attributes or {}),
+            backend,
+            free_ports=resources.ports,
+            registered_at=time.time(),
+        )
+        logger.info("agent %s (%s) registered with %s", agent_id, hostname, resources)
+        self._wake_up()
+        return agent_id
+
+    def remove_agent(self, agent_id: str, reason: str = "REASON_AGENT_REMOVED") -> None:
+        """An agent is gone: rescind its offers, its tasks are lost."""
+        agent = self.agents.pop(agent_id, None)
+        if agent is None:
+            return
+        for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
+            self._rescind(offer)
+        for task in list(agent.tasks.values()):
+            if not task.state.terminal:
+                self._update(
+                    task,
+                    {
+                        "task_id": {"value": task.task_id},
+                        "state": str(TaskState.LOST),
+                        "reason": reason,
+                        "message": f"agent {agent_id} removed",
+                        "source": "SOURCE_MASTER",
+                    },
+                    release=False,
+                )
+        self._alloc("remove_agent", agent.handle)
+        self.agent_handles.remove(agent_id)
+        self._wake_up()
+
+    def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
+        """A status update from an agent; forwarded to the framework. False if invalid."""
+        agent = self.agents.get(agent_id)
+        framework = self.frameworks.get(framework_id)
+        task_id = (status.get("task_id") or {}).get("value")
+        task = framework.tasks.get(task_id) if framework and task_id else None
+        if agent is None or framework is None or task is None:
+            self.counters["invalid_status_updates"] += 1
+            return False
+        self.counters["valid_status_updates"] += 1
+        status = {**status, "agent_id": {"value": agent_id}}
+        status.setdefault("uuid", base64.b64encode(uuid.uuid4().bytes).decode())
+        status.setdefault("timestamp", time.time())
+        status.setdefault("source", "SOURCE_EXECUTOR")
+        self._update(task, status, release=True)
+        return True
+
+    def _update(self, task: Task, status: dict[str, Any], release: bool) -> None:
+        framework = self.frameworks.get(task.framework_id)
+        try:
+            state = TaskState(status.get("state"))
+        except ValueError:
+            self.counters["invalid_status_updates"] += 1
+            return
+        was_terminal = task.state.terminal
+        task.state, task.status = state, status
+        if state.terminal and not was_terminal:
+            key = f"tasks_{state.name.lower()}"
+            if key in self.counters:
+                self.counters[key] += 1
+            agent = self.agents.get(task.agent_id)
+            if agent is not None:
+                agent.tasks.pop(task.task_id, None)
+                if task.ports:
+                    agent.free_ports = tuple(sorted(agent.free_ports + task.ports))
+                if release and framework is not None:
+                    self._recover(
+                        framework,
+                        agent,
+                        framework.handle,
+                        agent.handle,
+                        self.roles.add(task.role),
+                        task.pieces,
+                        0.0,
+                    )
+            if framework is not None:
+                framework.tasks.pop(task.task_id, None)
+                framework.completed.append(task)
+                del framework.completed[:-1000]
+            self._wake_up()
+        if framework is None:
+            return
+        event = {"type": "UPDATE", "update": {"status": status}}
+        if "uuid" in status:
+            framework.unacknowledged[status["uuid"]] = event
+        self._send(framework, event)
+
+    # --- views ------------------------------------------------------------------------------------
+
+    def master_info(self) -> dict[str, Any]:
+        """Mesos' MasterInfo."""
+        return {
+            "id": self.master_id,
+            "hostname": self.flags.hostname,
+            "port": self.flags.port,
+            "version": __version__,
+            "address": {"hostname": self.flags.hostname, "port": self.flags.port},
+        }
+
+    def tasks_in(self, state: TaskState) -> int:
+        """How many known tasks are in ``state``."""
+        return sum(t.state == state for f in self.frameworks.values() for t in f.tasks.values())
+
+    def snapshot_metrics(self) -> dict[str, float]:
+        """``/metrics/snapshot`` with Mesos metric names, plus module metrics."""
+        frameworks = list(self.frameworks.values())
+        values: dict[str, float] = {
+            "master/uptime_secs": time.time() - self.started,
+            "master/elected": 1.0,
+            "master/frameworks_active": float(sum(f.connected for f in frameworks)),
+            "master/frameworks_inactive": float(sum(not f.connected for f in frameworks)),
+            "master/frameworks_connected": float(sum(f.connected for f in frameworks)),
+            "master/frameworks_disconnected": float(sum(not f.connected for f in frameworks)),
+            "master/slaves_active": float(len(self.agents)),
+            "master/slaves_connected": float(len(self.agents)),
+            "master/outstanding_offers": float(len(self.offers)),
+            "master/tasks_staging": float(self.tasks_in(TaskState.STAGING)),
+            "master/tasks_starting": float(self.tasks_in(TaskState.STARTING)),
+            "master/tasks_running": float(self.tasks_in(TaskState.RUNNING)),
+            "allocator/mesos/allocation_run_ms": self.last_allocation_ms,
+            "allocator/mesos/allocation_runs": float(self.counters["allocation_runs"]),
+        }
+        for key in (
+            "tasks_finished",
+            "tasks_failed",
+            "tasks_killed",
+            "tasks_lost",
+            "tasks_error",
+            "tasks_dropped",
+            "valid_status_updates",
+            "invalid_status_updates",
+        ):
+            values[f"master/{key}"] = float(self.counters[key])
+        values.update(self.metrics.snapshot())
+        return values
+
+    def state(self) -> dict[str, Any]:
+        """``/state`` in the shape of Mesos' master state."""
+
+        def task_json(t: Task) -> dict[str, Any]:
+            return {
+                "id": t.task_id,
+                "name": t.name,
+                "framework_id": t.framework_id,
+                "slave_id": t.agent_id,
+                "state": str(t.state),
+                "role": t.role,
+                "resources": {**t.resources.scalars, "ports": _ranges_text(t.resources.ports)},
+                "statuses": [t.status] if t.status else [],
+            }
+
+        return {
+            "version": __version__,
+            "id": self.master_id,
+            "hostname": self.flags.hostname,
+            "start_time": self.started,
+            "activated_slaves": len(self.agents),
+            "frameworks": [
+                {
+                    "id": f.framework_id,
+                    "name": f.name,
+                    "roles": f.roles,
+                    "active": f.connected,
+                    "connected": f.connected,
+                    "capabilities": sorted(f.capabilities),
+                    "failover_timeout": f.failover_timeout,
+                    "tasks": [task_json(t) for t in f.tasks.values()],
+                    "completed_tasks": [task_json(t) for t in f.completed],
+                    "offers": [
+                        self._offer_json(self.offers[o]) for o in f.offers if o in self.offers
+                    ],
+                }
+                for f in self.frameworks.values()
+            ],
+            "slaves": [
+                {
+                    "id": a.agent_id,
+                    "hostname": a.hostname,
+                    "active": a.active,
+                    "resources": {**a.resources.scalars, "ports": _ranges_text(a.resources.ports)},
+                    "attributes": a.attributes,
+                    "registered_time": a.registered_at,
+                }
+                for a in self.agents.values()
+            ],
+        }
+
+
+def _caps(capabilities: set[str]) -> Capability:
+    value = Capability(0)
+    for name in capabilities:
+        value |= CAPABILITY_BITS.get(name, Capability(0))
+    return value
+
+
+def _attribute_json(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+    return {"name": name, "type": "TEXT", "text": {"value": str(value)}}
+
+
+def _ranges_text(ranges: res.Ranges) -> str:
+    return "[" + ", ".join(f"{a}-{b}" for a, b in ranges) + "]" if ranges else ""
+
+
+__all__ = ["ALL_ROLES", "CallError", "Master", "MasterFlags"]
