@@ -377,7 +377,7 @@ class Master:
                 sink,
             )
             self.frameworks[framework_id] = framework
-            logger.info(
+            logger.debug(
                 "framework %s (%s) subscribed in roles %s", framework_id, framework.name, roles
             )
         framework.stream_id = str(uuid.uuid4())
@@ -810,7 +810,7 @@ class Master:
             free_ports=resources.ports,
             registered_at=time.time(),
         )
-        logger.info("agent %s (%s) registered with %s", agent_id, hostname, resources)
+        logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
         self._wake_up()
         return agent_id
 

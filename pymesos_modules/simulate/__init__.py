@@ -1,1 +1,1 @@
-"""Discrete-event simulation of a cluster through the real master code path."""
+"""``pymesos-modules simulate``: a cluster on a virtual clock through the real master."""
