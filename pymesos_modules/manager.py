@@ -11,13 +11,22 @@ permission-checked, opened and every listed module checked (including its
 ``compatible()``) before anything is registered; if anything fails, libraries
 it opened are closed again and :class:`~pymesos_modules.errors.ConfigLoadError`
 lists every failure.  ``create()`` checks the kind the caller wants and runs
-the module's ``create()``.  Unlike Mesos we unload: :meth:`unload` dlcloses a
-library once no instance of its modules is alive.
+the module's ``create()``.
+
+Python modules: a library entry ``{"python": "pkg.mod:factory", ...}`` names a
+callable (usually a class) with a ``kind`` attribute naming a module kind;
+``create()`` calls ``factory(parameters)`` (adding ``name=<module name>`` when
+the factory accepts a ``name`` argument) and checks the result implements the
+kind's Protocol (:func:`pymesos_modules.kinds.base.protocol_for`).
+
+Unlike Mesos we unload: :meth:`unload` dlcloses a library once no instance of
+its modules is alive and no other manager still has it loaded.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import stat
@@ -93,6 +102,22 @@ def check_permissions(path: Path) -> None:
         if current.parent == current:
             return
         current = current.parent
+
+
+def _call_factory(factory: Any, parameters: dict[str, str], name: str) -> Any:
+    """``factory(parameters)``, plus ``name=`` when the factory accepts it.
+
+    Passing the configured name lets a Python module log and publish metrics
+    under the name the operator gave it, as native modules do.
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins without a signature
+        return factory(parameters)
+    accepts_name = "name" in signature.parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    )
+    return factory(parameters, name=name) if accepts_name else factory(parameters)
 
 
 class ModuleManager:
@@ -293,7 +318,7 @@ class ModuleManager:
         merged = {**module.parameters, **(parameters or {})}
         if module.factory is not None:
             try:
-                instance = module.factory(merged)
+                instance = _call_factory(module.factory, merged, name)
             except errors.ModuleError:
                 raise
             except Exception as exc:

@@ -349,3 +349,21 @@ def test_native_calls_name_the_module_and_call_when_refused(zoo, manager):
     with pytest.raises(abi.NativeCallError, match="already destroyed") as caught:
         module.instance.call("allocate")
     assert caught.value.status == abi.STATUS["PMM_ERR_STATE"]
+
+
+class NamedModule:
+    kind = "anonymous"
+
+    def __init__(self, parameters: dict[str, str], name: str = "default") -> None:
+        self.name = name
+
+    def close(self) -> None:
+        pass
+
+
+def test_python_factory_receives_the_configured_name_when_it_takes_one():
+    manager = ModuleManager()
+    text = json.dumps({"libraries": [{"python": f"{__name__}:NamedModule", "modules": ["mine"]}]})
+    manager.load(parse_config(text))
+    assert manager.create("mine").name == "mine"
+    manager.unload_all()
