@@ -426,7 +426,7 @@ def check_descriptor(path: str, index: int, pointer: Any) -> DescriptorInfo:
 
 
 class ErrorBuffer:
-    """A reusable host-owned ``pmm_error`` (one per instance: calls are serialised)."""
+    """A reusable host-owned ``pmm_error`` (one per instance and calling thread)."""
 
     def __init__(self) -> None:
         self._chars = ffi.new("char[]", ERROR_CAPACITY)
@@ -547,6 +547,9 @@ class NativeInstance:
         self.parameters = dict(parameters or {})
         self.host = HostApi(info.name, registry)
         self.error = ErrorBuffer()
+        # cffi releases the GIL during calls, so two threads may call one
+        # (thread-safe) instance at once: each thread gets its own buffer.
+        self._thread_errors = threading.local()
         descriptor = info.pointer
         if descriptor.compatible != ffi.NULL:
             self.error.clear()
@@ -612,10 +615,18 @@ class NativeInstance:
                 STATUS["PMM_ERR_UNSUPPORTED"],
                 "the module does not implement this call",
             )
-        self.error.clear()
-        status = getattr(self.vtable, call)(self.pointer, *args, self.error.struct)
+        error = self._error_buffer()
+        error.clear()
+        status = getattr(self.vtable, call)(self.pointer, *args, error.struct)
         if status != 0:
-            raise NativeCallError(self.name, call, int(status), self.error.text())
+            raise NativeCallError(self.name, call, int(status), error.text())
+
+    def _error_buffer(self) -> ErrorBuffer:
+        """This thread's reusable error buffer for calls on this instance."""
+        buffer: ErrorBuffer | None = getattr(self._thread_errors, "buffer", None)
+        if buffer is None:
+            buffer = self._thread_errors.buffer = ErrorBuffer()
+        return buffer
 
 
 def call_status(instance: NativeInstance, call: str, *args: Any) -> None:

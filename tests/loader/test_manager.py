@@ -367,3 +367,18 @@ def test_python_factory_receives_the_configured_name_when_it_takes_one():
     manager.load(parse_config(text))
     assert manager.create("mine").name == "mine"
     manager.unload_all()
+
+
+def test_each_calling_thread_gets_its_own_error_buffer(zoo, manager):
+    import threading
+
+    manager.load(config_for((zoo["good"], ["zoo_Good"])))
+    with manager.create("zoo_Good") as module:
+        native = module.instance
+        mine = native._error_buffer()
+        assert native._error_buffer() is mine
+        seen: list[object] = []
+        thread = threading.Thread(target=lambda: seen.append(native._error_buffer()))
+        thread.start()
+        thread.join(timeout=30)
+        assert seen and seen[0] is not mine
