@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -88,8 +89,6 @@ def test_inspect_good_library_prints_descriptor_table_and_json(zoo):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    import json
-
     report = json.loads(done.stdout)
     [module] = report["modules"]
     assert module == {
@@ -151,8 +150,22 @@ def test_inspect_report_survives_a_library_that_writes_to_stdout(tmp_path):
         text=True,
     )
     assert done.returncode == 1
-    import json
-
     report = json.loads(done.stdout)
     assert report["error"]["class"] == "EntryPointError"
     assert "not a pymesos-modules library" in done.stderr.splitlines()[-1]
+
+
+def test_inspect_refuses_insecure_files_unless_allowed(zoo, copy_lib):
+    path = copy_lib(zoo["good"])
+    path.chmod(0o775)
+    config = json.dumps({"libraries": [{"file": str(path), "modules": ["zoo_Good"]}]})
+    for target in ([str(path)], [f"--modules={config}"]):
+        command = [sys.executable, "-m", "pymesos_modules", "inspect", *target]
+        refused = subprocess.run(command, capture_output=True, text=True)
+        assert refused.returncode == 1
+        [line] = refused.stderr.strip().splitlines()
+        assert "writable by group or others" in line and "--allow-insecure-modules" in line
+        allowed = subprocess.run(
+            [*command, "--allow-insecure-modules"], capture_output=True, text=True
+        )
+        assert allowed.returncode == 0, allowed.stderr
