@@ -128,8 +128,12 @@ def _declined_setup(allocator: Allocator, cluster: Cluster) -> None:
     )
     cluster.extra["keeper"] = cluster.frameworks - 1
     # Decline rounds until no one but the keeper is offered anything:
-    # every framework but one has then declined every agent.
-    for _ in range(cluster.frameworks + 1):
+    # every framework but one has then declined every agent.  An agent is not
+    # always offered to a framework it has not declined yet (DRF order and
+    # the keeper's share decide), so this takes somewhat more than one round
+    # per framework (108 rounds for 5000 x 100); the bound only stops a
+    # misbehaving allocator from looping forever.
+    for _ in range(2 * cluster.frameworks + 10):
         batch = allocator.allocate(cluster.now)
         if not _declined_between(allocator, cluster, batch):
             break
