@@ -37,6 +37,9 @@ ffi = cffi.FFI()
 ffi.cdef(CDEF)
 
 ENTRY_POINT = "pmm_module_entry"
+#: Sanity bound on the count an entry point reports (a garbage count would
+#: make the host read past the module's descriptor array).
+MAX_MODULES_PER_LIBRARY = 4096
 
 
 def enum_constants(enum: str) -> dict[str, int]:
@@ -224,6 +227,12 @@ class Library:
         if array == ffi.NULL and count[0] != 0:
             raise errors.EntryPointError(
                 f"{self.path}: {ENTRY_POINT}() returned NULL with count {count[0]}"
+            )
+        if count[0] > MAX_MODULES_PER_LIBRARY:
+            # Reading that many pointers would walk off the array: refuse first.
+            raise errors.EntryPointError(
+                f"{self.path}: {ENTRY_POINT}() reports {count[0]} modules, more than the "
+                f"{MAX_MODULES_PER_LIBRARY} a library may hold; it probably did not set *count"
             )
         return [array[i] for i in range(count[0])]
 

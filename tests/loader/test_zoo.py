@@ -17,6 +17,10 @@ CASES = {
         errors.EntryPointError,
         ["libzoo_no_entry.so", "pmm_module_entry", "pmm_add_module"],
     ),
+    "garbage_count": (
+        errors.EntryPointError,
+        ["libzoo_garbage_count.so", "reports 4294967295 modules", "more than the 4096"],
+    ),
     "bad_magic": (errors.BadMagicError, ["0xDEADBEEF", "0x504D4D31", "Rebuild"]),
     "wrong_major": (
         errors.AbiMajorMismatchError,

@@ -63,7 +63,11 @@ PMM_EXPORT uint32_t zoo_something_else(void) { return zoo_descriptor.magic; }
 #else
 PMM_EXPORT const pmm_module_descriptor *const *pmm_module_entry(uint32_t *count) {
     static const pmm_module_descriptor *const modules[] = {&zoo_descriptor};
+#ifdef ZOO_GARBAGE_COUNT
+    *count = 0xFFFFFFFFu; /* a count that does not match the array */
+#else
     *count = 1;
+#endif
     return modules;
 }
 #endif
