@@ -624,7 +624,10 @@ class NativeInstance:
                 STATUS["PMM_ERR_UNSUPPORTED"],
                 "the module does not implement this call",
             )
-        error = self._error_buffer()
+        try:  # inline rather than _error_buffer(): this is on every state-change path
+            error = self._thread_errors.buffer
+        except AttributeError:
+            error = self._error_buffer()
         error.clear()
         status = getattr(self.vtable, call)(self.pointer, *args, error.struct)
         if status != 0:
