@@ -4,13 +4,20 @@ Core API (stable; kind wrappers build on it):
 
 - :data:`ffi`: the one FFI, its cdef generated from ``include/pymesos_modules/*.h``.
 - :func:`open_library(path)` -> :class:`Library`: dlopen by absolute path, one shared
-  handle per file (:meth:`Library.close` dlcloses once nothing uses it).
+  handle per file.  A library counts *users* (live instances) and *holders*
+  (managers that loaded it); :meth:`Library.unhold` dlcloses after the last
+  holder, :meth:`Library.close` refuses while either count is non-zero.
 - :meth:`Library.descriptors` -> list of :class:`DescriptorInfo` with the raw checks
   of DESIGN.md applied in order (:func:`check_descriptor`).
 - :class:`HostApi`: the host function table for one module (logging, clock, metrics).
 - :class:`NativeInstance`: owns one created instance; destroys it exactly once.
-- :func:`call_status(instance, call, fn, *args)`: call a vtable function that returns
-  a ``pmm_status`` and takes a trailing ``pmm_error*``; raises :class:`NativeCallError`.
+- :meth:`NativeInstance.call(call, *args)` (also :func:`call_status(instance, call,
+  *args)`): call ``vtable->call(instance, *args, error)`` where the function returns a
+  ``pmm_status``; raises :class:`NativeCallError` (module, call, status, message).
+  :meth:`NativeInstance.has(call)` says whether the table is new enough to have it.
+- :data:`STATUS`, :data:`KIND_NAMES`, :data:`KIND_VALUES`, :data:`MAGIC`,
+  :data:`ABI_MAJOR`, :data:`ABI_MINOR`: constants read from the cdef enums.
+- :class:`ErrorBuffer`, :class:`Parameters`, :func:`keep_new`: marshalling helpers.
 
 Kind sections below (allocator, isolator, ...) marshal each kind's structs.
 """
@@ -777,3 +784,11 @@ def keep_new(keep: list[Any], ctype: str, init: Any) -> Any:
     value = ffi.new(ctype, init)
     keep.append(value)
     return value
+
+
+# --- isolator / hook / resource_estimator / qos_controller kinds (ISSUE 5) -----------
+# Each kind adds its marshalling class here, built on NativeInstance.call(); its
+# vtable type is already listed in _VTABLE_TYPES and checked once its header exists.
+
+
+# --- authorizer / http_authenticator kinds (ISSUE 4) ------------------------------------
