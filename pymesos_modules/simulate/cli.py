@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
+from pymesos_modules.errors import ModuleError
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master.resources import parse_resources
 from pymesos_modules.simulate.sim import Simulation, read_trace, synthetic_workload
@@ -44,25 +45,35 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Simulate each allocator on the same workload and report side by side."""
     console = Console() if Console().is_terminal else Console(width=150)
-    resources = parse_resources(args.agent_resources)
-    if args.trace:
-        workload = read_trace(args.trace)
-    else:
-        workload = synthetic_workload(
-            args.tasks,
-            args.frameworks,
-            args.roles,
-            args.agents,
-            resources.scalars.get("cpus", 1.0),
-            args.seed,
-            args.load,
-        )
-    manager = ModuleManager()
-    manager.load(load_flags(args.modules, args.modules_dir))
+    # Bad input (trace, resources, allocator names, module config) is reported
+    # before the first, possibly long, run starts, without a traceback.
+    try:
+        resources = parse_resources(args.agent_resources)
+        if args.trace:
+            workload = read_trace(args.trace)
+        else:
+            workload = synthetic_workload(
+                args.tasks,
+                args.frameworks,
+                args.roles,
+                args.agents,
+                resources.scalars.get("cpus", 1.0),
+                args.seed,
+                args.load,
+            )
+        manager = ModuleManager()
+        manager.load(load_flags(args.modules, args.modules_dir))
+        names = [n for n in args.allocator.split(",") if n]
+        allocators = [(name, resolve_allocator(name, manager)) for name in names]
+    except KeyError as exc:
+        console.print(f"error: {exc.args[0]}")
+        return 2
+    except (OSError, ValueError, ModuleError) as exc:
+        console.print(f"error: {exc}")
+        return 2
     reports: list[dict[str, Any]] = []
     runs: dict[str, Simulation] = {}
-    for name in [n for n in args.allocator.split(",") if n]:
-        allocator = resolve_allocator(name, manager)
+    for name, allocator in allocators:
         sim = Simulation(
             allocator, workload, args.agents, resources, args.allocation_interval, args.seed
         )
