@@ -148,6 +148,24 @@ class DescriptorInfo:
         return f"{self.abi_major}.{self.abi_minor}"
 
 
+@dataclass(frozen=True, slots=True)
+class BadDescriptor:
+    """A descriptor that failed its checks; ``name`` is None when it was unreadable."""
+
+    index: int
+    name: str | None
+    error: errors.DescriptorError
+
+
+def descriptor_name(pointer: Any) -> str | None:
+    """The module name of a descriptor, if its header is sound enough to read it."""
+    if pointer == ffi.NULL or pointer.magic != MAGIC or pointer.abi_major != ABI_MAJOR:
+        return None
+    if pointer.struct_size < DESCRIPTOR_MIN_SIZE:
+        return None
+    return _string(pointer.name) or None
+
+
 class Library:
     """One dlopen()ed module library.  Create through :func:`open_library`.
 
@@ -249,6 +267,21 @@ class Library:
             check_descriptor(self.path, index, pointer)
             for index, pointer in enumerate(self.descriptor_pointers())
         ]
+
+    def check_each(self) -> tuple[list[DescriptorInfo], list[BadDescriptor]]:
+        """Check every descriptor on its own: the good ones, and each failure.
+
+        Unlike :meth:`descriptors`, one bad descriptor (say, a kind only a newer
+        host knows) does not hide the library's other modules.
+        """
+        good: list[DescriptorInfo] = []
+        bad: list[BadDescriptor] = []
+        for index, pointer in enumerate(self.descriptor_pointers()):
+            try:
+                good.append(check_descriptor(self.path, index, pointer))
+            except errors.DescriptorError as exc:
+                bad.append(BadDescriptor(index, descriptor_name(pointer), exc))
+        return good, bad
 
     def close(self) -> None:
         """dlclose() the library.  Refused while instances live or a manager holds it."""

@@ -173,7 +173,14 @@ class ModuleManager:
 
     def _load_native(
         self, spec: LibrarySpec, opened: list[abi.Library]
-    ) -> tuple[abi.Library, list[LoadedModule]]:
+    ) -> tuple[abi.Library, list[LoadedModule], list[errors.ModuleError]]:
+        """Open one library and check the modules ``spec`` asks for.
+
+        Library-level problems raise; each module's own failure is returned,
+        so one load reports every bad module, and a library's descriptors that
+        were not asked for (e.g. of a kind only a newer host knows) do not
+        matter.
+        """
         path = self.resolve(spec)
         if not path.exists():
             raise errors.LibraryNotFoundError(
@@ -185,20 +192,39 @@ class ModuleManager:
         library = abi.open_library(path)
         if not already_open:
             opened.append(library)
-        infos = {info.name: info for info in library.descriptors()}
-        loaded = []
+        good, bad = library.check_each()
+        infos = {info.name: info for info in good}
+        loaded, failures = [], []
+        unreadable_reported = False
         for module in spec.modules:
             info = infos.get(module.name)
             if info is None:
-                raise errors.UnknownModuleError(
-                    f"{library.path}: has no module '{module.name}' (it provides: "
-                    f"{', '.join(sorted(infos)) or 'nothing'})"
-                )
-            self._check_compatible(library, info)
+                named = [b.error for b in bad if b.name == module.name]
+                unreadable = [b.error for b in bad if b.name is None]
+                if named:
+                    failures += named
+                elif unreadable:
+                    # The module may be one of these; each is reported once.
+                    if not unreadable_reported:
+                        failures += unreadable
+                        unreadable_reported = True
+                else:
+                    failures.append(
+                        errors.UnknownModuleError(
+                            f"{library.path}: has no module '{module.name}' (it provides: "
+                            f"{', '.join(sorted(infos)) or 'nothing'})"
+                        )
+                    )
+                continue
+            try:
+                self._check_compatible(library, info)
+            except errors.ModuleError as exc:
+                failures.append(exc)
+                continue
             loaded.append(
                 LoadedModule(module.name, info.kind, library.path, dict(module.parameters), info)
             )
-        return library, loaded
+        return library, loaded, failures
 
     def _check_compatible(self, library: abi.Library, info: abi.DescriptorInfo) -> None:
         if not info.has_compatible:
@@ -246,8 +272,9 @@ class ModuleManager:
                 if spec.python is not None:
                     modules = self._load_python(spec)
                 else:
-                    library, modules = self._load_native(spec, opened)
+                    library, modules, module_failures = self._load_native(spec, opened)
                     new_libraries[library.path] = library
+                    failures += module_failures
             except errors.ModuleError as exc:
                 failures.append(exc)
                 continue

@@ -173,3 +173,22 @@ def test_inspect_refuses_insecure_files_unless_allowed(zoo, copy_lib):
             [*command, "--allow-insecure-modules"], capture_output=True, text=True
         )
         assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_module_of_an_unknown_kind_does_not_hide_its_siblings(zoo, manager):
+    # Do not be stricter than needed: only the modules a config asks for must pass.
+    manager.load(config_for((zoo["with_future_kind"], ["zoo_Good"])))
+    assert [m.name for m in manager.modules()] == ["zoo_Good"]
+    manager.unload_all()
+    with pytest.raises(errors.ConfigLoadError) as caught:
+        manager.load(config_for((zoo["with_future_kind"], ["zoo_Good", "zoo_Future"])))
+    [error] = caught.value.errors
+    assert type(error) is errors.UnknownKindError and "zoo_Future" in str(error)
+    assert manager.modules() == []
+
+
+def test_every_bad_module_of_one_library_is_reported(zoo, manager):
+    with pytest.raises(errors.ConfigLoadError) as caught:
+        manager.load(config_for((zoo["incompatible"], ["zoo_Good", "zoo_Missing"])))
+    classes = [type(e) for e in caught.value.errors]
+    assert classes == [errors.IncompatibleModuleError, errors.UnknownModuleError]

@@ -58,15 +58,30 @@ static const pmm_module_descriptor zoo_descriptor = {
     ZOO_COMPATIBLE, zoo_create, zoo_destroy, NULL,
 };
 
+#ifdef ZOO_WITH_FUTURE_KIND
+/* A second module of a kind only a newer host knows: must not hide zoo_Good. */
+static const pmm_module_descriptor zoo_future_descriptor = {
+    PMM_MAGIC, PMM_ABI_MAJOR, PMM_ABI_MINOR, (uint32_t)sizeof(pmm_module_descriptor), 42,
+    "zoo_Future", "0.1.0", "Zoo Keeper", "zoo@example.invalid", "A module from the future",
+    NULL, zoo_create, zoo_destroy, NULL,
+};
+#endif
+
 #ifdef ZOO_NO_ENTRY
 PMM_EXPORT uint32_t zoo_something_else(void) { return zoo_descriptor.magic; }
 #else
 PMM_EXPORT const pmm_module_descriptor *const *pmm_module_entry(uint32_t *count) {
+#ifdef ZOO_WITH_FUTURE_KIND
+    static const pmm_module_descriptor *const modules[] = {&zoo_future_descriptor,
+                                                           &zoo_descriptor};
+    *count = 2;
+#else
     static const pmm_module_descriptor *const modules[] = {&zoo_descriptor};
 #ifdef ZOO_GARBAGE_COUNT
     *count = 0xFFFFFFFFu; /* a count that does not match the array */
 #else
     *count = 1;
+#endif
 #endif
     return modules;
 }
