@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import ClientPayloadError, web
 
 from pymesos_modules import __version__
+from pymesos_modules.http.agent_api import AgentApi
 from pymesos_modules.master.master import CallError, Master
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,13 @@ def close_streams(app: web.Application) -> None:
     """End every open subscription stream (before shutting the server down)."""
     for sink in list(app[STREAMS]):
         sink.close()
+    app[AGENTS].close()
 
 
 #: Application key of the set of open subscription streams.
 STREAMS: web.AppKey[set] = web.AppKey("streams", set)
+#: Application key of the agent protocol handler (docs/agent-protocol.md).
+AGENTS: web.AppKey[AgentApi] = web.AppKey("agents", AgentApi)
 
 
 def recordio(event: dict[str, Any]) -> bytes:
@@ -177,6 +181,8 @@ def create_app(
         return web.json_response({"modules": modules() if modules else []})
 
     app.router.add_post("/api/v1/scheduler", scheduler)
+    agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout)
+    app.router.add_post("/api/v1/agent", agents.handle)
     for path, handler in [
         ("/version", version),
         ("/state", state),

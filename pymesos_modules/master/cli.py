@@ -43,6 +43,12 @@ FLAGS: list[tuple[str, type, Any, str]] = [
     ("allocation_interval", float, 1.0, "seconds between allocation cycles"),
     ("offer_timeout", float, None, "seconds before an unanswered offer is rescinded"),
     ("heartbeat_interval", float, 15.0, "seconds between HEARTBEAT events"),
+    (
+        "agent_reregister_timeout",
+        float,
+        600.0,
+        "seconds a disconnected agent may take to re-register before its tasks are lost",
+    ),
     ("random_seed", int, 0, "seed of the allocator's agent shuffle"),
     ("simulated_agents", int, 0, "start this many simulated agents (no processes)"),
     (
@@ -92,6 +98,7 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
         allocation_interval=args.allocation_interval,
         offer_timeout=args.offer_timeout,
         heartbeat_interval=args.heartbeat_interval,
+        agent_reregister_timeout=args.agent_reregister_timeout,
         random_seed=args.random_seed,
         hostname=args.hostname,
         port=args.port,

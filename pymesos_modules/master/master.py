@@ -79,6 +79,7 @@ class MasterFlags:
     allocation_interval: float = 1.0
     offer_timeout: float | None = None
     heartbeat_interval: float = 15.0
+    agent_reregister_timeout: float = 600.0
     resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
     random_seed: int = 0
     filter_gpu_resources: bool = True
@@ -665,8 +666,15 @@ class Master:
         ack = body.get("uuid")
         if not isinstance(ack, str):
             raise CallError(400, "acknowledge.uuid must be a base64 string")
-        if framework.unacknowledged.pop(ack, None) is None:
+        event = framework.unacknowledged.pop(ack, None)
+        if event is None:
             logger.debug("acknowledgement of unknown update %s", ack)
+            return
+        status = event["update"]["status"]
+        agent = self.agents.get((status.get("agent_id") or {}).get("value", ""))
+        acknowledge = getattr(agent.backend, "acknowledge", None) if agent else None
+        if acknowledge is not None:  # the agent's status update manager stops retrying it
+            acknowledge(framework.framework_id, status["task_id"]["value"], ack)
 
     def _call_kill(self, framework: Framework, body: dict[str, Any]) -> None:
         task_id = _id(body.get("task_id"), "kill.task_id")
@@ -838,12 +846,50 @@ class Master:
         self.agent_handles.remove(agent_id)
         self._wake_up()
 
+    def disconnect_agent(self, agent_id: str) -> None:
+        """An agent's connection is gone: offer nothing on it until it re-registers."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.active:
+            return
+        agent.active = False
+        for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
+            self._rescind(offer)
+        self._alloc("deactivate_agent", agent.handle)
+
+    def reconnect_agent(self, agent_id: str, backend: AgentBackend) -> None:
+        """A known agent re-registered: it talks through ``backend`` from now on."""
+        agent = self.agents[agent_id]
+        agent.backend = backend
+        if not agent.active:
+            agent.active = True
+            self._alloc("activate_agent", agent.handle)
+            self._wake_up()
+
+    def update_oversubscribed(self, agent_id: str, revocable: res.Resources) -> None:
+        """The agent's estimator reports this much revocable capacity (a total, not a delta)."""
+        agent = self.agents[agent_id]
+        vector = self._vector(revocable)
+        info = AgentInfo(
+            self._vector(agent.resources),
+            revocable=vector if any(vector) else None,
+            active=agent.active,
+        )
+        try:
+            self._alloc("update_agent", agent.handle, info)
+        except AllocatorCallError as exc:
+            raise CallError(400, str(exc)) from None
+        self._wake_up()
+
     def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
         """A status update from an agent; forwarded to the framework. False if invalid."""
         agent = self.agents.get(agent_id)
         framework = self.frameworks.get(framework_id)
         task_id = (status.get("task_id") or {}).get("value")
         task = framework.tasks.get(task_id) if framework and task_id else None
+        pending = framework.unacknowledged.get(status.get("uuid", "")) if framework else None
+        if agent is not None and framework is not None and pending is not None:
+            self._send(framework, pending)  # a retry of an update the framework has not acked
+            return True
         if agent is None or framework is None or task is None:
             self.counters["invalid_status_updates"] += 1
             return False

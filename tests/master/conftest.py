@@ -45,3 +45,13 @@ async def scheduler(master, session):
     s = Scheduler(master.url, session)
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def bare_master():
+    """A master without simulated agents (agents come over the agent protocol)."""
+    running = await start_master(
+        master_args(allocator="python/drf", simulated_agents=0, agent_reregister_timeout=60.0)
+    )
+    yield running
+    await running.stop()

@@ -1,0 +1,271 @@
+"""Master side of the agent protocol (docs/agent-protocol.md), ``POST /api/v1/agent``.
+
+REGISTER/REREGISTER open a RecordIO stream that carries the master's commands
+(RUN_TASK, KILL_TASK, ACKNOWLEDGED, ...); the agent's other calls are answered
+202. The stream object is the agent's :class:`~pymesos_modules.master.state.AgentBackend`,
+so the master drives a remote agent exactly as it drives a simulated one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from pymesos_modules.master import resources as res
+from pymesos_modules.master.master import CallError, Master, _id
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+AGENT_HEADER = "Pmm-Agent-Id"
+
+
+class AgentStream:
+    """Commands for one connected agent, queued for its HTTP stream (an AgentBackend)."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue an event (never blocks)."""
+        if not self.closed:
+            self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End the stream."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+    def run_task(self, framework_id: str, task: dict[str, Any]) -> None:
+        """Ask the agent to launch ``task``."""
+        framework = self.master.frameworks.get(framework_id)
+        info = framework.info if framework is not None else {}
+        body = {"framework_id": {"value": framework_id}, "framework_info": info, "task": task}
+        self.send({"type": "RUN_TASK", "run_task": body})
+
+    def kill_task(self, framework_id: str, task_id: str) -> None:
+        """Ask the agent to kill a task."""
+        body = {"framework_id": {"value": framework_id}, "task_id": {"value": task_id}}
+        self.send({"type": "KILL_TASK", "kill_task": body})
+
+    def message(self, framework_id: str, executor_id: str, data: bytes) -> None:
+        """Forward a framework message to an executor."""
+        body = {
+            "framework_id": {"value": framework_id},
+            "executor_id": {"value": executor_id},
+            "data": base64.b64encode(data).decode(),
+        }
+        self.send({"type": "FRAMEWORK_MESSAGE", "framework_message": body})
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid: str) -> None:
+        """The framework acknowledged a status update: the agent may stop resending it."""
+        body = {
+            "framework_id": {"value": framework_id},
+            "task_id": {"value": task_id},
+            "uuid": uuid,
+        }
+        self.send({"type": "ACKNOWLEDGED", "acknowledged": body})
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    """Mesos Attribute JSON -> {name: text or number}; CallError names the bad entry."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise CallError(400, "attributes must be a list of Attribute objects")
+    out: dict[str, Any] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise CallError(400, f"attributes[{index}] needs a non-empty 'name'")
+        if kind == "TEXT" and isinstance((item.get("text") or {}).get("value"), str):
+            out[name] = item["text"]["value"]
+        elif kind == "SCALAR" and isinstance((item.get("scalar") or {}).get("value"), int | float):
+            out[name] = float(item["scalar"]["value"])
+        else:
+            raise CallError(400, f"attribute '{name}' must be TEXT or SCALAR with a value")
+    return out
+
+
+def _agent_of(master: Master, request: web.Request, call: dict[str, Any]) -> str:
+    agent_id = _id(call.get("agent_id"), "agent_id")
+    header = request.headers.get(AGENT_HEADER)
+    if header is not None and header != agent_id:
+        raise CallError(400, f"'{AGENT_HEADER}' header '{header}' does not match agent_id")
+    if agent_id not in master.agents:
+        raise CallError(404, f"agent '{agent_id}' is not registered; REREGISTER first")
+    return agent_id
+
+
+class AgentApi:
+    """The ``/api/v1/agent`` handler and the liveness timers of connected agents."""
+
+    def __init__(self, master: Master, reregister_timeout: float) -> None:
+        self.master = master
+        self.reregister_timeout = reregister_timeout
+        self.streams: dict[str, AgentStream] = {}
+        self._removals: dict[str, asyncio.TimerHandle] = {}
+
+    def close(self) -> None:
+        """End every agent stream and cancel pending removals."""
+        for stream in list(self.streams.values()):
+            stream.close()
+        for timer in self._removals.values():
+            timer.cancel()
+        self._removals.clear()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Dispatch one agent call; bad calls get Mesos-style statuses and change nothing."""
+        from pymesos_modules.http.server import _error, _read_call  # shared request parsing
+
+        try:
+            call = await _read_call(request)
+            kind = call["type"]
+            if kind in ("REGISTER", "REREGISTER"):
+                return await self._register(request, call, kind)
+            agent_id = _agent_of(self.master, request, call)
+            if kind == "UPDATE":
+                self._update(agent_id, call.get("update"))
+            elif kind == "UPDATE_OVERSUBSCRIBED":
+                body = call.get("update_oversubscribed")
+                if not isinstance(body, dict):
+                    raise CallError(400, "UPDATE_OVERSUBSCRIBED needs update_oversubscribed")
+                try:
+                    revocable = res.from_json(body.get("resources", []), "oversubscribed")
+                except res.ResourceError as exc:
+                    raise CallError(400, str(exc)) from None
+                self.master.update_oversubscribed(agent_id, revocable)
+            elif kind != "HEARTBEAT":
+                raise CallError(400, f"unknown agent call type '{kind}'")
+        except CallError as exc:
+            return _error(exc.status, exc.message)
+        return web.Response(status=202)
+
+    def _update(self, agent_id: str, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("status"), dict):
+            raise CallError(400, "UPDATE needs update.status")
+        framework_id = _id(body.get("framework_id"), "update.framework_id")
+        status = body["status"]
+        task_id = _id(status.get("task_id"), "update.status.task_id")
+        uuid = status.get("uuid")
+        if not isinstance(uuid, str) or not uuid:
+            raise CallError(400, "update.status.uuid is required (base64)")
+        if not isinstance(status.get("state"), str):
+            raise CallError(400, "update.status.state is required")
+        if not self.master.status_update(agent_id, framework_id, status):
+            # Nobody to deliver it to: acknowledge it ourselves so the agent stops resending.
+            self.streams[agent_id].acknowledge(framework_id, task_id, uuid)
+
+    async def _register(
+        self, request: web.Request, call: dict[str, Any], kind: str
+    ) -> web.StreamResponse:
+        body = call.get(kind.lower())
+        if not isinstance(body, dict):
+            raise CallError(400, f"{kind} needs '{kind.lower()}'")
+        version = body.get("protocol_version")
+        if not isinstance(version, int):
+            raise CallError(400, f"{kind} needs an integer protocol_version")
+        if version != PROTOCOL_VERSION:
+            raise CallError(
+                409, f"agent protocol version {version}; this master speaks {PROTOCOL_VERSION}"
+            )
+        hostname = body.get("hostname")
+        if not isinstance(hostname, str) or not hostname:
+            raise CallError(400, f"{kind}.hostname must be a non-empty string")
+        wanted = body.get("agent_id")
+        agent_id = (
+            _id(wanted, f"{kind}.agent_id") if wanted is not None or kind == "REREGISTER" else None
+        )
+        try:
+            resources = res.from_json(body.get("resources", []), f"{kind}.resources")
+        except res.ResourceError as exc:
+            raise CallError(400, str(exc)) from None
+        attributes = _attributes(body.get("attributes"))
+        tasks = body.get("tasks", [])
+        if not isinstance(tasks, list):
+            raise CallError(400, f"{kind}.tasks must be a list")
+        stream = AgentStream(self.master)
+        if agent_id is not None and agent_id in self.master.agents:
+            old = self.streams.get(agent_id)
+            if old is not None and not old.closed and kind == "REGISTER":
+                raise CallError(409, f"agent '{agent_id}' is connected already")
+            if old is not None:
+                old.close()
+            self.master.reconnect_agent(agent_id, stream)
+        else:
+            agent_id = self.master.register_agent(
+                stream, hostname, resources, attributes, agent_id=agent_id
+            )
+            if tasks:
+                logger.warning(
+                    "agent %s re-registered with %d tasks this master does not know; "
+                    "adopting them is not implemented",
+                    agent_id,
+                    len(tasks),
+                )
+        timer = self._removals.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.streams[agent_id] = stream
+        return await self._serve(request, agent_id, stream)
+
+    async def _serve(
+        self, request: web.Request, agent_id: str, stream: AgentStream
+    ) -> web.StreamResponse:
+        from pymesos_modules.http.server import _heartbeats, recordio
+
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json", AGENT_HEADER: agent_id}
+        )
+        await response.prepare(request)
+        interval = self.master.flags.heartbeat_interval
+        stream.send(
+            {
+                "type": "REGISTERED",
+                "registered": {
+                    "agent_id": {"value": agent_id},
+                    "master_id": self.master.master_id,
+                    "protocol_version": PROTOCOL_VERSION,
+                    "heartbeat_interval_seconds": interval,
+                },
+            }
+        )
+        heartbeat = asyncio.create_task(_heartbeats(stream, interval))
+        try:
+            while True:
+                event = await stream.queue.get()
+                if event is None:
+                    break
+                await response.write(recordio(event))
+        except (ConnectionResetError, asyncio.CancelledError):
+            logger.info("agent %s stream closed by the agent", agent_id)
+        finally:
+            heartbeat.cancel()
+            stream.closed = True
+            if self.streams.get(agent_id) is stream:
+                self._lost(agent_id)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    def _lost(self, agent_id: str) -> None:
+        """The agent's stream ended: deactivate it, remove it if it does not come back."""
+        del self.streams[agent_id]
+        self.master.disconnect_agent(agent_id)
+        loop = asyncio.get_running_loop()
+        self._removals[agent_id] = loop.call_later(self.reregister_timeout, self._remove, agent_id)
+
+    def _remove(self, agent_id: str) -> None:
+        self._removals.pop(agent_id, None)
+        if agent_id not in self.streams:
+            logger.warning("agent %s did not re-register in time; removing it", agent_id)
+            self.master.remove_agent(agent_id, "REASON_AGENT_REMOVED")

@@ -1,0 +1,231 @@
+"""The agent protocol (docs/agent-protocol.md) over loopback with a fake agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from support.scheduler import Scheduler, launch
+
+RESOURCES = [
+    {"name": "cpus", "type": "SCALAR", "scalar": {"value": 4}},
+    {"name": "mem", "type": "SCALAR", "scalar": {"value": 4096}},
+    {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 31005}]}},
+]
+
+
+class FakeAgent:
+    """Speaks the agent protocol with aiohttp; keeps the command stream's events in a queue."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url, self.session = url, session
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.agent_id: str | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self.reader: asyncio.Task | None = None
+
+    async def register(self, kind: str = "REGISTER", **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "protocol_version": 1,
+            "hostname": "fake",
+            "resources": RESOURCES,
+            "attributes": [{"name": "rack", "type": "TEXT", "text": {"value": "r1"}}],
+            **extra,
+        }
+        if self.agent_id and kind == "REREGISTER":
+            body["agent_id"] = {"value": self.agent_id}
+        call = {"type": kind, kind.lower(): body}
+        self.response = await self.session.post(f"{self.url}/api/v1/agent", json=call)
+        assert self.response.status == 200, await self.response.text()
+        self.reader = asyncio.create_task(self._read(self.response))
+        registered = await self.next("REGISTERED")
+        self.agent_id = registered["registered"]["agent_id"]["value"]
+        return registered
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        while True:
+            line = await response.content.readline()
+            if not line:
+                return
+            await self.events.put(json.loads(await response.content.readexactly(int(line))))
+
+    async def next(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            while True:
+                event = await self.events.get()
+                if event["type"] == kind:
+                    return event
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def call(self, call: dict[str, Any]) -> tuple[int, str]:
+        body = {"agent_id": {"value": self.agent_id}, **call}
+        async with self.session.post(f"{self.url}/api/v1/agent", json=body) as response:
+            return response.status, await response.text()
+
+    async def update(self, framework_id: str, task_id: str, state: str, uuid: str) -> int:
+        status, _ = await self.call(
+            {
+                "type": "UPDATE",
+                "update": {
+                    "framework_id": {"value": framework_id},
+                    "status": {"task_id": {"value": task_id}, "state": state, "uuid": uuid},
+                },
+            }
+        )
+        return status
+
+    async def disconnect(self) -> None:
+        if self.reader:
+            self.reader.cancel()
+        if self.response:
+            self.response.close()
+
+
+@pytest.fixture
+async def agent(bare_master, session):
+    a = FakeAgent(bare_master.url, session)
+    yield a
+    await a.disconnect()
+
+
+async def test_task_runs_on_a_protocol_agent_and_acks_reach_it(bare_master, session, agent):
+    await agent.register()
+    scheduler = Scheduler(bare_master.url, session)
+    try:
+        await scheduler.subscribe()
+        offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
+        assert offer["agent_id"]["value"] == agent.agent_id
+        assert offer["hostname"] == "fake"
+        assert await scheduler.call(launch(offer, "t1", ports=(31001, 31001))) == 202
+        run = await agent.next("RUN_TASK")
+        assert run["run_task"]["task"]["task_id"]["value"] == "t1"
+        assert run["run_task"]["framework_id"]["value"] == scheduler.framework_id
+
+        assert await agent.update(scheduler.framework_id, "t1", "TASK_RUNNING", "dXVpZDE=") == 202
+        update = (await scheduler.next("UPDATE"))["update"]["status"]
+        assert update["state"] == "TASK_RUNNING"
+        assert update["agent_id"]["value"] == agent.agent_id
+        # The agent retries before the ack: the framework sees the same update again.
+        assert await agent.update(scheduler.framework_id, "t1", "TASK_RUNNING", "dXVpZDE=") == 202
+        again = (await scheduler.next("UPDATE"))["update"]["status"]
+        assert again["uuid"] == "dXVpZDE="
+        ack = {
+            "type": "ACKNOWLEDGE",
+            "acknowledge": {
+                "agent_id": {"value": agent.agent_id},
+                "task_id": {"value": "t1"},
+                "uuid": "dXVpZDE=",
+            },
+        }
+        assert await scheduler.call(ack) == 202
+        acked = (await agent.next("ACKNOWLEDGED"))["acknowledged"]
+        assert acked["uuid"] == "dXVpZDE=" and acked["task_id"]["value"] == "t1"
+
+        kill = {"type": "KILL", "kill": {"task_id": {"value": "t1"}}}
+        assert await scheduler.call(kill) == 202
+        assert (await agent.next("KILL_TASK"))["kill_task"]["task_id"]["value"] == "t1"
+    finally:
+        await scheduler.close()
+
+
+async def test_update_for_unknown_task_is_acked_by_the_master(agent):
+    await agent.register()
+    assert await agent.update("no-such-framework", "t9", "TASK_FINISHED", "dXVpZDk=") == 202
+    acked = (await agent.next("ACKNOWLEDGED"))["acknowledged"]
+    assert acked["uuid"] == "dXVpZDk="
+
+
+async def test_lost_connection_then_reregister_keeps_the_agent(bare_master, agent):
+    await agent.register()
+    agent_id = agent.agent_id
+    await agent.disconnect()
+    master = bare_master.master
+
+    async def inactive() -> None:
+        while master.agents[agent_id].active:
+            await asyncio.sleep(0.01)  # polling master state, not synchronising on time
+
+    await asyncio.wait_for(inactive(), 5)
+    await agent.register("REREGISTER")
+    assert agent.agent_id == agent_id
+    assert master.agents[agent_id].active
+    assert list(master.agents) == [agent_id]
+
+
+BAD_CALLS = [
+    ({"type": "REGISTER"}, 400, "needs 'register'"),
+    ({"type": "REGISTER", "register": {"hostname": "h"}}, 400, "protocol_version"),
+    ({"type": "REGISTER", "register": {"protocol_version": 2, "hostname": "h"}}, 409, "speaks 1"),
+    ({"type": "REGISTER", "register": {"protocol_version": 1}}, 400, "hostname"),
+    (
+        {
+            "type": "REGISTER",
+            "register": {
+                "protocol_version": 1,
+                "hostname": "h",
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}],
+            },
+        },
+        400,
+        "cpus",
+    ),
+    (
+        {
+            "type": "REGISTER",
+            "register": {"protocol_version": 1, "hostname": "h", "attributes": [{"name": "x"}]},
+        },
+        400,
+        "attribute 'x'",
+    ),
+    (
+        {"type": "REREGISTER", "reregister": {"protocol_version": 1, "hostname": "h"}},
+        400,
+        "agent_id",
+    ),
+    ({"type": "HEARTBEAT", "agent_id": {"value": "nope"}}, 404, "not registered"),
+    ({"type": "HEARTBEAT"}, 400, "agent_id"),
+    ({"type": "FLY", "agent_id": {"value": "nope"}}, 404, "not registered"),
+]
+
+
+@pytest.mark.parametrize(("call", "status", "text"), BAD_CALLS)
+async def test_bad_agent_calls(bare_master, session, call, status, text):
+    async with session.post(f"{bare_master.url}/api/v1/agent", json=call) as response:
+        assert response.status == status
+        assert text in await response.text()
+    assert bare_master.master.agents == {}
+
+
+async def test_bad_calls_of_a_registered_agent_change_nothing(bare_master, agent):
+    await agent.register()
+    assert (await agent.call({"type": "FLY"}))[0] == 400
+    assert (await agent.call({"type": "UPDATE", "update": {}}))[0] == 400
+    bad_uuid = {
+        "type": "UPDATE",
+        "update": {"framework_id": {"value": "f"}, "status": {"task_id": {"value": "t"}}},
+    }
+    assert (await agent.call(bad_uuid))[0] == 400
+    assert (await agent.call({"type": "HEARTBEAT"}))[0] == 202
+    async with agent.session.post(
+        f"{bare_master.url}/api/v1/agent", data="{", headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 400
+    async with agent.session.post(f"{bare_master.url}/api/v1/agent", data="x") as response:
+        assert response.status == 415
+    # A second REGISTER claiming a connected agent's id is a conflict.
+    status, text = await FakeAgent(bare_master.url, agent.session).call(
+        {
+            "type": "REGISTER",
+            "register": {
+                "protocol_version": 1,
+                "hostname": "h",
+                "agent_id": {"value": agent.agent_id},
+            },
+        }
+    )
+    assert status == 409, text
+    assert len(bare_master.master.agents) == 1
