@@ -25,7 +25,7 @@ from aiohttp import ClientPayloadError, web
 
 from pymesos_modules import __version__
 from pymesos_modules.http.agent_api import AgentApi
-from pymesos_modules.master.master import CallError, Master
+from pymesos_modules.master.master import CallError, Master, SubscriptionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +107,25 @@ def create_app(
     streams: set[StreamSink] = set()
     app[STREAMS] = streams
 
+    def authenticate(request: web.Request) -> str | None:
+        """The principal of a scheduler request; CallError(401) if nobody vouches for it."""
+        if not master.flags.authenticate_frameworks:
+            return None
+        result = None
+        for authenticator in master.http_authenticators:
+            result = authenticator.authenticate(request.headers)
+            if result.principal is not None:
+                return result.principal
+        if result is None:
+            raise CallError(401, "--authenticate_frameworks is set but no authenticator is")
+        raise _Unauthenticated(result.status, result.message, result.challenge)
+
     async def scheduler(request: web.Request) -> web.StreamResponse:
         try:
+            principal = authenticate(request)
             call = await _read_call(request)
             if call["type"] == "SUBSCRIBE":
-                return await subscribe(request, call)
+                return await subscribe(request, call, principal)
             stream_id = request.headers.get(STREAM_HEADER)
             if stream_id is None:
                 raise CallError(
@@ -119,13 +133,20 @@ def create_app(
                 )
             framework = master.framework_for_call(call, stream_id)
             master.call(framework, call)
+        except _Unauthenticated as exc:
+            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+            return web.Response(status=exc.status, text=exc.message, headers=headers)
+        except SubscriptionDenied as exc:
+            return await _error_stream(request, exc.message)
         except CallError as exc:
             return _error(exc.status, exc.message)
         return web.Response(status=202)
 
-    async def subscribe(request: web.Request, call: dict[str, Any]) -> web.StreamResponse:
+    async def subscribe(
+        request: web.Request, call: dict[str, Any], principal: str | None
+    ) -> web.StreamResponse:
         sink = StreamSink()
-        framework = master.subscribe(call, sink)
+        framework = master.subscribe(call, sink, principal)
         streams.add(sink)
         response = web.StreamResponse(
             status=200,
@@ -195,6 +216,22 @@ def create_app(
     ]:
         app.router.add_get(path, handler)
     return app
+
+
+class _Unauthenticated(CallError):
+    def __init__(self, status: int, message: str, challenge: str | None) -> None:
+        super().__init__(status, message)
+        self.challenge = challenge
+
+
+async def _error_stream(request: web.Request, message: str) -> web.StreamResponse:
+    """Mesos answers a refused subscription with a stream holding one ERROR event."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write(recordio({"type": "ERROR", "error": {"message": message}}))
+        await response.write_eof()
+    return response
 
 
 async def _heartbeats(sink: StreamSink, interval: float) -> None:

@@ -20,12 +20,29 @@ from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.http.server import close_streams, create_app
+from pymesos_modules.kinds.authorizer import AclError, LocalAuthorizer
+from pymesos_modules.kinds.http_authenticator import (
+    BasicAuthenticator,
+    CredentialsError,
+    load_credentials,
+)
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master.master import Master, MasterFlags
 from pymesos_modules.master.resources import ResourceError, parse_resources
 from pymesos_modules.master.simulated import SimulatedAgent
 
 logger = logging.getLogger(__name__)
+
+
+def _bool(value: str) -> bool:
+    """Mesos boolean flag values: true/false (also 1/0, yes/no)."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, found {value!r}")
+
 
 FLAGS: list[tuple[str, type, Any, str]] = [
     ("ip", str, "127.0.0.1", "address to listen on"),
@@ -49,6 +66,22 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         600.0,
         "seconds a disconnected agent may take to re-register before its tasks are lost",
     ),
+    (
+        "authenticate_frameworks",
+        _bool,
+        False,
+        "only let frameworks in that an --http_authenticators module authenticates",
+    ),
+    ("credentials", str, None, "path of the principal/secret file for the basic authenticator"),
+    (
+        "http_authenticators",
+        str,
+        "basic",
+        "comma-separated http_authenticator modules ('basic' is built in)",
+    ),
+    ("authorizers", str, "local", "authorizer module ('local' is built in, driven by --acls)"),
+    ("acls", str, None, "ACLs for the local authorizer: JSON, a path or file://path"),
+    ("hooks", str, None, "comma-separated master hook modules"),
     ("random_seed", int, 0, "seed of the allocator's agent shuffle"),
     ("simulated_agents", int, 0, "start this many simulated agents (no processes)"),
     (
@@ -65,7 +98,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     for name, kind, default, help_text in FLAGS:
         env = os.environ.get(f"PMM_{name.upper()}", os.environ.get(f"MESOS_{name.upper()}"))
         value = kind(env) if env is not None else default
-        parser.add_argument(f"--{name}", type=kind, default=value, help=help_text)
+        if kind is _bool:  # `--flag` alone means true, as Mesos
+            parser.add_argument(
+                f"--{name}", type=kind, nargs="?", const=True, default=value, help=help_text
+            )
+        else:
+            parser.add_argument(f"--{name}", type=kind, default=value, help=help_text)
     parser.add_argument(
         "--allow-insecure-modules", action="store_true", help="load module files writable by others"
     )
@@ -89,6 +127,38 @@ class RunningMaster:
         self.manager.unload_all()
 
 
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def _authorizer(args: argparse.Namespace, manager: ModuleManager) -> Any:
+    """``--authorizers``: the built-in ``local`` one (``--acls``) or a loaded module."""
+    names = _names(args.authorizers) or ["local"]
+    if len(names) > 1:
+        raise AclError(f"--authorizers: only one authorizer is supported, found {names}")
+    if names[0] == "local":
+        return LocalAuthorizer.from_flag(args.acls)
+    return manager.create(names[0], kind="authorizer", purpose="--authorizers")
+
+
+def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[Any]:
+    """``--http_authenticators``: ``basic`` (against ``--credentials``) or loaded modules."""
+    out: list[Any] = []
+    for name in _names(args.http_authenticators):
+        if name == "basic":
+            credentials = load_credentials(args.credentials) if args.credentials else {}
+            if args.authenticate_frameworks and not credentials:
+                raise CredentialsError(
+                    "--authenticate_frameworks with the basic authenticator needs --credentials"
+                )
+            out.append(BasicAuthenticator(credentials))
+        else:
+            out.append(
+                manager.create(name, kind="http_authenticator", purpose="--http_authenticators")
+            )
+    return out
+
+
 async def start_master(args: argparse.Namespace) -> RunningMaster:
     """Load modules, create the allocator, start the loop and the HTTP server."""
     manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
@@ -98,12 +168,19 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
         allocation_interval=args.allocation_interval,
         offer_timeout=args.offer_timeout,
         heartbeat_interval=args.heartbeat_interval,
+        authenticate_frameworks=bool(args.authenticate_frameworks),
         agent_reregister_timeout=args.agent_reregister_timeout,
         random_seed=args.random_seed,
         hostname=args.hostname,
         port=args.port,
     )
-    master = Master(allocator, flags)
+    master = Master(
+        allocator,
+        flags,
+        authorizer=_authorizer(args, manager),
+        hooks=[manager.create(n, kind="hook", purpose="--hooks") for n in _names(args.hooks)],
+        http_authenticators=_authenticators(args, manager),
+    )
     resources = parse_resources(args.simulated_agent_resources)
     for index in range(args.simulated_agents):
         agent = SimulatedAgent(master)
@@ -135,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (ModuleError, ResourceError) as exc:
+    except (ModuleError, ResourceError, AclError, CredentialsError) as exc:
         logger.error("%s", exc)
         return 1
     return 0

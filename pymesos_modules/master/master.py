@@ -40,6 +40,8 @@ from pymesos_modules.kinds.allocator import (
     OfferBatch,
     materialize,
 )
+from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
+from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.state import (
     Agent,
@@ -72,6 +74,13 @@ class CallError(Exception):
         self.message = message
 
 
+class SubscriptionDenied(CallError):
+    """The authorizer refused a SUBSCRIBE: Mesos answers with an ERROR event, then closes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(403, message)
+
+
 @dataclass
 class MasterFlags:
     """Master settings (Mesos flag names)."""
@@ -79,6 +88,7 @@ class MasterFlags:
     allocation_interval: float = 1.0
     offer_timeout: float | None = None
     heartbeat_interval: float = 15.0
+    authenticate_frameworks: bool = False
     agent_reregister_timeout: float = 600.0
     resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
     random_seed: int = 0
@@ -103,8 +113,18 @@ class Master:
         flags: MasterFlags | None = None,
         clock: Callable[[], float] = time.monotonic,
         registry: metrics.MetricsRegistry | None = None,
+        authorizer: Authorizer | None = None,
+        hooks: list[Any] | None = None,
+        http_authenticators: list[HttpAuthenticator] | None = None,
     ) -> None:
         self.flags = flags or MasterFlags()
+        #: asked before a framework registers in a role and before a task runs as a user
+        self.authorizer = authorizer
+        #: master hooks, duck-typed: master_launch_task_label_decorator(task, framework_info,
+        #: agent_id) -> labels list or None; master_agent_lost(agent_id, hostname)
+        self.hooks = list(hooks or [])
+        #: checked in order by the HTTP API when ``flags.authenticate_frameworks`` is set
+        self.http_authenticators = list(http_authenticators or [])
         self.allocator = allocator
         self.clock = clock
         self.metrics = registry if registry is not None else metrics.REGISTRY
@@ -335,8 +355,18 @@ class Master:
         if framework.sink is not None and framework.connected:
             framework.sink.send(event)
 
-    def subscribe(self, call: dict[str, Any], sink: EventSink) -> Framework:
-        """Handle SUBSCRIBE: register or re-register a framework and send SUBSCRIBED."""
+    def _authorized(self, action: Action, principal: str | None, obj: str) -> bool:
+        if self.authorizer is None:
+            return True
+        return bool(self.authorizer.authorized(AuthorizationRequest(action, principal, obj)))
+
+    def subscribe(
+        self, call: dict[str, Any], sink: EventSink, principal: str | None = None
+    ) -> Framework:
+        """Handle SUBSCRIBE: register or re-register a framework and send SUBSCRIBED.
+
+        ``principal`` is who the HTTP layer authenticated (None if nobody).
+        """
         body = call.get("subscribe")
         if not isinstance(body, dict) or not isinstance(body.get("framework_info"), dict):
             raise CallError(400, "SUBSCRIBE needs subscribe.framework_info")
@@ -352,6 +382,24 @@ class Master:
         timeout = info.get("failover_timeout", 0.0)
         if not isinstance(timeout, int | float) or timeout < 0 or math.isnan(timeout):
             raise CallError(400, "framework_info.failover_timeout must be >= 0")
+        claimed = info.get("principal")
+        if claimed is not None and not isinstance(claimed, str):
+            raise CallError(400, "framework_info.principal must be a string")
+        if principal is not None and claimed is not None and claimed != principal:
+            raise CallError(
+                400,
+                f"Authenticated principal '{principal}' does not match principal "
+                f"'{claimed}' set in `FrameworkInfo`",
+            )
+        principal = principal if principal is not None else claimed
+        if principal is not None:
+            info = {**info, "principal": principal}
+        denied = [r for r in roles if not self._authorized(Action.REGISTER_FRAMEWORK, principal, r)]
+        if denied:
+            raise SubscriptionDenied(
+                f"Not authorized to use roles {', '.join(repr(r) for r in denied)}"
+                + (f" as principal '{principal}'" if principal else "")
+            )
         wanted = call.get("framework_id") or info.get("id")
         framework_id = _id(wanted, "framework_id") if wanted else None
         if framework_id is not None and framework_id in self.frameworks:
@@ -560,6 +608,16 @@ class Master:
         role = valid[0].role
         seen: set[str] = set()
         for task in tasks:
+            user = self._task_user(framework, task)
+            if not self._authorized(Action.RUN_TASK, framework.info.get("principal"), user):
+                self._drop(
+                    framework,
+                    task,
+                    TaskState.ERROR,
+                    "REASON_TASK_UNAUTHORIZED",
+                    f"Not authorized to launch as user '{user}'",
+                )
+                continue
             try:
                 self._launch(framework, agent, role, task, pieces, seen, ports)
             except CallError as exc:
@@ -582,6 +640,28 @@ class Master:
             )
         agent.free_ports = tuple(sorted(agent.free_ports + ports))
         self._wake_up()
+
+    @staticmethod
+    def _task_user(framework: Framework, task: Any) -> str:
+        """The user a task runs as: its command's user, else the framework's (as Mesos)."""
+        command = task.get("command") if isinstance(task, dict) else None
+        user = command.get("user") if isinstance(command, dict) else None
+        return user if isinstance(user, str) else str(framework.info.get("user", ""))
+
+    def _decorate(self, framework: Framework, agent: Agent, info: dict[str, Any]) -> dict[str, Any]:
+        """Run the master hooks' label decorators; a failing hook is logged and skipped."""
+        for hook in self.hooks:
+            decorate = getattr(hook, "master_launch_task_label_decorator", None)
+            if decorate is None:
+                continue
+            try:
+                labels = decorate(info, framework.info, agent.agent_id)
+            except Exception:  # a broken hook must not fail the launch (Mesos logs it too)
+                logger.exception("hook %r failed to decorate task labels", hook)
+                continue
+            if labels is not None:
+                info = {**info, "labels": {"labels": list(labels)}}
+        return info
 
     def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
         wanted = res.from_json(task.get("resources", []), "task.resources").ports
@@ -628,6 +708,7 @@ class Master:
                 need = [n - t for n, t in zip(need, take, strict=True)]
                 taken.append((piece[0], piece[1], tuple(take)))
         seen.add(task_id)
+        info = self._decorate(framework, agent, info)
         task = Task(
             task_id,
             framework.framework_id,
@@ -844,6 +925,13 @@ class Master:
                 )
         self._alloc("remove_agent", agent.handle)
         self.agent_handles.remove(agent_id)
+        for hook in self.hooks:
+            lost = getattr(hook, "master_agent_lost", None)
+            if lost is not None:
+                try:
+                    lost(agent_id, agent.hostname)
+                except Exception:  # hooks are notified; their failures change nothing
+                    logger.exception("hook %r failed on agent %s lost", hook, agent_id)
         self._wake_up()
 
     def disconnect_agent(self, agent_id: str) -> None:

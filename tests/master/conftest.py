@@ -55,3 +55,18 @@ async def bare_master():
     )
     yield running
     await running.stop()
+
+
+@pytest.fixture
+async def master_factory():
+    """``await master_factory(**flags)`` starts a master with those flags; all are stopped after."""
+    started = []
+
+    async def make(**overrides: Any):
+        running = await start_master(master_args(**overrides))
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        await running.stop()
