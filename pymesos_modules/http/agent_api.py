@@ -16,6 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
+from pymesos_modules.http.common import (
+    StreamSink,
+    error_response,
+    heartbeats,
+    read_call,
+    recordio,
+)
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.master import CallError, Master, _id
 
@@ -25,24 +32,12 @@ PROTOCOL_VERSION = 1
 AGENT_HEADER = "Pmm-Agent-Id"
 
 
-class AgentStream:
+class AgentStream(StreamSink):
     """Commands for one connected agent, queued for its HTTP stream (an AgentBackend)."""
 
     def __init__(self, master: Master) -> None:
+        super().__init__()
         self.master = master
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.closed = False
-
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue an event (never blocks)."""
-        if not self.closed:
-            self.queue.put_nowait(event)
-
-    def close(self) -> None:
-        """End the stream."""
-        if not self.closed:
-            self.closed = True
-            self.queue.put_nowait(None)
 
     def run_task(self, framework_id: str, task: dict[str, Any]) -> None:
         """Ask the agent to launch ``task``."""
@@ -125,10 +120,8 @@ class AgentApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one agent call; bad calls get Mesos-style statuses and change nothing."""
-        from pymesos_modules.http.server import _error, _read_call  # shared request parsing
-
         try:
-            call = await _read_call(request)
+            call = await read_call(request)
             kind = call["type"]
             if kind in ("REGISTER", "REREGISTER"):
                 return await self._register(request, call, kind)
@@ -147,7 +140,7 @@ class AgentApi:
             elif kind != "HEARTBEAT":
                 raise CallError(400, f"unknown agent call type '{kind}'")
         except CallError as exc:
-            return _error(exc.status, exc.message)
+            return error_response(exc.status, exc.message)
         return web.Response(status=202)
 
     def _update(self, agent_id: str, body: Any) -> None:
@@ -221,8 +214,6 @@ class AgentApi:
     async def _serve(
         self, request: web.Request, agent_id: str, stream: AgentStream
     ) -> web.StreamResponse:
-        from pymesos_modules.http.server import _heartbeats, recordio
-
         response = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", AGENT_HEADER: agent_id}
         )
@@ -239,7 +230,7 @@ class AgentApi:
                 },
             }
         )
-        heartbeat = asyncio.create_task(_heartbeats(stream, interval))
+        heartbeat = asyncio.create_task(heartbeats(stream, interval))
         try:
             while True:
                 event = await stream.queue.get()

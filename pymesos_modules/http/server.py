@@ -15,22 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 
 from pymesos_modules import __version__
 from pymesos_modules.http.agent_api import AgentApi
+from pymesos_modules.http.common import (
+    MAX_BODY,
+    StreamSink,
+    error_response,
+    heartbeats,
+    read_call,
+    recordio,
+)
 from pymesos_modules.master.master import CallError, Master, SubscriptionDenied
 
 logger = logging.getLogger(__name__)
 
-#: Largest request body accepted (Mesos' HTTP limit is far larger; ours is enough for calls).
-MAX_BODY = 4 * 1024 * 1024
 STREAM_HEADER = "Mesos-Stream-Id"
 
 
@@ -45,56 +50,6 @@ def close_streams(app: web.Application) -> None:
 STREAMS: web.AppKey[set] = web.AppKey("streams", set)
 #: Application key of the agent protocol handler (docs/agent-protocol.md).
 AGENTS: web.AppKey[AgentApi] = web.AppKey("agents", AgentApi)
-
-
-def recordio(event: dict[str, Any]) -> bytes:
-    """One RecordIO record: the JSON length in bytes, a newline, the JSON."""
-    data = json.dumps(event).encode()
-    return str(len(data)).encode() + b"\n" + data
-
-
-class StreamSink:
-    """Events for one subscribed framework, queued for its HTTP stream."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.closed = False
-
-    def send(self, event: dict[str, Any]) -> None:
-        """Queue an event (never blocks)."""
-        if not self.closed:
-            self.queue.put_nowait(event)
-
-    def close(self) -> None:
-        """End the stream."""
-        if not self.closed:
-            self.closed = True
-            self.queue.put_nowait(None)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message)
-
-
-async def _read_call(request: web.Request) -> dict[str, Any]:
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-    if content_type != "application/json":
-        raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
-    try:
-        body = await request.content.read(MAX_BODY + 1)
-    except (OSError, asyncio.IncompleteReadError, ClientPayloadError) as exc:  # client went away
-        raise CallError(400, f"could not read the request body: {exc}") from None
-    if len(body) > MAX_BODY:
-        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
-    try:
-        call = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CallError(400, f"failed to parse the body into a Call: {exc}") from None
-    if not isinstance(call, dict) or not isinstance(call.get("type"), str):
-        raise CallError(400, "a Call must be a JSON object with a string 'type'")
-    return call
 
 
 def create_app(
@@ -123,7 +78,7 @@ def create_app(
     async def scheduler(request: web.Request) -> web.StreamResponse:
         try:
             principal = authenticate(request)
-            call = await _read_call(request)
+            call = await read_call(request)
             if call["type"] == "SUBSCRIBE":
                 return await subscribe(request, call, principal)
             stream_id = request.headers.get(STREAM_HEADER)
@@ -139,7 +94,7 @@ def create_app(
         except SubscriptionDenied as exc:
             return await _error_stream(request, exc.message)
         except CallError as exc:
-            return _error(exc.status, exc.message)
+            return error_response(exc.status, exc.message)
         return web.Response(status=202)
 
     async def subscribe(
@@ -153,7 +108,7 @@ def create_app(
             headers={"Content-Type": "application/json", STREAM_HEADER: framework.stream_id or ""},
         )
         await response.prepare(request)
-        heartbeat = asyncio.create_task(_heartbeats(sink, master.flags.heartbeat_interval))
+        heartbeat = asyncio.create_task(heartbeats(sink, master.flags.heartbeat_interval))
         try:
             while True:
                 event = await sink.queue.get()
@@ -232,9 +187,3 @@ async def _error_stream(request: web.Request, message: str) -> web.StreamRespons
         await response.write(recordio({"type": "ERROR", "error": {"message": message}}))
         await response.write_eof()
     return response
-
-
-async def _heartbeats(sink: StreamSink, interval: float) -> None:
-    while not sink.closed:
-        await asyncio.sleep(interval)
-        sink.send({"type": "HEARTBEAT"})

@@ -139,6 +139,7 @@ class Master:
         self._lock = threading.Lock()
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
+        self._stopping = False
         self._pending_batch: OfferBatch | None = None
         #: ids of removed frameworks: they may not subscribe again with the same id.
         self._completed_ids: set[str] = set()
@@ -196,6 +197,7 @@ class Master:
 
     async def stop(self) -> None:
         """Stop the loop and close every subscriber stream."""
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -209,9 +211,12 @@ class Master:
     async def _allocation_loop(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        while True:
+        # A flag as well as cancel(): on Python 3.11 a cancel that lands as the
+        # wait ends can be swallowed, and the loop would then run forever.
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flags.allocation_interval)
+                async with asyncio.timeout(self.flags.allocation_interval):
+                    await self._wake.wait()
             # Events that arrived while waiting are one burst: at most one cycle.
             self._wake.clear()
             await loop.run_in_executor(None, self._allocate_in_thread)

@@ -1,0 +1,73 @@
+"""What both HTTP APIs of the master share: RecordIO streams and request parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import ClientPayloadError, web
+
+from pymesos_modules.master.master import CallError
+
+#: Largest request body accepted (Mesos' HTTP limit is far larger; ours is enough for calls).
+MAX_BODY = 4 * 1024 * 1024
+
+
+def recordio(event: dict[str, Any]) -> bytes:
+    """One RecordIO record: the JSON length in bytes, a newline, the JSON."""
+    data = json.dumps(event).encode()
+    return str(len(data)).encode() + b"\n" + data
+
+
+class StreamSink:
+    """Events for one subscribed framework, queued for its HTTP stream."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue an event (never blocks)."""
+        if not self.closed:
+            self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End the stream."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """A plain-text error answer."""
+    return web.Response(status=status, text=message)
+
+
+async def read_call(request: web.Request) -> dict[str, Any]:
+    """The JSON call in a request, or CallError with the status Mesos would answer."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type != "application/json":
+        raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
+    try:
+        body = await request.content.read(MAX_BODY + 1)
+    except (OSError, asyncio.IncompleteReadError, ClientPayloadError) as exc:  # client went away
+        raise CallError(400, f"could not read the request body: {exc}") from None
+    if len(body) > MAX_BODY:
+        raise CallError(413, f"request body larger than {MAX_BODY} bytes")
+    try:
+        call = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CallError(400, f"failed to parse the body into a Call: {exc}") from None
+    if not isinstance(call, dict) or not isinstance(call.get("type"), str):
+        raise CallError(400, "a Call must be a JSON object with a string 'type'")
+    return call
+
+
+async def heartbeats(sink: StreamSink, interval: float) -> None:
+    """Send HEARTBEAT into a stream every ``interval`` seconds until it closes."""
+    while not sink.closed:
+        await asyncio.sleep(interval)
+        sink.send({"type": "HEARTBEAT"})
