@@ -539,6 +539,31 @@ def _host_gauge_set(context: Any, name: Any, value: float) -> None:
     host.metrics.gauge_set(_string(name), value)
 
 
+@ffi.callback("pmm_status(void *, const char *, uint64_t)")
+def _output_append(context: Any, data: Any, length: int) -> int:
+    try:
+        ffi.from_handle(context).append(ffi.unpack(data, length))
+    except MemoryError:
+        return STATUS["PMM_ERR_NO_MEMORY"]
+    return 0
+
+
+class Output:
+    """A host-owned ``pmm_output`` that collects what one call appends to it."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self._handle = ffi.new_handle(self.chunks)
+        self.struct = ffi.new("pmm_output *")
+        self.struct.struct_size = ffi.sizeof("pmm_output")
+        self.struct.context = self._handle
+        self.struct.append = _output_append
+
+    def text(self) -> str:
+        """Everything appended, decoded as UTF-8."""
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+
 class HostApi:
     """The ``pmm_host_api`` table handed to one module's compatible()/create().
 
@@ -672,6 +697,17 @@ class NativeInstance:
         status = getattr(self.vtable, call)(self.pointer, *args, error.struct)
         if status != 0:
             raise NativeCallError(self.name, call, int(status), error.text())
+
+    def call_output(self, call: str, *args: Any) -> str:
+        """Call ``vtable->call(self, *args, output, error)``; return what it wrote.
+
+        ``str`` arguments are passed as UTF-8 ``const char *``.  Used by the
+        kinds whose calls answer with a document (hooks, isolator prepare).
+        """
+        output = Output()
+        encoded = [a.encode() if isinstance(a, str) else a for a in args]
+        self.call(call, *encoded, output.struct)
+        return output.text()
 
     def _error_buffer(self) -> ErrorBuffer:
         """This thread's reusable error buffer for calls on this instance."""

@@ -105,6 +105,19 @@ typedef struct pmm_parameters {
     const pmm_parameter *items;
 } pmm_parameters;
 
+/* A host-owned sink for variable-length output (JSON documents: hook
+ * results, isolator launch info).  A call appends its output and the host
+ * owns the bytes, so no allocation crosses the boundary and the module needs
+ * no "call again with a bigger buffer" protocol (which would run side effects
+ * twice).  append() copies the bytes; it returns PMM_OK or PMM_ERR_NO_MEMORY.
+ * Valid only during the call it was passed to. */
+typedef struct pmm_output {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    void *context;
+    pmm_status (*append)(void *context, const char *data, uint64_t length);
+} pmm_output;
+
 /* Functions the host offers a module.  Passed to compatible() and create();
  * valid until destroy() returns.  Modules never link against the host.
  * Every function is safe to call from any thread. */
@@ -191,6 +204,12 @@ static inline const char *pmm_parameter_get(const pmm_parameters *parameters,
             return parameters->items[i].value;
     }
     return NULL;
+}
+
+/* Append a NUL-terminated string to a host output sink. */
+static inline pmm_status pmm_output_write(const pmm_output *out, const char *text) {
+    if (out == NULL || out->append == NULL) return PMM_ERR_INVALID;
+    return out->append(out->context, text, (uint64_t)strlen(text));
 }
 
 /* True when the host API table is new enough to hold `field`. */
