@@ -1,0 +1,1079 @@
+"""The agent: registers with a master, runs command tasks, calls its modules at Mesos' moments.
+
+One asyncio loop does everything:
+
+- the master connection (:meth:`Agent._master_loop`): REGISTER, or REREGISTER
+  with the tasks it still runs once it has an id; read the command stream; on
+  EOF, a reset or a silent master (no event for 3 heartbeat intervals) keep
+  the tasks running and try again with backoff (1 s doubling to 30 s);
+- one coroutine per task (:meth:`Agent._run`): sandbox, isolators' prepare,
+  spawn, isolate, wait, last watch, isolators' cleanup, the terminal update;
+- the status update manager (:mod:`.status_updates`) that resends each update
+  until the master forwards the framework's acknowledgement;
+- periodic loops: isolator watch (limitations), resource estimator
+  (UPDATE_OVERSUBSCRIBED), QoS controller (preempt revocable tasks).
+
+Module calls are plain calls on the loop: every kind's calls are short by
+contract (a /proc read, a decision on a few numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pymesos_modules import __version__, metrics
+from pymesos_modules.agent import containers
+from pymesos_modules.agent._records import AgentUsage, ContainerConfig, ExecutorUsage
+from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.modules import AgentModules, Named, call
+from pymesos_modules.agent.status_updates import StatusUpdateManager
+from pymesos_modules.master import resources as res
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+AGENT_HEADER = "Pmm-Agent-Id"
+#: Cap of the re-registration backoff (docs/agent-protocol.md).
+REGISTRATION_BACKOFF_MAX = 30.0
+#: Until REGISTERED says otherwise, the heartbeat interval we expect (Mesos' default).
+DEFAULT_HEARTBEAT = 15.0
+
+TERMINAL = frozenset(
+    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
+)
+
+
+class RegistrationRefused(Exception):
+    """The master refused REGISTER/REREGISTER for a reason retrying cannot fix."""
+
+
+@dataclass
+class AgentFlags:
+    """Agent settings (Mesos flag names)."""
+
+    master: str
+    work_dir: str
+    ip: str = "127.0.0.1"
+    port: int = 5051
+    hostname: str = "localhost"
+    #: Mesos Resource JSON, complete (see :mod:`.machine`)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    attributes: list[dict[str, Any]] = field(default_factory=list)
+    executor_shutdown_grace_period: float = 5.0
+    oversubscribed_resources_interval: float = 15.0
+    qos_correction_interval_min: float = 1.0
+    registration_backoff_factor: float = 1.0
+    status_update_retry_interval_min: float = 10.0
+    status_update_retry_interval_max: float = 600.0
+    container_watch_interval: float = 1.0
+    #: every flag as given, for /flags
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Container:
+    """One task run on this agent (Mesos: a command executor's container)."""
+
+    framework_id: str
+    task_id: str
+    container_id: str
+    info: dict[str, Any]
+    framework_info: dict[str, Any]
+    sandbox: Path
+    resources: dict[str, float]
+    ports: list[int]
+    revocable: bool
+    state: str = "TASK_STAGING"
+    process: asyncio.subprocess.Process | None = None
+    prepared: list[Named] = field(default_factory=list)
+    kill_requested: bool = False
+    kill_grace: float = 0.0
+    kill_reason: str | None = None
+    kill_message: str | None = None
+    kill_source: str = "SOURCE_EXECUTOR"
+    limitation: Any = None
+    returncode: int | None = None
+    runner: asyncio.Task | None = None
+    started: float = field(default_factory=time.time)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def executor_id(self) -> str:
+        """A command task's executor id is its task id, as in Mesos."""
+        return self.task_id
+
+    @property
+    def running(self) -> bool:
+        """The task process exists and has not been reaped."""
+        return self.process is not None and self.returncode is None
+
+
+def _scalars(items: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        if item.get("type", "SCALAR") == "SCALAR":
+            value = float((item.get("scalar") or {}).get("value", 0.0))
+            out[item["name"]] = out.get(item["name"], 0.0) + value
+    return out
+
+
+def _ports(items: list[dict[str, Any]]) -> list[int]:
+    ports: list[int] = []
+    for item in items:
+        if item.get("name") == "ports" and item.get("type") == "RANGES":
+            for r in (item.get("ranges") or {}).get("range", []):
+                ports.extend(range(int(r["begin"]), int(r["end"]) + 1))
+    return ports
+
+
+def _grace(policy: Any) -> float | None:
+    """KillPolicy.grace_period in seconds, if given."""
+    if not isinstance(policy, dict):
+        return None
+    nanos = (policy.get("grace_period") or {}).get("nanoseconds")
+    return int(nanos) / 1e9 if isinstance(nanos, int | float | str) else None
+
+
+def master_url(master: str) -> str:
+    """``--master=HOST:PORT`` (or a URL) -> the master's base URL."""
+    if master.startswith(("zk://", "file://")):
+        raise ValueError(
+            f"--master={master}: ZooKeeper and file master addresses are not supported; "
+            f"give HOST:PORT"
+        )
+    url = master if master.startswith(("http://", "https://")) else f"http://{master}"
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    if not host or ":" not in host:
+        raise ValueError(f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050)")
+    return url.rstrip("/")
+
+
+class Agent:
+    """A Mesos-style agent (see module docstring)."""
+
+    def __init__(
+        self,
+        flags: AgentFlags,
+        modules: AgentModules | None = None,
+        registry: metrics.MetricsRegistry | None = None,
+    ) -> None:
+        self.flags = flags
+        self.modules = modules or AgentModules()
+        self.metrics = registry if registry is not None else metrics.MetricsRegistry()
+        self.url = master_url(flags.master)
+        self.work_dir = Path(flags.work_dir).resolve()
+        self.agent_id: str | None = None
+        self.master_id: str | None = None
+        self.registered = False
+        self.heartbeat_interval = DEFAULT_HEARTBEAT
+        #: framework id -> task id -> container, until its terminal update is acknowledged
+        self.containers: dict[str, dict[str, Container]] = {}
+        self.completed: list[Container] = []
+        self.frameworks: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+        self.endpoint = f"{flags.ip}:{flags.port}"
+        self.counters = {
+            "tasks_finished": 0,
+            "tasks_failed": 0,
+            "tasks_killed": 0,
+            "tasks_lost": 0,
+            "registrations": 0,
+            "status_updates": 0,
+            "launch_failures": 0,
+            "qos_corrections": 0,
+            "oversubscribed_updates": 0,
+        }
+        self.updates = StatusUpdateManager(
+            self._send_update,
+            flags.status_update_retry_interval_min,
+            flags.status_update_retry_interval_max,
+        )
+        self.resources = list(flags.resources)
+        self.attributes = list(flags.attributes)
+        self.oversubscribed: dict[str, float] = {}
+        self._oversubscribed_sent: dict[str, float] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._loops: list[asyncio.Task] = []
+        self._stopping = False
+        self._stream: aiohttp.ClientResponse | None = None
+        #: set when the agent cannot go on (e.g. the master refused it); run() exits
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    @property
+    def meta_file(self) -> Path:
+        """Where the agent id is kept across restarts."""
+        return self.work_dir / "meta" / "agent.json"
+
+    def _load_id(self) -> None:
+        try:
+            data = json.loads(self.meta_file.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable %s: %s", self.meta_file, exc)
+            return
+        if isinstance(data, dict) and isinstance(data.get("agent_id"), str):
+            self.agent_id = data["agent_id"]
+
+    def _save_id(self) -> None:
+        self.meta_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.meta_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"agent_id": self.agent_id, "master_id": self.master_id}))
+        temporary.replace(self.meta_file)  # atomic: a crash never leaves half a file
+
+    def agent_info(self) -> dict[str, Any]:
+        """Mesos' AgentInfo of this agent (what hooks' decorators see)."""
+        info: dict[str, Any] = {
+            "hostname": self.flags.hostname,
+            "port": self.flags.port,
+            "resources": self.resources,
+            "attributes": self.attributes,
+        }
+        if self.agent_id:
+            info["id"] = {"value": self.agent_id}
+        return info
+
+    async def start(self) -> None:
+        """Decorate resources/attributes by hooks, then connect and start the loops."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._load_id()
+        self.resources = self.modules.hook_chain(
+            "agent_resources_decorator", lambda _: (self.agent_info(),), self.resources
+        )
+        self.attributes = self.modules.hook_chain(
+            "agent_attributes_decorator", lambda _: (self.agent_info(),), self.attributes
+        )
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
+        )
+        self.updates.start()
+        self._loops.append(asyncio.create_task(self._master_loop(), name="agent-master"))
+        self._loops.append(asyncio.create_task(self._watch_loop(), name="agent-watch"))
+        if self.modules.resource_estimator is not None:
+            self._loops.append(asyncio.create_task(self._estimator_loop(), name="agent-estimator"))
+        if self.modules.qos_controller is not None:
+            self._loops.append(asyncio.create_task(self._qos_loop(), name="agent-qos"))
+
+    async def stop(self) -> None:
+        """Kill every task (no orphans), stop the loops, close the connection and modules."""
+        self._stopping = True
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        self._loops.clear()
+        running = [c for c in self._all_containers() if not c.finished.is_set()]
+        for container in running:
+            self.kill(container, message="the agent is shutting down")
+        if running:
+            await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
+        await self.updates.stop()
+        if self._stream is not None:
+            self._stream.close()
+        if self._session is not None:
+            await self._session.close()
+        self.modules.close()
+
+    def _fail(self, message: str) -> None:
+        logger.error("%s", message)
+        self.failure = message
+        self.failed.set()
+
+    # --- the master connection ---------------------------------------------------------
+
+    def _register_call(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "protocol_version": PROTOCOL_VERSION,
+            "hostname": self.flags.hostname,
+            "resources": self.resources,
+            "attributes": self.attributes,
+        }
+        if self.agent_id is None:
+            return {"type": "REGISTER", "register": body}
+        body["agent_id"] = {"value": self.agent_id}
+        body["tasks"] = [
+            {
+                "framework_id": {"value": c.framework_id},
+                "task_info": c.info,
+                "state": c.state,
+            }
+            for c in self._all_containers()
+        ]
+        return {"type": "REREGISTER", "reregister": body}
+
+    async def _master_loop(self) -> None:
+        factor = self.flags.registration_backoff_factor
+        backoff = factor
+        while not self._stopping:
+            was_registered = self.counters["registrations"]
+            try:
+                await self._session_once()
+            except RegistrationRefused as exc:
+                self._fail(str(exc))
+                return
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                logger.info("master %s unreachable or gone: %s", self.url, exc or type(exc))
+            except asyncio.IncompleteReadError:
+                logger.info("master %s closed the stream mid-record", self.url)
+            self._disconnected()
+            if self.counters["registrations"] != was_registered:
+                backoff = factor  # this attempt got through: start the backoff afresh
+            logger.info("re-registering in %.1f s", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, REGISTRATION_BACKOFF_MAX)
+
+    def _disconnected(self) -> None:
+        if self.registered:
+            logger.warning("lost the master %s; tasks keep running", self.url)
+        self.registered = False
+        self.updates.set_connected(False)
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    async def _session_once(self) -> None:
+        assert self._session is not None
+        call = self._register_call()
+        response = await self._session.post(f"{self.url}/api/v1/agent", json=call)
+        self._stream = response
+        if response.status != 200:
+            text = (await response.text()).strip()
+            response.close()
+            message = f"master {self.url} refused {call['type']} ({response.status}): {text}"
+            if response.status in (400, 409, 413, 415):
+                raise RegistrationRefused(message)
+            raise aiohttp.ClientError(message)
+        content = response.content
+        while not self._stopping:
+            silence = 3 * self.heartbeat_interval
+            line = await asyncio.wait_for(content.readline(), silence)
+            if not line:
+                logger.info("master %s ended the stream", self.url)
+                return
+            if not line.strip():
+                continue
+            try:
+                size = int(line)
+            except ValueError:
+                raise ValueError(f"bad RecordIO length {line[:40]!r} from the master") from None
+            data = await asyncio.wait_for(content.readexactly(size), silence)
+            event = json.loads(data)
+            if self._handle(event) == "reregister":
+                return
+
+    async def _post(self, call: dict[str, Any]) -> None:
+        """One agent call; raises when the master did not take it (202)."""
+        if self._session is None or self.agent_id is None:
+            raise ConnectionError("not connected")
+        body = {"agent_id": {"value": self.agent_id}, **call}
+        async with self._session.post(
+            f"{self.url}/api/v1/agent",
+            json=body,
+            headers={AGENT_HEADER: self.agent_id},
+            timeout=aiohttp.ClientTimeout(total=30.0),
+        ) as response:
+            if response.status != 202:
+                text = await response.text()
+                raise ConnectionError(f"{call['type']} answered {response.status}: {text}")
+
+    async def _send_update(self, framework_id: str, status: dict[str, Any]) -> None:
+        await self._post(
+            {
+                "type": "UPDATE",
+                "update": {"framework_id": {"value": framework_id}, "status": status},
+            }
+        )
+
+    # --- events from the master ------------------------------------------------------------
+
+    def _handle(self, event: dict[str, Any]) -> str | None:
+        kind = event.get("type")
+        if kind == "REGISTERED":
+            self._registered(event.get("registered") or {})
+        elif kind == "HEARTBEAT":
+            pass
+        elif kind == "RUN_TASK":
+            body = event.get("run_task") or {}
+            self.run_task(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("framework_info") or {},
+                body.get("task") or {},
+            )
+        elif kind == "KILL_TASK":
+            body = event.get("kill_task") or {}
+            self.kill_task(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("task_id", {}).get("value", ""),
+                body.get("kill_policy"),
+            )
+        elif kind == "ACKNOWLEDGED":
+            body = event.get("acknowledged") or {}
+            self.acknowledged(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("task_id", {}).get("value", ""),
+                str(body.get("uuid", "")),
+            )
+        elif kind == "SHUTDOWN_FRAMEWORK":
+            framework_id = (event.get("shutdown_framework") or {}).get("framework_id", {})
+            self.shutdown_framework(framework_id.get("value", ""))
+        elif kind == "FRAMEWORK_MESSAGE":
+            body = event.get("framework_message") or {}
+            logger.info(
+                "dropping a framework message for executor %s: command tasks take no messages",
+                body.get("executor_id", {}).get("value"),
+            )
+        elif kind == "SHUTDOWN":
+            message = (event.get("shutdown") or {}).get("message", "")
+            return self._shutdown_by_master(message)
+        else:
+            logger.warning("ignoring unknown event %r from the master", kind)
+        return None
+
+    def _registered(self, body: dict[str, Any]) -> None:
+        agent_id = (body.get("agent_id") or {}).get("value")
+        if not isinstance(agent_id, str) or not agent_id:
+            raise ValueError("REGISTERED without an agent_id")
+        interval = body.get("heartbeat_interval_seconds")
+        if isinstance(interval, int | float) and interval > 0:
+            self.heartbeat_interval = float(interval)
+        new_master = body.get("master_id") != self.master_id
+        self.master_id = body.get("master_id")
+        if agent_id != self.agent_id or new_master:
+            self.agent_id = agent_id
+            self._save_id()
+        self.registered = True
+        self.counters["registrations"] += 1
+        logger.info("registered with master %s as agent %s", self.url, agent_id)
+        self.updates.set_connected(True)
+        self._oversubscribed_sent = None
+        if self.oversubscribed:
+            asyncio.get_running_loop().create_task(self._send_oversubscribed())
+
+    def _shutdown_by_master(self, message: str) -> str:
+        """The master removed this agent: kill everything, forget the id, register anew."""
+        logger.warning("the master removed this agent (%s); registering anew", message)
+        for container in self._all_containers():
+            self.kill(container, message=f"agent removed by the master: {message}")
+        self.updates.clear()
+        self.agent_id = None
+        with contextlib.suppress(FileNotFoundError):
+            self.meta_file.unlink()
+        return "reregister"
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    def _all_containers(self) -> list[Container]:
+        return [c for tasks in self.containers.values() for c in tasks.values()]
+
+    def find(self, framework_id: str, task_id: str) -> Container | None:
+        """The container of a task, if the agent still tracks it."""
+        return self.containers.get(framework_id, {}).get(task_id)
+
+    def run_task(
+        self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
+    ) -> None:
+        """RUN_TASK: start the task's coroutine (its updates report how it goes)."""
+        task_id = (task.get("task_id") or {}).get("value")
+        if not framework_id or not isinstance(task_id, str) or not task_id:
+            logger.warning("ignoring RUN_TASK without framework or task id: %s", task)
+            return
+        if self.find(framework_id, task_id) is not None:
+            logger.warning("ignoring RUN_TASK of %s: already running here", task_id)
+            return
+        if self.agent_id is None:
+            logger.warning("ignoring RUN_TASK of %s: not registered", task_id)
+            return
+        self.frameworks[framework_id] = framework_info
+        items = task.get("resources") or []
+        container_id = str(uuid.uuid4())
+        for named in self.modules.hooks:
+            if getattr(named.module, "agent_run_task_label_decorator", None) is None:
+                continue
+            ok, labels = call(
+                named, "agent_run_task_label_decorator", task, framework_info, self.agent_info()
+            )
+            if ok and isinstance(labels, list):
+                task = {**task, "labels": {"labels": labels}}
+        container = Container(
+            framework_id,
+            task_id,
+            container_id,
+            task,
+            framework_info,
+            containers.sandbox_path(
+                self.work_dir, self.agent_id, framework_id, task_id, container_id
+            ),
+            _scalars(items),
+            _ports(items),
+            any("revocable" in r for r in items if isinstance(r, dict)),
+        )
+        self.containers.setdefault(framework_id, {})[task_id] = container
+        container.runner = asyncio.get_running_loop().create_task(
+            self._run(container), name=f"task-{task_id}"
+        )
+
+    def kill_task(self, framework_id: str, task_id: str, policy: Any = None) -> None:
+        """KILL_TASK: SIGTERM, SIGKILL after the grace period; unknown task -> TASK_LOST."""
+        container = self.find(framework_id, task_id)
+        if container is None:
+            self._update_unknown(framework_id, task_id)
+            return
+        if container.state in TERMINAL:
+            return  # its terminal update is on its way already
+        self.kill(container, grace=_grace(policy))
+
+    def _update_unknown(self, framework_id: str, task_id: str) -> None:
+        status = {
+            "task_id": {"value": task_id},
+            "state": "TASK_LOST",
+            "source": "SOURCE_SLAVE",
+            "reason": "REASON_RECONCILIATION",
+            "message": "kill of a task this agent does not run",
+        }
+        self.updates.add(framework_id, self._decorate_status(framework_id, status))
+
+    def kill(
+        self,
+        container: Container,
+        grace: float | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
+        """Kill a task: SIGTERM its process group now, SIGKILL once the grace period is over."""
+        if container.kill_requested:
+            return
+        if grace is None:
+            grace = _grace(container.info.get("kill_policy"))
+        if grace is None:
+            grace = self.flags.executor_shutdown_grace_period
+        container.kill_requested = True
+        container.kill_grace = grace
+        container.kill_reason = reason
+        container.kill_message = message
+        container.kill_source = source
+        if container.running:
+            asyncio.get_running_loop().create_task(self._terminate(container))
+
+    async def _terminate(self, container: Container) -> None:
+        process = container.process
+        assert process is not None
+        containers.signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(container.finished.wait()), container.kill_grace)
+        except TimeoutError:
+            logger.info(
+                "task %s outlived its %.1f s grace period; SIGKILL",
+                container.task_id,
+                container.kill_grace,
+            )
+            containers.signal_group(process.pid, signal.SIGKILL)
+
+    def shutdown_framework(self, framework_id: str) -> None:
+        """SHUTDOWN_FRAMEWORK: kill every task of the framework."""
+        for container in list(self.containers.get(framework_id, {}).values()):
+            self.kill(container, message="framework shut down")
+
+    def acknowledged(self, framework_id: str, task_id: str, ack: str) -> None:
+        """ACKNOWLEDGED: stop resending; a task whose terminal update is acked is forgotten."""
+        status = self.updates.acknowledge(framework_id, task_id, ack)
+        if status is None or status.get("state") not in TERMINAL:
+            return
+        container = self.find(framework_id, task_id)
+        if container is not None and container.finished.is_set():
+            self._forget(container)
+
+    def _forget(self, container: Container) -> None:
+        tasks = self.containers.get(container.framework_id, {})
+        tasks.pop(container.task_id, None)
+        if not tasks:
+            self.containers.pop(container.framework_id, None)
+        self.completed.append(container)
+        del self.completed[:-1000]
+
+    # --- one task from launch to its terminal update -------------------------------------------
+
+    def _status(
+        self,
+        container: Container,
+        state: str,
+        message: str | None = None,
+        reason: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
+        container.state = state
+        status: dict[str, Any] = {
+            "task_id": {"value": container.task_id},
+            "state": state,
+            "source": source,
+            "executor_id": {"value": container.executor_id},
+            "container_status": {"container_id": {"value": container.container_id}},
+        }
+        if self.agent_id:
+            status["agent_id"] = {"value": self.agent_id}
+        if container.process is not None:
+            status["container_status"]["executor_pid"] = container.process.pid
+        if message:
+            status["message"] = message
+        if reason:
+            status["reason"] = reason
+        self.counters["status_updates"] += 1
+        key = f"tasks_{state.removeprefix('TASK_').lower()}"
+        if state in TERMINAL and key in self.counters:
+            self.counters[key] += 1
+        self.updates.add(
+            container.framework_id, self._decorate_status(container.framework_id, status)
+        )
+
+    def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Hooks' status decorators: labels and container_status merged into the update."""
+
+        def merge(current: dict[str, Any]) -> tuple[Any, ...]:
+            return (framework_id, current)
+
+        decorated = status
+        for named in self.modules.hooks:
+            if getattr(named.module, "agent_task_status_decorator", None) is None:
+                continue
+            ok, result = call(named, "agent_task_status_decorator", *merge(decorated))
+            if not ok or not isinstance(result, dict):
+                continue
+            decorated = dict(decorated)
+            if isinstance(result.get("labels"), list):
+                decorated["labels"] = {"labels": result["labels"]}
+            if isinstance(result.get("container_status"), dict):
+                decorated["container_status"] = {
+                    **decorated.get("container_status", {}),
+                    **result["container_status"],
+                }
+        return decorated
+
+    def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
+        """The task's environment (docs/agent.md lists every variable and the order)."""
+        sandbox = str(container.sandbox)
+        env = dict(os.environ)
+        env.update(
+            {
+                "MESOS_SANDBOX": sandbox,
+                "MESOS_DIRECTORY": sandbox,
+                "MESOS_TASK_ID": container.task_id,
+                "MESOS_FRAMEWORK_ID": container.framework_id,
+                "MESOS_EXECUTOR_ID": container.executor_id,
+                "MESOS_CONTAINER_ID": container.container_id,
+                "MESOS_AGENT_ID": self.agent_id or "",
+                "MESOS_SLAVE_ID": self.agent_id or "",
+                "MESOS_AGENT_ENDPOINT": self.endpoint,
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": (
+                    f"{self.flags.executor_shutdown_grace_period:g}secs"
+                ),
+                "HOST": self.flags.hostname,
+            }
+        )
+        env.update(containers.port_environment(container.ports))
+        env.update(isolator_env)
+        env.update(containers.command_environment(container.info.get("command")))
+        decorated = self.modules.hook_chain(
+            "agent_task_environment_decorator", lambda e: (container.info, dict(e)), env
+        )
+        return {str(k): str(v) for k, v in decorated.items()}
+
+    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:
+        config = ContainerConfig(
+            container_id=container.container_id,
+            task_id=container.task_id,
+            framework_id=container.framework_id,
+            sandbox=str(container.sandbox),
+            user=(container.info.get("command") or {}).get("user")
+            or container.framework_info.get("user"),
+            resources=dict(container.resources),
+            task=container.info,
+        )
+        envs: list[tuple[str, dict[str, str]]] = []
+        limits: list[tuple[str, Any]] = []
+        workdir: tuple[str, str] | None = None
+        for named in self.modules.isolators:
+            container.prepared.append(named)
+            ok, launch = call(named, "prepare", config)
+            if not ok:
+                raise LaunchError(launch)
+            if launch is None:
+                continue
+            envs.append((named.name, dict(getattr(launch, "environment", None) or {})))
+            limits += [(named.name, limit) for limit in getattr(launch, "rlimits", None) or []]
+            directory = getattr(launch, "working_directory", None)
+            if directory:
+                if workdir is not None:
+                    raise LaunchError(
+                        f"isolators '{workdir[0]}' and '{named.name}' both set the working "
+                        f"directory"
+                    )
+                workdir = (named.name, directory)
+        cwd = Path(workdir[1]) if workdir else container.sandbox
+        if not cwd.is_absolute():
+            cwd = container.sandbox / cwd
+        return containers.merge_environments(envs), limits, cwd
+
+    async def _launch(self, container: Container) -> None:
+        """Sandbox, prepare, spawn, isolate; LaunchError says what went wrong."""
+        command = container.info.get("command")
+        if "executor" in container.info:
+            raise LaunchError("custom executors are not supported; give TaskInfo.command")
+        if (container.info.get("container") or {}).get("type") == "DOCKER":
+            raise LaunchError("DOCKER containers are not supported; use a command task")
+        program, argv = containers.command_argv(command)
+        try:
+            containers.make_sandbox(container.sandbox)
+        except OSError as exc:
+            raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
+        self._status(container, "TASK_STARTING")
+        isolator_env, limits, cwd = self._prepare(container)
+        env = self._environment(container, isolator_env)
+        rlimits = containers.check_rlimits(limits)
+        if container.kill_requested:
+            return
+        container.process = await containers.spawn(
+            program, argv, env, cwd, container.sandbox, rlimits
+        )
+        for named in self.modules.isolators:
+            ok, message = call(named, "isolate", container.container_id, container.process.pid)
+            if not ok:
+                raise LaunchError(message)
+
+    async def _run(self, container: Container) -> None:
+        try:
+            try:
+                await self._launch(container)
+            except LaunchError as exc:
+                await self._launch_failed(container, str(exc))
+                return
+            if container.process is None:  # killed before it could start
+                self._cleanup(container)
+                self._status(
+                    container,
+                    "TASK_KILLED",
+                    container.kill_message or "killed before the command started",
+                    container.kill_reason,
+                    container.kill_source,
+                )
+                return
+            if container.kill_requested:  # a kill came in while we were spawning
+                asyncio.get_running_loop().create_task(self._terminate(container))
+            else:
+                self._status(container, "TASK_RUNNING")
+            returncode = await container.process.wait()
+            container.returncode = returncode
+            # Whatever the task forked is part of it: nothing may outlive it.
+            containers.signal_group(container.process.pid, signal.SIGKILL)
+            self._watch(container, containers.wait_status(returncode))
+            self._cleanup(container)
+            self._final_status(container, returncode)
+        except Exception as exc:  # never lose a task silently
+            logger.exception("task %s failed inside the agent", container.task_id)
+            if container.process is not None and container.returncode is None:
+                containers.signal_group(container.process.pid, signal.SIGKILL)
+            if container.state not in TERMINAL:
+                self._cleanup(container)
+                self._status(
+                    container,
+                    "TASK_FAILED",
+                    f"agent error: {exc}",
+                    "REASON_EXECUTOR_TERMINATED",
+                    "SOURCE_SLAVE",
+                )
+        finally:
+            container.finished.set()
+            if container.state in TERMINAL and not self.updates.pending(
+                container.framework_id, container.task_id
+            ):
+                self._forget(container)
+
+    async def _launch_failed(self, container: Container, message: str) -> None:
+        self.counters["launch_failures"] += 1
+        logger.warning("task %s failed to launch: %s", container.task_id, message)
+        if container.process is not None:
+            containers.signal_group(container.process.pid, signal.SIGKILL)
+            container.returncode = await container.process.wait()
+        self._cleanup(container)
+        self._status(
+            container, "TASK_FAILED", message, "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_SLAVE"
+        )
+
+    def _final_status(self, container: Container, returncode: int) -> None:
+        described = containers.describe_exit(returncode)
+        limitation = container.limitation
+        if limitation is not None:
+            self._status(
+                container,
+                "TASK_FAILED",
+                str(getattr(limitation, "message", "")) or described,
+                str(getattr(limitation, "reason", "")) or "REASON_CONTAINER_LIMITATION",
+                "SOURCE_SLAVE",
+            )
+        elif container.kill_requested:
+            message = container.kill_message or described
+            self._status(
+                container, "TASK_KILLED", message, container.kill_reason, container.kill_source
+            )
+        elif returncode == 0:
+            self._status(container, "TASK_FINISHED", described)
+        else:
+            self._status(container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED")
+
+    def _cleanup(self, container: Container) -> None:
+        for named in reversed(container.prepared):
+            call(named, "cleanup", container.container_id)
+        container.prepared = []
+
+    # --- isolators' watch and usage ----------------------------------------------------------
+
+    def _watch(self, container: Container, wait_status: int | None) -> None:
+        """Ask every isolator about limits; the first Limitation wins and kills the task."""
+        if container.limitation is not None:
+            return
+        for named in container.prepared:
+            ok, limitation = call(named, "watch", container.container_id, wait_status)
+            if ok and limitation is not None:
+                container.limitation = limitation
+                logger.warning(
+                    "isolator '%s' reports task %s over its limit: %s",
+                    named.name,
+                    container.task_id,
+                    getattr(limitation, "message", limitation),
+                )
+                if wait_status is None:
+                    self.kill(container, grace=0.0, source="SOURCE_SLAVE")
+                return
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flags.container_watch_interval)
+            if not self.modules.isolators:
+                continue
+            for container in self._all_containers():
+                if container.running and not container.kill_requested:
+                    self._watch(container, None)
+
+    def usage(self, container: Container) -> dict[str, float]:
+        """Merged isolators' usage() plus Mesos' limits from the task's resources."""
+        statistics: dict[str, float] = {"timestamp": time.time()}
+        if "cpus" in container.resources:
+            statistics["cpus_limit"] = container.resources["cpus"]
+        if "mem" in container.resources:
+            statistics["mem_limit_bytes"] = container.resources["mem"] * 1024 * 1024
+        for named in container.prepared:
+            ok, values = call(named, "usage", container.container_id)
+            if ok and isinstance(values, dict):
+                statistics.update({str(k): float(v) for k, v in values.items()})
+        return statistics
+
+    def statistics(self) -> list[dict[str, Any]]:
+        """``/monitor/statistics``: one entry per running task (Mesos' shape)."""
+        return [
+            {
+                "executor_id": c.executor_id,
+                "executor_name": f"Command Executor (Task: {c.task_id})",
+                "framework_id": c.framework_id,
+                "source": c.task_id,
+                "container_id": c.container_id,
+                "statistics": self.usage(c),
+            }
+            for c in self._all_containers()
+            if c.running
+        ]
+
+    def agent_usage(self) -> Any:
+        """What the resource estimator and the QoS controller see."""
+        executors = [
+            ExecutorUsage(
+                container_id=c.container_id,
+                task_id=c.task_id,
+                framework_id=c.framework_id,
+                resources=dict(c.resources),
+                revocable=c.revocable,
+                statistics=self.usage(c),
+            )
+            for c in self._all_containers()
+            if c.running
+        ]
+        return AgentUsage(total=_scalars(self.resources), executors=executors)
+
+    # --- resource estimator and QoS controller -----------------------------------------------
+
+    async def _estimator_loop(self) -> None:
+        named = self.modules.resource_estimator
+        assert named is not None
+        while True:
+            ok, estimate = call(named, "oversubscribable", self.agent_usage())
+            if ok and isinstance(estimate, dict):
+                self.oversubscribed = {k: float(v) for k, v in estimate.items() if float(v) > 0}
+                if self.registered and self.oversubscribed != self._oversubscribed_sent:
+                    await self._send_oversubscribed()
+            await asyncio.sleep(self.flags.oversubscribed_resources_interval)
+
+    async def _send_oversubscribed(self) -> None:
+        amounts = dict(self.oversubscribed)
+        items = res.to_json(res.Resources(amounts))
+        try:
+            await self._post(
+                {"type": "UPDATE_OVERSUBSCRIBED", "update_oversubscribed": {"resources": items}}
+            )
+        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
+            logger.info("could not send UPDATE_OVERSUBSCRIBED: %s", exc)
+            return
+        self._oversubscribed_sent = amounts
+        self.counters["oversubscribed_updates"] += 1
+
+    async def _qos_loop(self) -> None:
+        named = self.modules.qos_controller
+        assert named is not None
+        while True:
+            await asyncio.sleep(self.flags.qos_correction_interval_min)
+            ok, corrections = call(named, "corrections", self.agent_usage())
+            if ok:
+                for correction in corrections or []:
+                    self._correct(named, correction)
+
+    def _correct(self, named: Named, correction: Any) -> None:
+        container_id = getattr(correction, "container_id", None)
+        container = next(
+            (c for c in self._all_containers() if c.container_id == container_id), None
+        ) or self.find(
+            str(getattr(correction, "framework_id", "")), str(getattr(correction, "task_id", ""))
+        )
+        if container is None or not container.running:
+            logger.info("QoS controller '%s' names no running task: %s", named.name, correction)
+            return
+        if not container.revocable:
+            logger.warning(
+                "QoS controller '%s' asked to kill task %s, which does not run on revocable "
+                "resources; ignored",
+                named.name,
+                container.task_id,
+            )
+            return
+        self.counters["qos_corrections"] += 1
+        message = getattr(correction, "message", "") or f"preempted by QoS controller {named.name}"
+        self.kill(
+            container,
+            grace=0.0,
+            reason="REASON_EXECUTOR_PREEMPTED",
+            message=message,
+            source="SOURCE_SLAVE",
+        )
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def snapshot_metrics(self) -> dict[str, float]:
+        """``/metrics/snapshot``: Mesos' agent metric names, ours, and the modules'."""
+        running = [c for c in self._all_containers() if c.state not in TERMINAL]
+        total = _scalars(self.resources)
+        used: dict[str, float] = {}
+        for container in running:
+            for name, amount in container.resources.items():
+                used[name] = used.get(name, 0.0) + amount
+        values: dict[str, float] = {
+            "slave/uptime_secs": time.time() - self.started,
+            "slave/registered": float(self.registered),
+            "slave/executors_running": float(sum(c.running for c in running)),
+            "slave/status_updates_pending": float(self.updates.pending()),
+            "slave/status_update_retries": float(self.updates.retries),
+        }
+        for state in ("STAGING", "STARTING", "RUNNING", "KILLING"):
+            values[f"slave/tasks_{state.lower()}"] = float(
+                sum(c.state == f"TASK_{state}" for c in running)
+            )
+        for key, count in self.counters.items():
+            values[f"slave/{key}"] = float(count)
+        for name in ("cpus", "mem", "disk", "gpus"):
+            if name in total:
+                values[f"slave/{name}_total"] = total[name]
+                values[f"slave/{name}_used"] = used.get(name, 0.0)
+                values[f"slave/{name}_percent"] = (
+                    used.get(name, 0.0) / total[name] if total[name] else 0.0
+                )
+        for name, amount in self.oversubscribed.items():
+            values[f"slave/{name}_revocable_total"] = amount
+        values.update(self.metrics.snapshot())
+        return values
+
+    def state(self) -> dict[str, Any]:
+        """``/state`` in the shape of Mesos' agent state (the parts we have)."""
+
+        def task_json(c: Container) -> dict[str, Any]:
+            return {
+                "id": c.task_id,
+                "name": c.info.get("name", ""),
+                "framework_id": c.framework_id,
+                "executor_id": c.executor_id,
+                "slave_id": self.agent_id,
+                "state": c.state,
+                "resources": {**c.resources, "ports": ",".join(map(str, c.ports))},
+                "labels": (c.info.get("labels") or {}).get("labels", []),
+            }
+
+        def executor_json(c: Container) -> dict[str, Any]:
+            return {
+                "id": c.executor_id,
+                "name": f"Command Executor (Task: {c.task_id})",
+                "framework_id": c.framework_id,
+                "container": c.container_id,
+                "directory": str(c.sandbox),
+                "resources": c.resources,
+                "tasks": [] if c.state in TERMINAL else [task_json(c)],
+                "completed_tasks": [task_json(c)] if c.state in TERMINAL else [],
+            }
+
+        frameworks = []
+        for framework_id, tasks in self.containers.items():
+            info = self.frameworks.get(framework_id, {})
+            frameworks.append(
+                {
+                    "id": framework_id,
+                    "name": info.get("name", ""),
+                    "user": info.get("user", ""),
+                    "executors": [executor_json(c) for c in tasks.values()],
+                }
+            )
+        return {
+            "version": __version__,
+            "id": self.agent_id,
+            "hostname": self.flags.hostname,
+            "port": self.flags.port,
+            "master_hostname": self.url,
+            "master_id": self.master_id,
+            "registered": self.registered,
+            "start_time": self.started,
+            "resources": {
+                **_scalars(self.resources),
+                "ports": ",".join(
+                    f"[{r['begin']}-{r['end']}]"
+                    for item in self.resources
+                    if item.get("name") == "ports" and item.get("type") == "RANGES"
+                    for r in (item.get("ranges") or {}).get("range", [])
+                ),
+            },
+            "unreserved_resources_full": self.resources,
+            "attributes": {
+                a["name"]: (a.get("text") or a.get("scalar") or {}).get("value", a)
+                for a in self.attributes
+            },
+            "flags": {k: str(v) for k, v in self.flags.raw.items()},
+            "frameworks": frameworks,
+            "completed_tasks": [task_json(c) for c in self.completed[-100:]],
+        }

@@ -1,0 +1,223 @@
+"""``pymesos-modules agent``: run an agent (Mesos flag names, also from the environment).
+
+Every flag can also come from ``PMM_<FLAG>`` or ``MESOS_<FLAG>`` (upper case),
+as Mesos reads ``MESOS_*``; the command line wins.  Durations are seconds, or
+Mesos duration strings (``500ms``, ``5secs``, ``2mins``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from pymesos_modules import metrics
+from pymesos_modules.agent import machine
+from pymesos_modules.agent.agent import Agent, AgentFlags, master_url
+from pymesos_modules.agent.http import create_app
+from pymesos_modules.agent.modules import create_modules
+from pymesos_modules.config import load_flags
+from pymesos_modules.errors import ModuleError
+from pymesos_modules.manager import ModuleManager
+from pymesos_modules.master import resources as res
+
+logger = logging.getLogger(__name__)
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0}
+_UNITS |= {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "days": 86400.0}
+
+
+def duration(value: str) -> float:
+    """Seconds from ``2.5``, ``500ms``, ``5secs``, ``2mins`` (Mesos' Duration syntax)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*", str(value))
+    if not match or match.group(2) not in ("", *_UNITS):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 5, 500ms, 5secs or 2mins; found {value!r}"
+        )
+    return float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
+
+
+FLAGS: list[tuple[str, Any, Any, str]] = [
+    ("master", str, None, "the master: HOST:PORT (or http://HOST:PORT)"),
+    ("work_dir", str, None, "folder for sandboxes and the agent's id (required)"),
+    ("ip", str, "127.0.0.1", "address the agent's HTTP endpoints listen on"),
+    ("port", int, 5051, "port of the agent's HTTP endpoints (0: any free port)"),
+    ("hostname", str, None, "hostname the agent advertises (default: this machine's)"),
+    (
+        "resources",
+        str,
+        None,
+        "Mesos resources, 'cpus:4;mem:8192;disk:10000;ports:[31000-32000]' or JSON; "
+        "what is left out is detected as Mesos does",
+    ),
+    ("attributes", str, None, "Mesos attributes, 'rack:r1;zone:a'"),
+    ("modules", str, None, "module config: inline JSON, path or file://"),
+    ("modules_dir", str, None, "folder of module configs"),
+    ("isolation", str, "", "comma-separated isolator modules, applied in order"),
+    ("resource_estimator", str, "noop", "resource estimator module (noop: none)"),
+    ("qos_controller", str, "noop", "QoS controller module (noop: none)"),
+    ("hooks", str, None, "comma-separated hook modules, chained in order"),
+    (
+        "oversubscribed_resources_interval",
+        duration,
+        15.0,
+        "how often the resource estimator is asked",
+    ),
+    ("qos_correction_interval_min", duration, 1.0, "how often the QoS controller is asked"),
+    (
+        "executor_shutdown_grace_period",
+        duration,
+        5.0,
+        "SIGTERM-to-SIGKILL grace when a task has no KillPolicy",
+    ),
+    (
+        "registration_backoff_factor",
+        duration,
+        1.0,
+        "first re-registration delay; doubles up to 30 s",
+    ),
+    (
+        "status_update_retry_interval_min",
+        duration,
+        10.0,
+        "first resend of an unacknowledged status update; doubles",
+    ),
+    ("status_update_retry_interval_max", duration, 600.0, "cap of the status update resend"),
+    ("container_watch_interval", duration, 1.0, "how often isolators' watch() is polled"),
+]
+
+
+def register(
+    parser: argparse.ArgumentParser, skip: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Add the agent flags (those in ``skip`` are left to another runtime, see local mode)."""
+    for name, kind, default, help_text in FLAGS:
+        if name in skip:
+            continue
+        env = os.environ.get(f"PMM_{name.upper()}", os.environ.get(f"MESOS_{name.upper()}"))
+        value = kind(env) if env is not None else default
+        parser.add_argument(f"--{name}", type=kind, default=value, help=help_text)
+    if "allow_insecure_modules" not in skip:
+        parser.add_argument(
+            "--allow-insecure-modules",
+            action="store_true",
+            help="load module files writable by others",
+        )
+
+
+def agent_resources(text: str | None, work_dir: str) -> list[dict[str, Any]]:
+    """``--resources`` parsed and completed by Mesos' detection rules."""
+    given = res.parse_resource_list(text or "", "--resources")
+    res.parse_resources(text or "", "--resources")  # the master's view must accept it too
+    return machine.fill_in(given, work_dir)
+
+
+@dataclass
+class RunningAgent:
+    """An agent serving HTTP; ``stop()`` kills its tasks and shuts it down."""
+
+    agent: Agent
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        """Kill tasks, stop the loops, release modules, stop serving."""
+        await self.agent.stop()
+        await self.runner.cleanup()
+
+
+def agent_flags(args: argparse.Namespace) -> AgentFlags:
+    """Check and convert the parsed flags; ValueError / ResourceError say what is wrong."""
+    if not args.master:
+        raise ValueError("--master is required (HOST:PORT of the master)")
+    if not args.work_dir:
+        raise ValueError("--work_dir is required (the agent keeps sandboxes and its id there)")
+    master_url(args.master)
+    os.makedirs(args.work_dir, exist_ok=True)
+    return AgentFlags(
+        master=args.master,
+        work_dir=args.work_dir,
+        ip=args.ip,
+        port=args.port,
+        hostname=args.hostname or socket.gethostname(),
+        resources=agent_resources(args.resources, args.work_dir),
+        attributes=res.parse_attributes(args.attributes or "", "--attributes"),
+        executor_shutdown_grace_period=args.executor_shutdown_grace_period,
+        oversubscribed_resources_interval=args.oversubscribed_resources_interval,
+        qos_correction_interval_min=args.qos_correction_interval_min,
+        registration_backoff_factor=args.registration_backoff_factor,
+        status_update_retry_interval_min=args.status_update_retry_interval_min,
+        status_update_retry_interval_max=args.status_update_retry_interval_max,
+        container_watch_interval=args.container_watch_interval,
+        raw={name: getattr(args, name, None) for name, *_ in FLAGS},
+    )
+
+
+async def start_agent(
+    args: argparse.Namespace, registry: metrics.MetricsRegistry | None = None
+) -> RunningAgent:
+    """Parse flags, load and create modules, serve HTTP, then register with the master.
+
+    Any bad flag or module fails here, before anything runs (nothing is left
+    loaded). ``registry`` receives the modules' metrics (default: the process's).
+    """
+    flags = agent_flags(args)
+    registry = registry if registry is not None else metrics.REGISTRY
+    manager = ModuleManager(
+        allow_insecure=getattr(args, "allow_insecure_modules", False), registry=registry
+    )
+    manager.load(load_flags(args.modules, args.modules_dir))
+    try:
+        modules = create_modules(
+            manager, args.isolation, args.resource_estimator, args.qos_controller, args.hooks
+        )
+    except BaseException:
+        manager.unload_all()
+        raise
+    agent = Agent(flags, modules, registry)
+    runner = web.AppRunner(create_app(agent), shutdown_timeout=2.0)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, flags.ip, flags.port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        modules.close()
+        raise
+    port = runner.addresses[0][1] if runner.addresses else flags.port
+    flags.port = port
+    agent.endpoint = f"{flags.ip}:{port}"
+    await agent.start()
+    return RunningAgent(agent, runner, f"http://{flags.ip}:{port}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM (tasks are killed on the way out)."""
+
+    async def main() -> int:
+        running = await start_agent(args)
+        print(f"agent listening on {running.url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        failed = asyncio.ensure_future(running.agent.failed.wait())
+        await asyncio.wait(
+            [failed, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        await running.stop()
+        return 1 if running.agent.failure else 0
+
+    try:
+        return asyncio.run(main())
+    except (ModuleError, res.ResourceError, ValueError, OSError) as exc:
+        logger.error("%s", exc)
+        return 1

@@ -1,0 +1,51 @@
+"""The agent's own HTTP endpoints (aiohttp), with Mesos' paths and JSON shapes.
+
+``/monitor/statistics`` (one entry per running task: executor_id, framework_id,
+statistics), ``/metrics/snapshot``, ``/state``, ``/flags``, ``/health``,
+``/version``.  The master never calls them: it talks to the agent only over the
+stream the agent opens (docs/agent-protocol.md).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pymesos_modules import __version__
+from pymesos_modules.agent.agent import Agent
+
+
+def create_app(agent: Agent) -> web.Application:
+    """The agent's aiohttp application."""
+    app = web.Application()
+
+    async def statistics(_: web.Request) -> web.Response:
+        return web.json_response(agent.statistics())
+
+    async def snapshot(_: web.Request) -> web.Response:
+        return web.json_response(agent.snapshot_metrics())
+
+    async def state(_: web.Request) -> web.Response:
+        return web.json_response(agent.state())
+
+    async def flags(_: web.Request) -> web.Response:
+        return web.json_response({"flags": {k: str(v) for k, v in agent.flags.raw.items()}})
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response({"version": "1.11.0", "pymesos_modules_version": __version__})
+
+    for path, handler in [
+        ("/monitor/statistics", statistics),
+        ("/monitor/statistics.json", statistics),
+        ("/metrics/snapshot", snapshot),
+        ("/state", state),
+        ("/state.json", state),
+        ("/slave(1)/state", state),
+        ("/flags", flags),
+        ("/health", health),
+        ("/version", version),
+    ]:
+        app.router.add_get(path, handler)
+    return app

@@ -1,0 +1,150 @@
+"""The agent's modules: which ones ``--isolation``, ``--resource_estimator``,
+``--qos_controller``, ``--hooks`` name, how those names map to loaded or bundled
+modules, and calling them so that a failing module never takes the agent down.
+
+A name is, in order: a module loaded through ``--modules`` (native or Python),
+or a built-in alias (:data:`BUILTIN_MODULES`, e.g. ``posix/rlimits``) whose
+bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on demand,
+as ``--allocator=native/drf`` is on the master.  ``noop`` for the estimator and
+the QoS controller means "none" unless a module of that name is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymesos_modules.config import LibrarySpec, ModulesConfig, ModuleSpec
+from pymesos_modules.errors import UnknownModuleError
+from pymesos_modules.manager import ModuleManager
+
+logger = logging.getLogger(__name__)
+
+#: flag value -> (bundled library name, module name) of the built-in native modules.
+BUILTIN_MODULES: dict[str, tuple[str, str]] = {}
+
+
+def names(value: str | None) -> list[str]:
+    """A comma-separated flag as a list of names."""
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def resolve(manager: ModuleManager, name: str, kind: str, purpose: str) -> Any:
+    """Create the module ``name`` of ``kind`` (see module docstring)."""
+    loaded = {m.name for m in manager.modules()}
+    if name not in loaded and name in BUILTIN_MODULES:
+        library, module = BUILTIN_MODULES[name]
+        if module not in loaded:
+            spec = LibrarySpec((ModuleSpec(module),), name=library, source=purpose)
+            manager.load(ModulesConfig((spec,)))
+        name = module
+    elif name not in loaded:
+        builtin = ", ".join(sorted(BUILTIN_MODULES)) or "none"
+        raise UnknownModuleError(
+            f"{purpose}: unknown module '{name}' (loaded modules: "
+            f"{', '.join(sorted(loaded)) or 'none'}; built-in: {builtin}); "
+            f"load it with --modules"
+        )
+    return manager.create(name, kind=kind, purpose=purpose)
+
+
+@dataclass
+class Named:
+    """A module instance and the name the operator gave it (for log messages)."""
+
+    name: str
+    module: Any
+
+
+def call(named: Named, method: str, *args: Any) -> tuple[bool, Any]:
+    """``named.module.method(*args)``; (False, message) if it raised (logged with the name)."""
+    try:
+        return True, getattr(named.module, method)(*args)
+    except Exception as exc:  # a module's failure is the task's problem, never the agent's
+        logger.warning("module '%s' %s() failed: %s", named.name, method, exc)
+        return False, f"module '{named.name}' {method}() failed: {exc}"
+
+
+@dataclass
+class AgentModules:
+    """Every module instance one agent uses; :meth:`close` destroys them all."""
+
+    manager: ModuleManager | None = None
+    isolators: list[Named] = field(default_factory=list)
+    resource_estimator: Named | None = None
+    qos_controller: Named | None = None
+    hooks: list[Named] = field(default_factory=list)
+    anonymous: list[Named] = field(default_factory=list)
+
+    def all(self) -> list[Named]:
+        """Every instance, in creation order."""
+        single = [m for m in (self.resource_estimator, self.qos_controller) if m is not None]
+        return [*self.anonymous, *self.isolators, *single, *self.hooks]
+
+    def close(self) -> None:
+        """Destroy every instance (last created first), then unload the libraries."""
+        for named in reversed(self.all()):
+            close = getattr(named.module, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # keep destroying the others
+                    logger.exception("module '%s' failed to close", named.name)
+        self.isolators, self.hooks, self.anonymous = [], [], []
+        self.resource_estimator = self.qos_controller = None
+        if self.manager is not None:
+            self.manager.unload_all()
+
+    def hook_chain(self, method: str, args: Callable[[Any], tuple[Any, ...]], value: Any) -> Any:
+        """Run ``method`` through ``--hooks`` in order; each sees the previous result.
+
+        ``args(value)`` builds a hook's arguments from the current value; a hook
+        without the method, or answering None, leaves the value alone; a hook
+        that raises is logged with its name and skipped (Mesos does the same).
+        """
+        for named in self.hooks:
+            if getattr(named.module, method, None) is None:
+                continue
+            ok, result = call(named, method, *args(value))
+            if ok and result is not None:
+                value = result
+        return value
+
+
+def create_modules(
+    manager: ModuleManager,
+    isolation: str | None,
+    resource_estimator: str | None,
+    qos_controller: str | None,
+    hooks: str | None,
+) -> AgentModules:
+    """Create the modules the flags name; on any failure destroy what was created and raise."""
+    modules = AgentModules(manager)
+    try:
+        for anonymous in manager.modules("anonymous"):
+            modules.anonymous.append(
+                Named(anonymous.name, manager.create(anonymous.name, kind="anonymous"))
+            )
+        for name in names(isolation):
+            if any(i.name == name for i in modules.isolators):
+                raise UnknownModuleError(f"--isolation: '{name}' is named twice")
+            modules.isolators.append(Named(name, resolve(manager, name, "isolator", "--isolation")))
+        loaded = {m.name for m in manager.modules()}
+        if resource_estimator and (resource_estimator != "noop" or resource_estimator in loaded):
+            modules.resource_estimator = Named(
+                resource_estimator,
+                resolve(manager, resource_estimator, "resource_estimator", "--resource_estimator"),
+            )
+        if qos_controller and (qos_controller != "noop" or qos_controller in loaded):
+            modules.qos_controller = Named(
+                qos_controller,
+                resolve(manager, qos_controller, "qos_controller", "--qos_controller"),
+            )
+        for name in names(hooks):
+            modules.hooks.append(Named(name, resolve(manager, name, "hook", "--hooks")))
+    except BaseException:
+        modules.close()
+        raise
+    return modules

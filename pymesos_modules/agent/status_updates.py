@@ -1,0 +1,185 @@
+"""The agent's status update manager: every update reaches the master, in order, at least once.
+
+As Mesos' TaskStatusUpdateManager: each update gets a uuid; per task only the
+oldest unacknowledged update is in flight, resent with backoff (Mesos: 10 s
+doubling to 10 min) until the master forwards the framework's acknowledgement
+(ACKNOWLEDGED on the agent's stream); then the task's next update goes out.
+While the master is away nothing is sent and nothing is dropped; after
+(re-)registration every stream's head is sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Mesos' STATUS_UPDATE_RETRY_INTERVAL_MIN / _MAX.
+RETRY_BASE = 10.0
+RETRY_MAX = 600.0
+
+Sender = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def new_uuid() -> str:
+    """A status update uuid: 16 random bytes, base64 as in the v1 JSON mapping."""
+    return base64.b64encode(uuid.uuid4().bytes).decode()
+
+
+@dataclass
+class PendingUpdate:
+    """One update waiting for its acknowledgement."""
+
+    framework_id: str
+    status: dict[str, Any]
+    #: seconds until the next resend once this one is sent
+    interval: float
+    #: loop time of the next send (0: as soon as connected)
+    due: float = 0.0
+    sends: int = 0
+
+    @property
+    def uuid(self) -> str:
+        """The update's uuid."""
+        return str(self.status["uuid"])
+
+
+class StatusUpdateManager:
+    """Per-task queues of unacknowledged updates and the loop that (re)sends their heads."""
+
+    def __init__(
+        self,
+        send: Sender,
+        retry_base: float = RETRY_BASE,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
+        self._send = send
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._streams: dict[tuple[str, str], deque[PendingUpdate]] = {}
+        self._wake = asyncio.Event()
+        self._connected = False
+        self._task: asyncio.Task | None = None
+        #: updates sent again after their first send (a metric)
+        self.retries = 0
+
+    # --- feeding ------------------------------------------------------------------------
+
+    def add(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update (a uuid and timestamp are added if missing); returns the status."""
+        status = dict(status)
+        status.setdefault("uuid", new_uuid())
+        status.setdefault("timestamp", time.time())
+        key = (framework_id, status["task_id"]["value"])
+        queue = self._streams.setdefault(key, deque())
+        queue.append(PendingUpdate(framework_id, status, self.retry_base))
+        if len(queue) == 1:
+            self._wake.set()
+        return status
+
+    def acknowledge(self, framework_id: str, task_id: str, ack: str) -> dict[str, Any] | None:
+        """The master says the framework acknowledged ``ack``; the acked status, or None."""
+        queue = self._streams.get((framework_id, task_id))
+        if not queue or queue[0].uuid != ack:
+            logger.info(
+                "ignoring acknowledgement %s of task %s (framework %s): not the update in flight",
+                ack,
+                task_id,
+                framework_id,
+            )
+            return None
+        done = queue.popleft()
+        if queue:
+            queue[0].due = 0.0
+            self._wake.set()
+        else:
+            del self._streams[(framework_id, task_id)]
+        return done.status
+
+    def forget_framework(self, framework_id: str) -> None:
+        """Drop every pending update of a framework (the master removed it)."""
+        for key in [k for k in self._streams if k[0] == framework_id]:
+            del self._streams[key]
+
+    def clear(self) -> None:
+        """Drop everything (the master removed this agent)."""
+        self._streams.clear()
+
+    def set_connected(self, connected: bool) -> None:
+        """Registered (send every head now) or lost the master (hold everything)."""
+        self._connected = connected
+        if connected:
+            for queue in self._streams.values():
+                queue[0].due = 0.0
+            self._wake.set()
+
+    # --- views ------------------------------------------------------------------------------
+
+    def pending(self, framework_id: str | None = None, task_id: str | None = None) -> int:
+        """How many updates wait for acknowledgement (of one task, if given)."""
+        return sum(
+            len(q)
+            for (f, t), q in self._streams.items()
+            if (framework_id is None or f == framework_id) and (task_id is None or t == task_id)
+        )
+
+    def unacknowledged(self, framework_id: str, task_id: str) -> list[dict[str, Any]]:
+        """The pending statuses of a task, oldest first."""
+        return [p.status for p in self._streams.get((framework_id, task_id), ())]
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sending loop on the running event loop."""
+        self._task = asyncio.create_task(self._run(), name="status-update-manager")
+
+    async def stop(self) -> None:
+        """Stop the sending loop (pending updates are kept in memory only)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            delay: float | None = None
+            if self._connected:
+                now = loop.time()
+                for queue in list(self._streams.values()):
+                    if not queue or not self._connected:
+                        continue
+                    head = queue[0]
+                    if head.due <= now:
+                        await self._send_head(head, loop.time())
+                    wait = head.due - now
+                    delay = wait if delay is None else min(delay, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), None if delay is None else max(delay, 0))
+
+    async def _send_head(self, head: PendingUpdate, now: float) -> None:
+        if head.sends:
+            self.retries += 1
+        head.sends += 1
+        head.due = now + head.interval
+        head.interval = min(head.interval * 2, self.retry_max)
+        try:
+            await self._send(head.framework_id, head.status)
+        except Exception as exc:  # the master went away; the next registration resends it
+            logger.info(
+                "could not send %s of task %s: %s",
+                head.status.get("state"),
+                head.status["task_id"]["value"],
+                exc,
+            )

@@ -1,0 +1,98 @@
+"""Framework-side helpers for the agent tests: launch a command, follow and ack its updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support.scheduler import Scheduler
+
+TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR"}
+
+
+def task_info(
+    offer: dict[str, Any],
+    task_id: str,
+    command: dict[str, Any] | str,
+    cpus: float = 0.5,
+    mem: float = 64,
+    ports: tuple[int, int] | None = None,
+    revocable: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    resources: list[dict[str, Any]] = [
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}},
+    ]
+    if revocable:
+        for r in resources:
+            r["revocable"] = {}
+    if ports:
+        resources.append(
+            {
+                "name": "ports",
+                "type": "RANGES",
+                "ranges": {"range": [{"begin": ports[0], "end": ports[1]}]},
+            }
+        )
+    if isinstance(command, str):
+        command = {"shell": True, "value": command}
+    return {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": resources,
+        "command": command,
+        **extra,
+    }
+
+
+async def launch(scheduler: Scheduler, *tasks_of_offer, timeout: float = 20.0) -> dict[str, Any]:
+    """Wait for an offer, launch ``tasks_of_offer(offer)`` on it; returns the offer."""
+    offer = (await scheduler.next("OFFERS", timeout))["offers"]["offers"][0]
+    tasks = [make(offer) for make in tasks_of_offer]
+    call = {
+        "type": "ACCEPT",
+        "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+            "filters": {"refuse_seconds": 0},
+        },
+    }
+    assert await scheduler.call(call) == 202, scheduler.last_text
+    return offer
+
+
+async def ack(scheduler: Scheduler, status: dict[str, Any]) -> None:
+    if "uuid" not in status:
+        return
+    call = {
+        "type": "ACKNOWLEDGE",
+        "acknowledge": {
+            "agent_id": status["agent_id"],
+            "task_id": status["task_id"],
+            "uuid": status["uuid"],
+        },
+    }
+    assert await scheduler.call(call) == 202, scheduler.last_text
+
+
+async def follow(
+    scheduler: Scheduler,
+    task_id: str,
+    until: str | set[str] = frozenset(TERMINAL),
+    acknowledge: bool = True,
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    """The task's statuses (acked as they come) up to the first in ``until``."""
+    wanted = {until} if isinstance(until, str) else set(until)
+    seen = []
+    while True:
+        event = await scheduler.next(
+            "UPDATE", timeout, where=lambda e: e["update"]["status"]["task_id"]["value"] == task_id
+        )
+        status = event["update"]["status"]
+        seen.append(status)
+        if acknowledge:
+            await ack(scheduler, status)
+        if status["state"] in wanted:
+            return seen
