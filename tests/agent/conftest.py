@@ -2,63 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
+from support.agent_tasks import agent_args, master_args, until
 from support.scheduler import Scheduler
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
-from pymesos_modules.master.cli import FLAGS as MASTER_FLAGS
 from pymesos_modules.master.cli import start_master
-
-
-def master_args(**overrides: Any) -> argparse.Namespace:
-    values = {name: default for name, _, default, _ in MASTER_FLAGS}
-    values.update(
-        port=0,
-        allocation_interval=0.05,
-        heartbeat_interval=0.5,
-        allocator="python/drf",
-        agent_reregister_timeout=60.0,
-    )
-    values.update(overrides)
-    return argparse.Namespace(**values)
-
-
-def agent_args(master_url: str, work_dir: str, **overrides: Any) -> argparse.Namespace:
-    values = {name: default for name, _, default, _ in agent_cli.FLAGS}
-    values.update(
-        master=master_url.removeprefix("http://"),
-        work_dir=work_dir,
-        port=0,
-        hostname="agent-host",
-        resources="cpus:4;mem:4096;disk:4096;ports:[31000-31009]",
-        executor_shutdown_grace_period=3.0,
-        registration_backoff_factor=0.1,
-        status_update_retry_interval_min=0.5,
-        status_update_retry_interval_max=2.0,
-        container_watch_interval=0.1,
-        allow_insecure_modules=False,
-    )
-    values.update(overrides)
-    return argparse.Namespace(**values)
-
-
-async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll state until ``predicate()`` holds (no timing assertions, just a generous bound)."""
-
-    async def wait() -> None:
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-    try:
-        await asyncio.wait_for(wait(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @pytest.fixture

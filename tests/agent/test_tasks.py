@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.agent_tasks import follow, launch, task_info
+from support.agent_tasks import follow, launch, task_info, until
 
 
 def sandbox_of(agent, task_id: str) -> Path:
@@ -38,3 +38,126 @@ async def test_shell_task_runs_and_its_output_lands_in_the_sandbox(agent, schedu
     assert (sandbox / "stdout").read_text() == "hello from t1\n"
     assert (sandbox / "stderr").read_text() == "oops\n"
     assert (sandbox.parent / "latest").resolve() == sandbox
+
+
+async def test_task_environment_has_mesos_variables_and_ports(agent, scheduler):
+    command = {
+        "shell": True,
+        "value": "env > env.txt",
+        "environment": {"variables": [{"name": "GREETING", "value": "hi there"}]},
+    }
+    await launch(scheduler, lambda o: task_info(o, "env", command, ports=(31002, 31003)))
+    assert (await follow(scheduler, "env"))[-1]["state"] == "TASK_FINISHED"
+    sandbox = sandbox_of(agent, "env")
+    lines = (sandbox / "env.txt").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    a = agent.agent
+    assert env["MESOS_SANDBOX"] == str(sandbox) == env["MESOS_DIRECTORY"]
+    assert env["MESOS_TASK_ID"] == "env" == env["MESOS_EXECUTOR_ID"]
+    assert env["MESOS_FRAMEWORK_ID"] == scheduler.framework_id
+    assert env["MESOS_AGENT_ID"] == a.agent_id == env["MESOS_SLAVE_ID"]
+    assert env["MESOS_AGENT_ENDPOINT"] == a.endpoint
+    assert env["MESOS_AGENT_ENDPOINT"].endswith(f":{a.flags.port}") and a.flags.port != 0
+    assert env["MESOS_CONTAINER_ID"] == sandbox.name
+    assert env["HOST"] == "agent-host"
+    assert (env["PORT0"], env["PORT1"], env["PORT"], env["PORTS"]) == (
+        "31002",
+        "31003",
+        "31002",
+        "31002,31003",
+    )
+    assert env["GREETING"] == "hi there"
+    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "3secs"
+
+
+async def test_argv_command_without_a_shell(agent, scheduler):
+    command = {
+        "shell": False,
+        "value": "/bin/echo",
+        "arguments": ["echo", "$HOME", "two words"],
+    }
+    await launch(scheduler, lambda o: task_info(o, "argv", command))
+    assert (await follow(scheduler, "argv"))[-1]["state"] == "TASK_FINISHED"
+    # No shell: $HOME is not expanded and "two words" stays one argument.
+    assert (sandbox_of(agent, "argv") / "stdout").read_text() == "$HOME two words\n"
+
+
+async def test_failing_command_reports_its_exit_code(agent, scheduler):
+    await launch(scheduler, lambda o: task_info(o, "bad", "exit 3"))
+    final = (await follow(scheduler, "bad"))[-1]
+    assert final["state"] == "TASK_FAILED"
+    assert final["message"] == "Command exited with status 3"
+    assert final["reason"] == "REASON_COMMAND_EXECUTOR_FAILED"
+    assert final["source"] == "SOURCE_EXECUTOR"
+
+
+async def test_command_killed_by_a_signal_says_which(agent, scheduler):
+    await launch(scheduler, lambda o: task_info(o, "segv", "kill -SEGV $$"))
+    final = (await follow(scheduler, "segv"))[-1]
+    assert final["state"] == "TASK_FAILED"
+    assert final["message"] == "Command terminated with signal SIGSEGV (11)"
+
+
+async def test_missing_program_fails_the_launch(agent, scheduler):
+    command = {"shell": False, "value": "/no/such/program"}
+    await launch(scheduler, lambda o: task_info(o, "nope", command))
+    final = (await follow(scheduler, "nope"))[-1]
+    assert final["state"] == "TASK_FAILED"
+    assert final["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+    assert "/no/such/program" in final["message"]
+    assert final["source"] == "SOURCE_SLAVE"
+
+
+async def test_kill_sends_sigterm_then_the_task_is_killed(agent, scheduler):
+    command = "trap 'echo got TERM; exit 0' TERM; touch ready; while :; do sleep 0.05; done"
+    await launch(scheduler, lambda o: task_info(o, "k", command))
+    await follow(scheduler, "k", until="TASK_RUNNING")
+    await until(lambda: (sandbox_of(agent, "k") / "ready").exists(), what="the trap")
+    assert await scheduler.call({"type": "KILL", "kill": {"task_id": {"value": "k"}}}) == 202
+    final = (await follow(scheduler, "k"))[-1]
+    assert final["state"] == "TASK_KILLED"
+    assert (sandbox_of(agent, "k") / "stdout").read_text() == "got TERM\n"
+
+
+async def test_kill_escalates_to_sigkill_after_the_grace_period(agent, scheduler):
+    policy = {"grace_period": {"nanoseconds": 300_000_000}}
+    command = "trap 'echo ignoring TERM' TERM; touch ready; while :; do sleep 0.05; done"
+    await launch(scheduler, lambda o: task_info(o, "stubborn", command, kill_policy=policy))
+    await follow(scheduler, "stubborn", until="TASK_RUNNING")
+    await until(lambda: (sandbox_of(agent, "stubborn") / "ready").exists(), what="the trap")
+    container = agent.agent.find(scheduler.framework_id, "stubborn")
+    pid = container.process.pid
+    assert await scheduler.call({"type": "KILL", "kill": {"task_id": {"value": "stubborn"}}}) == 202
+    final = (await follow(scheduler, "stubborn"))[-1]
+    assert final["state"] == "TASK_KILLED"
+    assert container.returncode == -9  # SIGKILL, after the trap ignored SIGTERM
+    assert container.kill_grace == 0.3
+    assert "ignoring TERM" in (container.sandbox / "stdout").read_text()
+    with_pid = Path(f"/proc/{pid}")
+    assert not with_pid.exists()
+
+
+async def test_nothing_the_task_forked_outlives_it(agent, scheduler):
+    await launch(
+        scheduler, lambda o: task_info(o, "fork", "sleep 600 & echo $! > child.pid; exit 0")
+    )
+    assert (await follow(scheduler, "fork"))[-1]["state"] == "TASK_FINISHED"
+    child = int((sandbox_of(agent, "fork") / "child.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            return True
+        return state == "Z"  # reaped by init soon; a zombie runs nothing
+
+    await until(gone, what="the forked child to be killed")
+
+
+async def test_kill_of_an_unknown_task_is_answered_lost(agent, scheduler):
+    a = agent.agent
+    a.kill_task(scheduler.framework_id, "ghost")
+    (status,) = a.updates.unacknowledged(scheduler.framework_id, "ghost")
+    assert status["state"] == "TASK_LOST"
+    # The master knows no such task, so it acknowledges the update itself.
+    await until(lambda: a.updates.pending() == 0, what="the master's own acknowledgement")

@@ -1,0 +1,127 @@
+"""Updates survive a framework that does not acknowledge and a master that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+from support.agent_tasks import (
+    ack,
+    agent_args,
+    follow,
+    launch,
+    master_args,
+    task_info,
+    until,
+)
+from support.scheduler import Scheduler
+
+from pymesos_modules import metrics
+from pymesos_modules.agent import cli as agent_cli
+from pymesos_modules.http.common import recordio
+from pymesos_modules.master.cli import start_master
+
+
+async def test_unacknowledged_update_is_resent_and_later_ones_wait(agent, scheduler):
+    await launch(scheduler, lambda o: task_info(o, "quick", "true"))
+    first = await follow(scheduler, "quick", until="TASK_STARTING", acknowledge=False)
+    again = await follow(scheduler, "quick", until="TASK_STARTING", acknowledge=False)
+    # Same update (same uuid) resent; RUNNING and FINISHED wait behind it.
+    assert [s["state"] for s in first + again] == ["TASK_STARTING", "TASK_STARTING"]
+    assert first[0]["uuid"] == again[0]["uuid"]
+    a = agent.agent
+    await until(lambda: a.find(scheduler.framework_id, "quick").finished.is_set())
+    assert a.updates.pending(scheduler.framework_id, "quick") == 3
+    assert a.updates.retries >= 1
+    await ack(scheduler, first[0])
+    rest = await follow(scheduler, "quick")
+    assert [s["state"] for s in rest] == ["TASK_RUNNING", "TASK_FINISHED"]
+    await until(lambda: a.find(scheduler.framework_id, "quick") is None, what="forgetting the task")
+    assert [c.task_id for c in a.completed] == ["quick"]
+
+
+async def test_agent_keeps_tasks_and_updates_while_the_master_is_away(agent_factory, session):
+    master = await start_master(master_args())
+    running = await agent_factory(master.url)
+    a = running.agent
+    port = int(master.url.rsplit(":", 1)[1])
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(failover_timeout=600)
+    framework_id = scheduler.framework_id
+    await launch(
+        scheduler, lambda o: task_info(o, "long", "while [ ! -e go ]; do sleep 0.05; done")
+    )
+    await follow(scheduler, "long", until="TASK_RUNNING")
+    container = a.find(framework_id, "long")
+    agent_id = a.agent_id
+
+    await scheduler.close()
+    await master.stop()
+    await until(lambda: not a.registered, what="the agent to notice the master is gone")
+    (container.sandbox / "go").touch()
+    await until(lambda: container.finished.is_set(), what="the task to finish")
+    held = a.updates.unacknowledged(framework_id, "long")
+    assert [s["state"] for s in held] == ["TASK_FINISHED"]
+
+    restarted = await start_master(master_args(port=port))
+    try:
+        await until(lambda: a.registered, what="re-registration with the new master")
+        assert a.agent_id == agent_id
+        assert agent_id in restarted.master.agents
+    finally:
+        await restarted.stop()
+
+
+async def test_a_silent_master_is_left_and_registered_with_again(tmp_path):
+    """A master that stops sending (no HEARTBEAT for 3 intervals) counts as gone."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        call = await request.json()
+        calls.append(call["type"])
+        if call["type"] not in ("REGISTER", "REREGISTER"):
+            return web.Response(status=202)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        registered = {
+            "type": "REGISTERED",
+            "registered": {
+                "agent_id": {"value": "silent-S0"},
+                "master_id": "silent",
+                "protocol_version": 1,
+                "heartbeat_interval_seconds": 0.1,
+            },
+        }
+        await response.write(recordio(registered))
+        await asyncio.sleep(3600)  # and never a heartbeat
+        return response
+
+    app = web.Application()
+    app.router.add_post("/api/v1/agent", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"127.0.0.1:{runner.addresses[0][1]}"
+    agent = await agent_cli.start_agent(
+        agent_args(url, str(tmp_path / "a")), registry=metrics.MetricsRegistry()
+    )
+    try:
+        await until(lambda: calls.count("REREGISTER") >= 2, what="re-registrations")
+        assert calls[0] == "REGISTER"
+        saved = json.loads((tmp_path / "a" / "meta" / "agent.json").read_text())
+        assert saved["agent_id"] == "silent-S0"
+    finally:
+        await agent.stop()
+        await runner.cleanup()
+
+
+async def test_restarted_agent_keeps_its_id(master, agent_factory, tmp_path):
+    first = await agent_factory(work_dir=tmp_path / "same")
+    agent_id = first.agent.agent_id
+    await first.stop()
+    second = await agent_factory(work_dir=tmp_path / "same")
+    assert second.agent.agent_id == agent_id
+    assert list(master.master.agents) == [agent_id]
+    assert master.master.agents[agent_id].active
