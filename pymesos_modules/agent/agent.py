@@ -253,10 +253,14 @@ class Agent:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._load_id()
         self.resources = self.modules.hook_chain(
-            "agent_resources_decorator", lambda _: (self.agent_info(),), self.resources
+            "agent_resources_decorator",
+            lambda current: ({**self.agent_info(), "resources": current},),
+            self.resources,
         )
         self.attributes = self.modules.hook_chain(
-            "agent_attributes_decorator", lambda _: (self.agent_info(),), self.attributes
+            "agent_attributes_decorator",
+            lambda current: ({**self.agent_info(), "attributes": current},),
+            self.attributes,
         )
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
