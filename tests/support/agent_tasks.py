@@ -102,6 +102,21 @@ async def follow(
             return seen
 
 
+async def follow_all(
+    scheduler: Scheduler, task_ids: set[str], until: str, timeout: float = 30.0
+) -> dict[str, list[dict[str, Any]]]:
+    """Like :func:`follow` for several tasks at once (no task's updates are skipped)."""
+    seen: dict[str, list[dict[str, Any]]] = {t: [] for t in task_ids}
+    while not all(s and s[-1]["state"] == until for s in seen.values()):
+        event = await scheduler.next(
+            "UPDATE", timeout, where=lambda e: e["update"]["status"]["task_id"]["value"] in seen
+        )
+        status = event["update"]["status"]
+        seen[status["task_id"]["value"]].append(status)
+        await ack(scheduler, status)
+    return seen
+
+
 async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
     """Poll state until ``predicate()`` holds (no timing assertions, just a generous bound)."""
 
