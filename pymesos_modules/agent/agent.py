@@ -758,6 +758,11 @@ class Agent:
             ok, message = call(named, "isolate", container.container_id, container.process.pid)
             if not ok:
                 raise LaunchError(message)
+        # As Mesos' containerizer update() when a task joins its executor: the limits to enforce.
+        for named in self.modules.isolators:
+            ok, message = call(named, "update", container.container_id, dict(container.resources))
+            if not ok:
+                raise LaunchError(message)
 
     async def _run(self, container: Container) -> None:
         try:

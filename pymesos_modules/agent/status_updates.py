@@ -69,6 +69,7 @@ class StatusUpdateManager:
         self._wake = asyncio.Event()
         self._connected = False
         self._task: asyncio.Task | None = None
+        self._stopping = False
         #: updates sent again after their first send (a metric)
         self.retries = 0
 
@@ -144,6 +145,9 @@ class StatusUpdateManager:
 
     async def stop(self) -> None:
         """Stop the sending loop (pending updates are kept in memory only)."""
+        # A flag as well as cancel(): Python 3.11's wait_for can swallow a cancel.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,7 +156,7 @@ class StatusUpdateManager:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             delay: float | None = None
             if self._connected:

@@ -61,8 +61,8 @@ async def test_isolator_environment_rlimits_usage_and_call_order(agent_factory, 
     assert (await follow(scheduler, "iso"))[-1]["state"] == "TASK_FINISHED"
     assert (container.sandbox / "stdout").read_text() == "yes\n64\n"
     calls = [c[0] for c in isolator(running, "env").calls]
-    assert calls == ["prepare", "isolate", "watch-exit", "cleanup"]
-    assert isolator(running, "env").calls[2][1] == 0  # raw wait status of exit 0
+    assert calls == ["prepare", "isolate", "update", "watch-exit", "cleanup"]
+    assert isolator(running, "env").calls[3][1] == 0  # raw wait status of exit 0
 
 
 async def test_isolators_setting_one_variable_differently_fail_the_task(agent_factory, scheduler):
