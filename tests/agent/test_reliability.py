@@ -73,15 +73,22 @@ async def test_agent_keeps_tasks_and_updates_while_the_master_is_away(agent_fact
         await restarted.stop()
 
 
-async def test_a_silent_master_is_left_and_registered_with_again(tmp_path):
-    """A master that stops sending (no HEARTBEAT for 3 intervals) counts as gone."""
-    calls: list[str] = []
+async def test_a_silent_master_is_left_and_its_updates_resent_after_reregistering(tmp_path):
+    """A master that stops sending (no HEARTBEAT for 3 intervals) counts as gone; the
+    agent re-registers with the task it runs and resends the same unacknowledged update."""
+    calls: list[dict] = []
+    task = {
+        "name": "t",
+        "task_id": {"value": "t"},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
+        "command": {"value": "sleep 600"},
+    }
 
     async def handler(request: web.Request) -> web.StreamResponse:
         call = await request.json()
-        calls.append(call["type"])
+        calls.append(call)
         if call["type"] not in ("REGISTER", "REREGISTER"):
-            return web.Response(status=202)
+            return web.Response(status=202)  # never acknowledged
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         registered = {
@@ -90,10 +97,13 @@ async def test_a_silent_master_is_left_and_registered_with_again(tmp_path):
                 "agent_id": {"value": "silent-S0"},
                 "master_id": "silent",
                 "protocol_version": 1,
-                "heartbeat_interval_seconds": 0.1,
+                "heartbeat_interval_seconds": 0.2,
             },
         }
         await response.write(recordio(registered))
+        if call["type"] == "REGISTER":
+            run = {"framework_id": {"value": "fw"}, "framework_info": {}, "task": task}
+            await response.write(recordio({"type": "RUN_TASK", "run_task": run}))
         await asyncio.sleep(3600)  # and never a heartbeat
         return response
 
@@ -105,13 +115,28 @@ async def test_a_silent_master_is_left_and_registered_with_again(tmp_path):
     await site.start()
     url = f"127.0.0.1:{runner.addresses[0][1]}"
     agent = await agent_cli.start_agent(
-        agent_args(url, str(tmp_path / "a")), registry=metrics.MetricsRegistry()
+        agent_args(url, str(tmp_path / "a"), status_update_retry_interval_min=600.0),
+        registry=metrics.MetricsRegistry(),
     )
     try:
-        await until(lambda: calls.count("REREGISTER") >= 2, what="re-registrations")
-        assert calls[0] == "REGISTER"
+        kinds = lambda: [c["type"] for c in calls]  # noqa: E731
+        await until(lambda: kinds().count("REREGISTER") >= 2, what="re-registrations")
+        assert kinds()[0] == "REGISTER"
         saved = json.loads((tmp_path / "a" / "meta" / "agent.json").read_text())
         assert saved["agent_id"] == "silent-S0"
+        reregister = next(c for c in calls if c["type"] == "REREGISTER")["reregister"]
+        assert reregister["agent_id"] == {"value": "silent-S0"}
+        (listed,) = reregister["tasks"]
+        assert listed["framework_id"] == {"value": "fw"}
+        assert listed["task_info"]["task_id"] == {"value": "t"}
+        assert listed["state"] in ("TASK_STARTING", "TASK_RUNNING")
+        # The retry interval is 10 minutes: every resend here follows a re-registration,
+        # and it is the same STARTING update (RUNNING waits behind it).
+        updates = [c["update"]["status"] for c in calls if c["type"] == "UPDATE"]
+        assert len(updates) >= 2
+        assert {u["state"] for u in updates} == {"TASK_STARTING"}
+        assert len({u["uuid"] for u in updates}) == 1
+        assert agent.agent.find("fw", "t").running  # the task kept running throughout
     finally:
         await agent.stop()
         await runner.cleanup()
