@@ -79,7 +79,7 @@ def _tokens(text: str) -> list[tuple[int, str]]:
 
 
 def _parse_value(
-    where: str, text: str, at: int, name: str, value: str
+    where: str, text: str, at: int, name: str, value: str, noun: str = "resource"
 ) -> tuple[str, dict[str, Any]]:
     """One Mesos Value: ``[a-b,...]`` RANGES, ``{a,b}`` SET, a number SCALAR.
 
@@ -87,7 +87,7 @@ def _parse_value(
     """
     if value.startswith("["):
         if not value.endswith("]"):
-            raise _syntax_error(where, text, at, f"'{name}': range list '{value}' lacks ']'")
+            raise _syntax_error(where, text, at, f"{noun} '{name}': range list '{value}' lacks ']'")
         ranges = []
         for part in (p.strip() for p in value[1:-1].split(",")):
             begin, dash, end = part.partition("-")
@@ -95,25 +95,27 @@ def _parse_value(
                 low, high = int(begin), int(end if dash else begin)
             except ValueError:
                 raise _syntax_error(
-                    where, text, at, f"'{name}': bad range '{part}' (expected begin-end)"
+                    where, text, at, f"{noun} '{name}': bad range '{part}' (expected begin-end)"
                 ) from None
             if low > high or low < 0:
                 raise _syntax_error(
-                    where, text, at, f"'{name}': range '{part}' is empty or negative"
+                    where, text, at, f"{noun} '{name}': range '{part}' is empty or negative"
                 )
             ranges.append({"begin": low, "end": high})
         return "RANGES", {"ranges": {"range": ranges}}
     if value.startswith("{"):
         if not value.endswith("}"):
-            raise _syntax_error(where, text, at, f"'{name}': set '{value}' lacks '}}'")
+            raise _syntax_error(where, text, at, f"{noun} '{name}': set '{value}' lacks '}}'")
         items = [p.strip() for p in value[1:-1].split(",") if p.strip()]
         return "SET", {"set": {"item": items}}
     try:
         amount = float(value)
     except ValueError:
-        raise _syntax_error(where, text, at, f"'{name}': '{value}' is not a number") from None
+        raise _syntax_error(
+            where, text, at, f"{noun} '{name}': '{value}' is not a number"
+        ) from None
     if not math.isfinite(amount) or amount < 0:
-        raise _syntax_error(where, text, at, f"'{name}': {value} must be finite and >= 0")
+        raise _syntax_error(where, text, at, f"{noun} '{name}': {value} must be finite and >= 0")
     return "SCALAR", {"scalar": {"value": amount}}
 
 
@@ -187,7 +189,7 @@ def parse_attributes(text: str, where: str = "attributes") -> list[dict[str, Any
             raise _syntax_error(where, text, at, f"attribute '{name}' is given twice")
         value_at = at + token.index(":") + 1
         if value.startswith(("[", "{")):
-            kind, body = _parse_value(where, text, value_at, name, value)
+            kind, body = _parse_value(where, text, value_at, name, value, "attribute")
         else:
             try:
                 number = float(value)
