@@ -146,6 +146,11 @@ def _grace(policy: Any) -> float | None:
     return int(nanos) / 1e9 if isinstance(nanos, int | float | str) else None
 
 
+def _path_safe(ident: str) -> bool:
+    """True when ``ident`` can be one folder name under work_dir."""
+    return ident not in ("", ".", "..") and "/" not in ident and "\0" not in ident
+
+
 def master_url(master: str) -> str:
     """``--master=HOST:PORT`` (or a URL) -> the master's base URL."""
     if master.startswith(("zk://", "file://")):
@@ -503,6 +508,18 @@ class Agent:
         if self.agent_id is None:
             logger.warning("ignoring RUN_TASK of %s: not registered", task_id)
             return
+        bad = next((i for i in (framework_id, task_id) if not _path_safe(i)), None)
+        if bad is not None:
+            # The ids name sandbox folders: refuse what could leave work_dir (as Mesos does).
+            status = {
+                "task_id": {"value": task_id},
+                "state": "TASK_FAILED",
+                "source": "SOURCE_SLAVE",
+                "reason": "REASON_TASK_INVALID",
+                "message": f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
+            }
+            self.updates.add(framework_id, self._decorate_status(framework_id, status))
+            return
         self.frameworks[framework_id] = framework_info
         items = task.get("resources") or []
         container_id = str(uuid.uuid4())
@@ -648,14 +665,11 @@ class Agent:
     def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
         """Hooks' status decorators: labels and container_status merged into the update."""
 
-        def merge(current: dict[str, Any]) -> tuple[Any, ...]:
-            return (framework_id, current)
-
         decorated = status
         for named in self.modules.hooks:
             if getattr(named.module, "agent_task_status_decorator", None) is None:
                 continue
-            ok, result = call(named, "agent_task_status_decorator", *merge(decorated))
+            ok, result = call(named, "agent_task_status_decorator", framework_id, decorated)
             if not ok or not isinstance(result, dict):
                 continue
             decorated = dict(decorated)

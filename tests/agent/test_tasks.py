@@ -161,3 +161,13 @@ async def test_kill_of_an_unknown_task_is_answered_lost(agent, scheduler):
     assert status["state"] == "TASK_LOST"
     # The master knows no such task, so it acknowledges the update itself.
     await until(lambda: a.updates.pending() == 0, what="the master's own acknowledgement")
+
+
+async def test_ids_that_could_leave_the_work_dir_are_refused(agent, scheduler):
+    a = agent.agent
+    a.run_task(scheduler.framework_id, {}, {"task_id": {"value": "../../x"}, "command": {}})
+    (status,) = a.updates.unacknowledged(scheduler.framework_id, "../../x")
+    assert status["state"] == "TASK_FAILED"
+    assert status["reason"] == "REASON_TASK_INVALID"
+    assert a.find(scheduler.framework_id, "../../x") is None
+    assert not (a.work_dir.parent / "x").exists()
