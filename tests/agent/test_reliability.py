@@ -150,3 +150,17 @@ async def test_restarted_agent_keeps_its_id(master, agent_factory, tmp_path):
     assert second.agent.agent_id == agent_id
     assert list(master.master.agents) == [agent_id]
     assert master.master.agents[agent_id].active
+
+
+async def test_a_registration_the_master_refuses_stops_the_agent(master, tmp_path):
+    # The master's agent API takes TEXT and SCALAR attributes only (docs/agent.md).
+    running = await agent_cli.start_agent(
+        agent_args(master.url, str(tmp_path), attributes="ids:[1-3]"),
+        registry=metrics.MetricsRegistry(),
+    )
+    try:
+        await until(running.agent.failed.is_set, what="the refusal")
+        assert "refused REGISTER (400)" in running.agent.failure
+        assert "attribute 'ids'" in running.agent.failure
+    finally:
+        await running.stop()
