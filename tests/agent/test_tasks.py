@@ -171,3 +171,58 @@ async def test_ids_that_could_leave_the_work_dir_are_refused(agent, scheduler):
     assert status["reason"] == "REASON_TASK_INVALID"
     assert a.find(scheduler.framework_id, "../../x") is None
     assert not (a.work_dir.parent / "x").exists()
+
+
+async def test_removed_framework_has_its_tasks_killed_and_forgotten(agent, master, session):
+    from support.scheduler import Scheduler
+
+    framework = Scheduler(master.url, session)
+    await framework.subscribe()  # failover_timeout 0: removed when its stream closes
+    await launch(framework, lambda o: task_info(o, "orphaned", "exec sleep 600"))
+    await follow(framework, "orphaned", until="TASK_RUNNING")
+    a = agent.agent
+    container = a.find(framework.framework_id, "orphaned")
+    await framework.close()
+    # The master kills it; nobody acknowledges for the gone framework but the master itself.
+    await until(lambda: not a.containers, what="the task to be killed and forgotten")
+    assert container.returncode is not None and container.kill_requested
+    assert a.updates.pending() == 0
+
+
+async def test_shutdown_framework_and_messages_from_the_master(agent, scheduler):
+    a = agent.agent
+    await launch(scheduler, lambda o: task_info(o, "s1", "exec sleep 600"))
+    await follow(scheduler, "s1", until="TASK_RUNNING")
+    fw = {"value": scheduler.framework_id}
+    message = {"framework_id": fw, "executor_id": {"value": "s1"}, "data": "aGk="}
+    assert a._handle({"type": "FRAMEWORK_MESSAGE", "framework_message": message}) is None
+    assert a._handle({"type": "NO_SUCH_EVENT"}) is None
+    a._handle({"type": "SHUTDOWN_FRAMEWORK", "shutdown_framework": {"framework_id": fw}})
+    final = (await follow(scheduler, "s1"))[-1]
+    assert final["state"] == "TASK_KILLED"
+    assert final["message"] == "framework shut down"
+
+
+async def test_state_flags_and_health_endpoints(agent, scheduler, session):
+    await launch(scheduler, lambda o: task_info(o, "st", "exec sleep 600"))
+    await follow(scheduler, "st", until="TASK_RUNNING")
+    async with session.get(f"{agent.url}/state") as response:
+        state = await response.json()
+    assert state["id"] == agent.agent.agent_id
+    assert state["registered"] is True
+    assert state["resources"]["cpus"] == 4
+    assert state["resources"]["ports"] == "[31000-31009]"
+    (framework,) = state["frameworks"]
+    (executor,) = framework["executors"]
+    assert executor["id"] == "st"
+    assert executor["tasks"][0]["state"] == "TASK_RUNNING"
+    assert executor["directory"] == str(agent.agent.find(scheduler.framework_id, "st").sandbox)
+    async with session.get(f"{agent.url}/flags") as response:
+        flags = (await response.json())["flags"]
+    assert flags["work_dir"] == str(agent.agent.flags.work_dir)
+    async with session.get(f"{agent.url}/health") as response:
+        assert response.status == 200
+    async with session.get(f"{agent.url}/metrics/snapshot") as response:
+        snapshot = await response.json()
+    assert snapshot["slave/tasks_running"] == 1
+    assert snapshot["slave/cpus_used"] == 0.5
