@@ -860,4 +860,83 @@ def keep_new(keep: list[Any], ctype: str, init: Any) -> Any:
 # vtable type is already listed in _VTABLE_TYPES and checked once its header exists.
 
 
+def _names_and_values(keep: list[Any], resources: Mapping[str, float]) -> tuple[Any, Any]:
+    """A ``const char *[]`` and a ``double[]`` for a resource mapping (kept in ``keep``)."""
+    names = [keep_new(keep, "char[]", n.encode()) for n in resources]
+    return (
+        keep_new(keep, "const char *[]", names or [ffi.NULL]),
+        keep_new(keep, "double[]", [float(v) for v in resources.values()] or [0.0]),
+    )
+
+
+class IsolatorCalls:
+    """Marshalling for ``pmm_isolator_vtable`` calls on one native instance.
+
+    Takes and returns plain Python values; JSON documents come back as text for
+    kinds/isolator.py to parse.
+    """
+
+    def __init__(self, instance: NativeInstance) -> None:
+        self.instance = instance
+        self._stats = ffi.new("pmm_resource_statistics *")
+        self._stat_fields = [
+            name
+            for name, _ in ffi.typeof("pmm_resource_statistics").fields
+            if name not in ("struct_size", "reserved0")
+        ]
+
+    def prepare(
+        self,
+        container_id: str,
+        task_id: str,
+        framework_id: str,
+        sandbox: str,
+        user: str | None,
+        resources: Mapping[str, float],
+        task_json: str,
+    ) -> str:
+        """pmm_isolator_vtable.prepare; the launch-info JSON the module wrote."""
+        keep: list[Any] = []
+        config = keep_new(keep, "pmm_container_config *", None)
+        config.struct_size = ffi.sizeof("pmm_container_config")
+        config.resource_count = len(resources)
+        config.container_id = keep_new(keep, "char[]", container_id.encode())
+        config.task_id = keep_new(keep, "char[]", task_id.encode())
+        config.framework_id = keep_new(keep, "char[]", framework_id.encode())
+        config.sandbox = keep_new(keep, "char[]", sandbox.encode())
+        config.user = ffi.NULL if user is None else keep_new(keep, "char[]", user.encode())
+        config.resource_names, config.resource_values = _names_and_values(keep, resources)
+        config.task_json = keep_new(keep, "char[]", task_json.encode())
+        return self.instance.call_output("prepare", config)
+
+    def isolate(self, container_id: str, pid: int) -> None:
+        """pmm_isolator_vtable.isolate."""
+        self.instance.call("isolate", container_id.encode(), pid)
+
+    def update(self, container_id: str, resources: Mapping[str, float]) -> None:
+        """pmm_isolator_vtable.update."""
+        keep: list[Any] = []
+        names, values = _names_and_values(keep, resources)
+        self.instance.call("update", container_id.encode(), len(resources), names, values)
+
+    def usage(self, container_id: str) -> dict[str, float]:
+        """pmm_isolator_vtable.usage: the measured fields (NaN ones dropped)."""
+        stats = self._stats
+        stats.struct_size = ffi.sizeof("pmm_resource_statistics")
+        for name in self._stat_fields:
+            setattr(stats, name, float("nan"))
+        self.instance.call("usage", container_id.encode(), stats)
+        values = {name: float(getattr(stats, name)) for name in self._stat_fields}
+        return {name: value for name, value in values.items() if value == value}
+
+    def watch(self, container_id: str, wait_status: int | None) -> str:
+        """pmm_isolator_vtable.watch; the limitation JSON (empty: none)."""
+        exited = 0 if wait_status is None else 1
+        return self.instance.call_output("watch", container_id, exited, wait_status or 0)
+
+    def cleanup(self, container_id: str) -> None:
+        """pmm_isolator_vtable.cleanup."""
+        self.instance.call("cleanup", container_id.encode())
+
+
 # --- authorizer / http_authenticator kinds (ISSUE 4) ------------------------------------

@@ -23,7 +23,10 @@ from pymesos_modules.manager import ModuleManager
 logger = logging.getLogger(__name__)
 
 #: flag value -> (bundled library name, module name) of the built-in native modules.
-BUILTIN_MODULES: dict[str, tuple[str, str]] = {}
+BUILTIN_MODULES: dict[str, tuple[str, str]] = {
+    "posix/rlimits": ("pmm_posix", "org_pymesos_PosixRlimits"),
+    "posix/usage": ("pmm_posix", "org_pymesos_PosixUsage"),
+}
 
 
 def names(value: str | None) -> list[str]:

@@ -98,6 +98,27 @@ for bad in (lambda: drf.add_agent(1, AgentInfo((1.0, 1.0))), lambda: drf.add_age
     else:
         raise SystemExit("bad call accepted")
 drf.close(); hello.close(); manager.unload_all()
+import subprocess
+from pymesos_modules.abi import NativeCallError
+from pymesos_modules.kinds.isolator import ContainerConfig
+manager.load(parse_config(json.dumps({"libraries": [{"file": str(lib_dir / "libpmm_posix.so"),
+    "modules": ["org_pymesos_PosixRlimits", "org_pymesos_PosixUsage"]}]})))
+child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+for name in ("org_pymesos_PosixRlimits", "org_pymesos_PosixUsage"):
+    iso = manager.create(name, kind="isolator", parameters={"cpu_time_seconds": "5"} if "Rl" in name else None)
+    iso.prepare(ContainerConfig("c", "t", "f", "/tmp", None, {"cpus": 1.0, "mem": 1.0}, {"name": "t"}))
+    iso.isolate("c", child.pid)
+    iso.update("c", {"cpus": 1.0, "mem": 0.001})
+    iso.usage("c"); iso.watch("c", None); iso.watch("c", 9)
+    for bad in (lambda: iso.isolate("x", 1), lambda: iso.isolate("c", -1), lambda: iso.cleanup("x")):
+        try:
+            bad()
+        except NativeCallError:
+            pass
+        else:
+            raise SystemExit("bad isolator call accepted")
+    iso.cleanup("c"); iso.close()
+child.kill(); child.wait()
 for animal in sorted(zoo_dir.glob("libzoo_*.so")):
     try:
         m = ModuleManager()

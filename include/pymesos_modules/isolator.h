@@ -1,0 +1,105 @@
+/*
+ * pymesos-modules: the isolator kind's function table.
+ *
+ * An isolator takes part in every task the agent runs (`--isolation=a,b`, in
+ * that order), at the moments Mesos' isolators do:
+ *
+ *   prepare(config)        before the task process exists: may answer with
+ *                          environment variables, resource limits (applied
+ *                          with setrlimit in the child before exec) and a
+ *                          working directory
+ *   isolate(pid)           the task process exists (it leads its own process
+ *                          group) but may not have exec'd yet
+ *   update(resources)      the task's resources changed (also once at launch)
+ *   usage()                statistics for /monitor/statistics
+ *   watch(exited, status)  polled about once a second while the task runs,
+ *                          and once more after it exited with its waitpid()
+ *                          status: report a limitation (the task exceeded
+ *                          what it may use) and the agent fails the task
+ *   cleanup()              the task is gone; forget the container
+ *
+ * Containers are named by the agent's container id (a NUL-terminated UTF-8
+ * string).  A call naming a container the isolator does not know returns
+ * PMM_ERR_NOT_FOUND.  Resources are flat: `count` names and `count` values
+ * (cpus, mem in MB, disk in MB, gpus, any custom scalar).
+ *
+ * Documents an isolator answers with go to a pmm_output as JSON:
+ *   launch info:  {"environment": {"K": "V"},
+ *                  "rlimits": [{"type": "RLMT_AS", "soft": 1048576, "hard": 1048576}],
+ *                  "working_directory": "/path"}          (every field optional;
+ *                  a missing soft/hard means unlimited; types are Mesos'
+ *                  RLimitInfo names RLMT_AS, RLMT_CPU, RLMT_NOFILE, ...)
+ *   limitation:   {"reason": "REASON_CONTAINER_LIMITATION_MEMORY",
+ *                  "message": "...", "resources": {"mem": 64}}
+ *                 (write nothing when there is no limitation)
+ *
+ * Statistics use NaN for "not measured by this isolator": the agent merges
+ * the statistics of every isolator and drops NaN fields.
+ *
+ * Threading: the agent may call an instance from a worker thread, but never
+ * two calls on one instance at once.
+ */
+#ifndef PYMESOS_MODULES_ISOLATOR_H
+#define PYMESOS_MODULES_ISOLATOR_H
+
+#include "pymesos_modules/module.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* PMM_CDEF_BEGIN isolator */
+
+/* What prepare() learns about a container. */
+typedef struct pmm_container_config {
+    uint32_t struct_size;
+    uint32_t resource_count;
+    const char *container_id;
+    const char *task_id;
+    const char *framework_id;
+    const char *sandbox;                  /* absolute path; exists already */
+    const char *user;                     /* NULL when the task names none */
+    const char *const *resource_names;    /* resource_count names */
+    const double *resource_values;        /* resource_count amounts */
+    const char *task_json;                /* the Mesos TaskInfo as launched (JSON) */
+} pmm_container_config;
+
+/* Mesos ResourceStatistics fields the agent reports; NaN = not measured. */
+typedef struct pmm_resource_statistics {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    double timestamp;                     /* seconds since the epoch */
+    double cpus_user_time_secs;
+    double cpus_system_time_secs;
+    double cpus_limit;
+    double mem_rss_bytes;
+    double mem_limit_bytes;
+    double processes;
+    double threads;
+} pmm_resource_statistics;
+
+typedef struct pmm_isolator_vtable {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    pmm_status (*prepare)(void *instance, const pmm_container_config *config,
+                          pmm_output *launch_info_json, pmm_error *error);
+    pmm_status (*isolate)(void *instance, const char *container_id, int64_t pid,
+                          pmm_error *error);
+    pmm_status (*update)(void *instance, const char *container_id, uint32_t resource_count,
+                         const char *const *resource_names, const double *resource_values,
+                         pmm_error *error);
+    /* The host fills `statistics` with NaN (and sets struct_size) before the call. */
+    pmm_status (*usage)(void *instance, const char *container_id,
+                        pmm_resource_statistics *statistics, pmm_error *error);
+    pmm_status (*watch)(void *instance, const char *container_id, int32_t exited,
+                        int32_t wait_status, pmm_output *limitation_json, pmm_error *error);
+    pmm_status (*cleanup)(void *instance, const char *container_id, pmm_error *error);
+} pmm_isolator_vtable;
+
+/* PMM_CDEF_END isolator */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYMESOS_MODULES_ISOLATOR_H */

@@ -1,0 +1,199 @@
+"""The isolator kind: modules that take part in every task the agent runs.
+
+The agent calls each isolator of ``--isolation`` (in order) at the moments Mesos
+does: :meth:`Isolator.prepare` before the task process exists,
+:meth:`~Isolator.isolate` once it does, :meth:`~Isolator.update` when its
+resources change, :meth:`~Isolator.usage` for ``/monitor/statistics``,
+:meth:`~Isolator.watch` about once a second and once more after the task
+exited, and :meth:`~Isolator.cleanup` at the end.  The C function table is
+``pmm_isolator_vtable`` in ``include/pymesos_modules/isolator.h``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pymesos_modules.abi import IsolatorCalls, NativeCallError, NativeInstance
+from pymesos_modules.kinds.base import NativeModule, register_kind
+
+#: Mesos RLimitInfo names -> ``resource`` module constant names.
+RLIMIT_NAMES: dict[str, str] = {
+    "RLMT_AS": "RLIMIT_AS",
+    "RLMT_CORE": "RLIMIT_CORE",
+    "RLMT_CPU": "RLIMIT_CPU",
+    "RLMT_DATA": "RLIMIT_DATA",
+    "RLMT_FSIZE": "RLIMIT_FSIZE",
+    "RLMT_MEMLOCK": "RLIMIT_MEMLOCK",
+    "RLMT_MSGQUEUE": "RLIMIT_MSGQUEUE",
+    "RLMT_NICE": "RLIMIT_NICE",
+    "RLMT_NOFILE": "RLIMIT_NOFILE",
+    "RLMT_NPROC": "RLIMIT_NPROC",
+    "RLMT_RSS": "RLIMIT_RSS",
+    "RLMT_RTPRIO": "RLIMIT_RTPRIO",
+    "RLMT_RTTIME": "RLIMIT_RTTIME",
+    "RLMT_SIGPENDING": "RLIMIT_SIGPENDING",
+    "RLMT_STACK": "RLIMIT_STACK",
+}
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What an isolator's prepare() learns about the container."""
+
+    container_id: str
+    task_id: str
+    framework_id: str
+    sandbox: str
+    user: str | None
+    resources: dict[str, float]
+    task: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RLimit:
+    """One resource limit (Mesos RLimitInfo); ``None`` means unlimited."""
+
+    resource: str
+    soft: int | None
+    hard: int | None
+
+    def __post_init__(self) -> None:
+        if self.resource not in RLIMIT_NAMES:
+            raise ValueError(
+                f"unknown rlimit type '{self.resource}' (known: {', '.join(RLIMIT_NAMES)})"
+            )
+        for name, value in (("soft", self.soft), ("hard", self.hard)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"rlimit {self.resource}: {name} must be a count >= 0")
+        if self.hard is not None and (self.soft is None or self.soft > self.hard):
+            raise ValueError(f"rlimit {self.resource}: soft {self.soft} above hard {self.hard}")
+
+
+@dataclass
+class LaunchInfo:
+    """What an isolator asks of the task process before it runs."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    rlimits: list[RLimit] = field(default_factory=list)
+    working_directory: str | None = None
+
+
+@dataclass(frozen=True)
+class Limitation:
+    """A container exceeded what it may use; the agent fails its task with ``reason``."""
+
+    reason: str
+    message: str
+    resources: dict[str, float]
+
+
+@runtime_checkable
+class Isolator(Protocol):
+    """What the agent calls on every isolator of ``--isolation``."""
+
+    def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        """Before the task process exists: environment, rlimits, working directory."""
+
+    def isolate(self, container_id: str, pid: int) -> None:
+        """The task process (leader of its own process group) exists."""
+
+    def update(self, container_id: str, resources: dict[str, float]) -> None:
+        """The task's resources are now ``resources``."""
+
+    def usage(self, container_id: str) -> dict[str, float]:
+        """Mesos ResourceStatistics fields this isolator measures."""
+
+    def watch(self, container_id: str, wait_status: int | None) -> Limitation | None:
+        """A limitation the container hit, if any (``wait_status`` once it exited)."""
+
+    def cleanup(self, container_id: str) -> None:
+        """The task is gone: release the container."""
+
+
+def _document(module: str, call: str, text: str) -> dict[str, Any] | None:
+    """The JSON object a module answered with (None when it wrote nothing)."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NativeCallError(module, call, 1, f"answered with invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise NativeCallError(module, call, 1, "answered with JSON that is not an object")
+    return value
+
+
+def launch_info_from_json(module: str, document: dict[str, Any]) -> LaunchInfo:
+    """Parse the launch-info document of isolator.h; errors name the module and field."""
+    try:
+        environment = document.get("environment") or {}
+        if not isinstance(environment, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in environment.items()
+        ):
+            raise ValueError("'environment' must map names to strings")
+        rlimits = [
+            RLimit(item["type"], item.get("soft"), item.get("hard"))
+            for item in document.get("rlimits") or []
+        ]
+        workdir = document.get("working_directory")
+        if workdir is not None and not isinstance(workdir, str):
+            raise ValueError("'working_directory' must be a string")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NativeCallError(module, "prepare", 1, f"bad launch info: {exc}") from None
+    return LaunchInfo(dict(environment), rlimits, workdir)
+
+
+class NativeIsolator(NativeModule):
+    """A native isolator instance behind the :class:`Isolator` Protocol."""
+
+    kind = "isolator"
+
+    def __init__(self, instance: NativeInstance) -> None:
+        super().__init__(instance)
+        self._calls = IsolatorCalls(instance)
+
+    def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        """pmm_isolator_vtable.prepare."""
+        text = self._calls.prepare(
+            config.container_id,
+            config.task_id,
+            config.framework_id,
+            config.sandbox,
+            config.user,
+            config.resources,
+            json.dumps(config.task),
+        )
+        document = _document(self.name, "prepare", text)
+        return None if document is None else launch_info_from_json(self.name, document)
+
+    def isolate(self, container_id: str, pid: int) -> None:
+        """pmm_isolator_vtable.isolate."""
+        self._calls.isolate(container_id, pid)
+
+    def update(self, container_id: str, resources: dict[str, float]) -> None:
+        """pmm_isolator_vtable.update."""
+        self._calls.update(container_id, resources)
+
+    def usage(self, container_id: str) -> dict[str, float]:
+        """pmm_isolator_vtable.usage."""
+        return self._calls.usage(container_id)
+
+    def watch(self, container_id: str, wait_status: int | None) -> Limitation | None:
+        """pmm_isolator_vtable.watch."""
+        document = _document(self.name, "watch", self._calls.watch(container_id, wait_status))
+        if document is None:
+            return None
+        try:
+            resources = {str(k): float(v) for k, v in (document.get("resources") or {}).items()}
+            return Limitation(str(document["reason"]), str(document["message"]), resources)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise NativeCallError(self.name, "watch", 1, f"bad limitation: {exc}") from None
+
+    def cleanup(self, container_id: str) -> None:
+        """pmm_isolator_vtable.cleanup."""
+        self._calls.cleanup(container_id)
+
+
+register_kind("isolator", NativeIsolator, Isolator)
