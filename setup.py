@@ -57,7 +57,8 @@ class CMakeBuild(build_ext):
         package_dir = ROOT / "pymesos_modules" if editable else extension_dir
         build_dir = Path(self.build_temp).resolve() / "cmake"
         build_dir.mkdir(parents=True, exist_ok=True)
-        import pybind11  # build requirement
+        import nlohmann_json  # build requirements
+        import pybind11
 
         config = os.environ.get("PMM_BUILD_TYPE", "Release")
         configure = [
@@ -71,6 +72,7 @@ class CMakeBuild(build_ext):
             f"-DCMAKE_BUILD_TYPE={config}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            f"-DPMM_NLOHMANN_JSON_INCLUDE_DIR={nlohmann_json.get_include()}",
             f"-DPMM_MODULE_OUTPUT_DIR={package_dir / 'lib'}",
             f"-DPMM_PYTHON_OUTPUT_DIR={extension_dir}",
         ]

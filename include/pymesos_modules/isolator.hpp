@@ -60,37 +60,6 @@ struct ContainerConfig {
   }
 };
 
-// Append a document to a host output sink; an empty string writes nothing.
-inline void write(pmm_output* out, const std::string& text) {
-  if (text.empty()) return;
-  if (out == nullptr || out->append == nullptr) throw Error(PMM_ERR_INVALID, "output is NULL");
-  pmm_status status = out->append(out->context, text.data(), text.size());
-  if (status != PMM_OK) throw Error(status, "the host could not take the output");
-}
-
-// A JSON string literal (quotes included) for `text`.
-inline std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          static const char hex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 inline std::string id_or_throw(const char* container_id) {
   if (container_id == nullptr || *container_id == '\0')
     throw Error(PMM_ERR_INVALID, "container_id is NULL or empty");

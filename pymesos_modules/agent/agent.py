@@ -35,10 +35,11 @@ import aiohttp
 
 from pymesos_modules import __version__, metrics
 from pymesos_modules.agent import containers
-from pymesos_modules.agent._records import AgentUsage, ContainerConfig, ExecutorUsage
 from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.modules import AgentModules, Named, call
 from pymesos_modules.agent.status_updates import StatusUpdateManager
+from pymesos_modules.kinds.isolator import ContainerConfig
+from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
 from pymesos_modules.master import resources as res
 
 logger = logging.getLogger(__name__)

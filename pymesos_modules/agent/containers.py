@@ -29,15 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Mesos RLimitInfo.RLimit.Type names -> resource.RLIMIT_* (those this platform has).
-RLIMITS: dict[str, int] = {
-    f"RLMT_{name}": getattr(resource, f"RLIMIT_{name}")
-    for name in (
-        "AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE",
-        "NOFILE", "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK",
-    )
-    if hasattr(resource, f"RLIMIT_{name}")
-}  # fmt: skip
+from pymesos_modules.kinds.isolator import RLIMITS
 
 
 class LaunchError(Exception):

@@ -2,10 +2,8 @@
 ``--qos_controller``, ``--hooks`` name, how those names map to loaded or bundled
 modules, and calling them so that a failing module never takes the agent down.
 
-A name is, in order: a module loaded through ``--modules`` (native or Python),
-or a built-in alias (:data:`BUILTIN_MODULES`, e.g. ``posix/rlimits``) whose
-bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on demand,
-as ``--allocator=native/drf`` is on the master.  ``noop`` for the estimator and
+Names resolve as :mod:`pymesos_modules.kinds.builtin` says (a loaded module, or
+a built-in alias such as ``posix/rlimits``).  ``noop`` for the estimator and
 the QoS controller means "none" unless a module of that name is loaded.
 """
 
@@ -16,41 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymesos_modules.config import LibrarySpec, ModulesConfig, ModuleSpec
 from pymesos_modules.errors import UnknownModuleError
+from pymesos_modules.kinds.builtin import names, resolve
 from pymesos_modules.manager import ModuleManager
 
 logger = logging.getLogger(__name__)
-
-#: flag value -> (bundled library name, module name) of the built-in native modules.
-BUILTIN_MODULES: dict[str, tuple[str, str]] = {
-    "posix/rlimits": ("pmm_posix", "org_pymesos_PosixRlimits"),
-    "posix/usage": ("pmm_posix", "org_pymesos_PosixUsage"),
-}
-
-
-def names(value: str | None) -> list[str]:
-    """A comma-separated flag as a list of names."""
-    return [n.strip() for n in (value or "").split(",") if n.strip()]
-
-
-def resolve(manager: ModuleManager, name: str, kind: str, purpose: str) -> Any:
-    """Create the module ``name`` of ``kind`` (see module docstring)."""
-    loaded = {m.name for m in manager.modules()}
-    if name not in loaded and name in BUILTIN_MODULES:
-        library, module = BUILTIN_MODULES[name]
-        if module not in loaded:
-            spec = LibrarySpec((ModuleSpec(module),), name=library, source=purpose)
-            manager.load(ModulesConfig((spec,)))
-        name = module
-    elif name not in loaded:
-        builtin = ", ".join(sorted(BUILTIN_MODULES)) or "none"
-        raise UnknownModuleError(
-            f"{purpose}: unknown module '{name}' (loaded modules: "
-            f"{', '.join(sorted(loaded)) or 'none'}; built-in: {builtin}); "
-            f"load it with --modules"
-        )
-    return manager.create(name, kind=kind, purpose=purpose)
 
 
 @dataclass

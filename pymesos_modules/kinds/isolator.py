@@ -12,30 +12,22 @@ exited, and :meth:`~Isolator.cleanup` at the end.  The C function table is
 from __future__ import annotations
 
 import json
+import resource
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pymesos_modules.abi import IsolatorCalls, NativeCallError, NativeInstance
 from pymesos_modules.kinds.base import NativeModule, register_kind
 
-#: Mesos RLimitInfo names -> ``resource`` module constant names.
-RLIMIT_NAMES: dict[str, str] = {
-    "RLMT_AS": "RLIMIT_AS",
-    "RLMT_CORE": "RLIMIT_CORE",
-    "RLMT_CPU": "RLIMIT_CPU",
-    "RLMT_DATA": "RLIMIT_DATA",
-    "RLMT_FSIZE": "RLIMIT_FSIZE",
-    "RLMT_MEMLOCK": "RLIMIT_MEMLOCK",
-    "RLMT_MSGQUEUE": "RLIMIT_MSGQUEUE",
-    "RLMT_NICE": "RLIMIT_NICE",
-    "RLMT_NOFILE": "RLIMIT_NOFILE",
-    "RLMT_NPROC": "RLIMIT_NPROC",
-    "RLMT_RSS": "RLIMIT_RSS",
-    "RLMT_RTPRIO": "RLIMIT_RTPRIO",
-    "RLMT_RTTIME": "RLIMIT_RTTIME",
-    "RLMT_SIGPENDING": "RLIMIT_SIGPENDING",
-    "RLMT_STACK": "RLIMIT_STACK",
-}
+#: Mesos RLimitInfo.RLimit.Type names -> resource.RLIMIT_* (those this platform has).
+RLIMITS: dict[str, int] = {
+    f"RLMT_{name}": getattr(resource, f"RLIMIT_{name}")
+    for name in (
+        "AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE",
+        "NOFILE", "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK",
+    )
+    if hasattr(resource, f"RLIMIT_{name}")
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,10 +52,8 @@ class RLimit:
     hard: int | None
 
     def __post_init__(self) -> None:
-        if self.resource not in RLIMIT_NAMES:
-            raise ValueError(
-                f"unknown rlimit type '{self.resource}' (known: {', '.join(RLIMIT_NAMES)})"
-            )
+        if self.resource not in RLIMITS:
+            raise ValueError(f"unknown rlimit type '{self.resource}' (known: {', '.join(RLIMITS)})")
         for name, value in (("soft", self.soft), ("hard", self.hard)):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"rlimit {self.resource}: {name} must be a count >= 0")

@@ -21,6 +21,7 @@ from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.http.server import close_streams, create_app
 from pymesos_modules.kinds.authorizer import AclError, LocalAuthorizer
+from pymesos_modules.kinds.builtin import names, resolve
 from pymesos_modules.kinds.http_authenticator import (
     BasicAuthenticator,
     CredentialsError,
@@ -127,24 +128,20 @@ class RunningMaster:
         self.manager.unload_all()
 
 
-def _names(value: str | None) -> list[str]:
-    return [n.strip() for n in (value or "").split(",") if n.strip()]
-
-
 def _authorizer(args: argparse.Namespace, manager: ModuleManager) -> Any:
     """``--authorizers``: the built-in ``local`` one (``--acls``) or a loaded module."""
-    names = _names(args.authorizers) or ["local"]
-    if len(names) > 1:
-        raise AclError(f"--authorizers: only one authorizer is supported, found {names}")
-    if names[0] == "local":
+    chosen = names(args.authorizers) or ["local"]
+    if len(chosen) > 1:
+        raise AclError(f"--authorizers: only one authorizer is supported, found {chosen}")
+    if chosen[0] == "local":
         return LocalAuthorizer.from_flag(args.acls)
-    return manager.create(names[0], kind="authorizer", purpose="--authorizers")
+    return manager.create(chosen[0], kind="authorizer", purpose="--authorizers")
 
 
 def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[Any]:
     """``--http_authenticators``: ``basic`` (against ``--credentials``) or loaded modules."""
     out: list[Any] = []
-    for name in _names(args.http_authenticators):
+    for name in names(args.http_authenticators):
         if name == "basic":
             credentials = load_credentials(args.credentials) if args.credentials else {}
             if args.authenticate_frameworks and not credentials:
@@ -178,7 +175,7 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
         allocator,
         flags,
         authorizer=_authorizer(args, manager),
-        hooks=[manager.create(n, kind="hook", purpose="--hooks") for n in _names(args.hooks)],
+        hooks=[resolve(manager, n, "hook", "--hooks") for n in names(args.hooks)],
         http_authenticators=_authenticators(args, manager),
     )
     resources = parse_resources(args.simulated_agent_resources)

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 
 from pymesos_modules.abi import NativeCallError
-from pymesos_modules.agent.modules import resolve
 from pymesos_modules.errors import ModuleCreateError
 from pymesos_modules.kinds.base import protocol_for
+from pymesos_modules.kinds.builtin import resolve
 from pymesos_modules.kinds.isolator import (
-    RLIMIT_NAMES,
+    RLIMITS,
     ContainerConfig,
     Isolator,
     LaunchInfo,
@@ -44,15 +44,7 @@ def manager() -> Iterator[ModuleManager]:
 
 
 def make(manager: ModuleManager, name: str, **parameters: str) -> NativeIsolator:
-    if parameters:
-        from pymesos_modules.agent.modules import BUILTIN_MODULES
-        from pymesos_modules.config import LibrarySpec, ModulesConfig, ModuleSpec
-
-        library, module = BUILTIN_MODULES[name]
-        spec = LibrarySpec((ModuleSpec(module, parameters),), name=library, source="test")
-        manager.load(ModulesConfig((spec,)))
-        return manager.create(module, kind="isolator", purpose="test")
-    return resolve(manager, name, "isolator", "--isolation")
+    return resolve(manager, name, "isolator", "--isolation", parameters or None)
 
 
 def config(tmp_path, container_id: str = "c1", **resources: float) -> ContainerConfig:
@@ -74,7 +66,7 @@ def spawn(code: str, rlimits: list[RLimit] = ()) -> subprocess.Popen:
         for limit in rlimits:
             unlimited = resource.RLIM_INFINITY
             resource.setrlimit(
-                getattr(resource, RLIMIT_NAMES[limit.resource]),
+                RLIMITS[limit.resource],
                 (
                     unlimited if limit.soft is None else limit.soft,
                     unlimited if limit.hard is None else limit.hard,

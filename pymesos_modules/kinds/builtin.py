@@ -1,0 +1,62 @@
+"""Short names for the native modules bundled with the package, and resolving a flag's name.
+
+A name in ``--isolation``, ``--resource_estimator``, ``--qos_controller`` or
+``--hooks`` (master or agent) is, in order: a module loaded through
+``--modules`` (native or Python), or a built-in alias (:data:`BUILTIN_MODULES`)
+whose bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on
+demand, as ``--allocator=native/drf`` is on the master.  Modules that need
+parameters (``fixed``, ``service_discovery``) are configured through
+``--modules`` with their full name; the alias then finds them loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pymesos_modules.config import LibrarySpec, ModulesConfig, ModuleSpec
+from pymesos_modules.errors import UnknownModuleError
+from pymesos_modules.manager import ModuleManager
+
+#: flag value -> (bundled library name, module name) of the built-in native modules.
+BUILTIN_MODULES: dict[str, tuple[str, str]] = {
+    "posix/rlimits": ("pmm_posix", "org_pymesos_PosixRlimits"),
+    "posix/usage": ("pmm_posix", "org_pymesos_PosixUsage"),
+    "fixed": ("pmm_oversubscription", "org_pymesos_FixedEstimator"),
+    "load": ("pmm_oversubscription", "org_pymesos_LoadQoSController"),
+    "example_hook": ("pmm_hooks", "org_pymesos_ExampleHook"),
+    "service_discovery": ("pmm_hooks", "org_pymesos_ServiceDiscovery"),
+}
+
+
+def names(value: str | None) -> list[str]:
+    """A comma-separated flag as a list of names."""
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def resolve(
+    manager: ModuleManager,
+    name: str,
+    kind: str,
+    purpose: str,
+    parameters: Mapping[str, str] | None = None,
+) -> Any:
+    """Create the module ``name`` of ``kind`` (see module docstring).
+
+    ``parameters``, when given, override the configured ones.
+    """
+    loaded = {m.name for m in manager.modules()}
+    if name not in loaded and name in BUILTIN_MODULES:
+        library, module = BUILTIN_MODULES[name]
+        if module not in loaded:
+            spec = LibrarySpec((ModuleSpec(module),), name=library, source=purpose)
+            manager.load(ModulesConfig((spec,)))
+        name = module
+    elif name not in loaded:
+        builtin = ", ".join(sorted(BUILTIN_MODULES)) or "none"
+        raise UnknownModuleError(
+            f"{purpose}: unknown module '{name}' (loaded modules: "
+            f"{', '.join(sorted(loaded)) or 'none'}; built-in: {builtin}); "
+            f"load it with --modules"
+        )
+    return manager.create(name, kind=kind, parameters=parameters, purpose=purpose)
