@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymesos_modules.errors import UnknownModuleError
+from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.builtin import names, resolve
 from pymesos_modules.manager import ModuleManager
 
@@ -94,10 +95,7 @@ def create_modules(
     """Create the modules the flags name; on any failure destroy what was created and raise."""
     modules = AgentModules(manager)
     try:
-        for anonymous in manager.modules("anonymous"):
-            modules.anonymous.append(
-                Named(anonymous.name, manager.create(anonymous.name, kind="anonymous"))
-            )
+        modules.anonymous.extend(Named(n, m) for n, m in create_anonymous_modules(manager))
         for name in names(isolation):
             if any(i.name == name for i in modules.isolators):
                 raise UnknownModuleError(f"--isolation: '{name}' is named twice")

@@ -7,9 +7,10 @@ object with a ``close()`` method.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pymesos_modules.kinds.base import NativeModule, register_kind
+from pymesos_modules.manager import ModuleManager
 
 
 @runtime_checkable
@@ -27,3 +28,19 @@ class NativeAnonymousModule(NativeModule):
 
 
 register_kind("anonymous", NativeAnonymousModule, AnonymousModule)
+
+
+def create_anonymous_modules(manager: ModuleManager) -> list[tuple[str, Any]]:
+    """(name, instance) of every anonymous module loaded, as Mesos creates them at start.
+
+    On a failure the ones already created are closed before the error propagates.
+    """
+    created: list[tuple[str, Any]] = []
+    try:
+        for module in manager.modules("anonymous"):
+            created.append((module.name, manager.create(module.name, kind="anonymous")))
+    except BaseException:
+        for _, instance in reversed(created):
+            instance.close()
+        raise
+    return created

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.http.server import close_streams, create_app
+from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.authorizer import AclError, LocalAuthorizer
 from pymesos_modules.kinds.builtin import names, resolve
 from pymesos_modules.kinds.http_authenticator import (
@@ -118,6 +119,8 @@ class RunningMaster:
     runner: web.AppRunner
     url: str
     manager: ModuleManager
+    #: module instances to close at stop (anonymous modules, hooks, auth modules)
+    modules: list[Any] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Stop serving and release the allocator and modules."""
@@ -125,6 +128,10 @@ class RunningMaster:
         await self.master.stop()
         await self.runner.cleanup()
         self.master.allocator.close()
+        for module in reversed(self.modules):
+            close = getattr(module, "close", None)
+            if close is not None:
+                close()
         self.manager.unload_all()
 
 
@@ -161,6 +168,7 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
     manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
     manager.load(load_flags(args.modules, args.modules_dir))
     allocator = resolve_allocator(args.allocator, manager)
+    anonymous = [instance for _, instance in create_anonymous_modules(manager)]
     flags = MasterFlags(
         allocation_interval=args.allocation_interval,
         offer_timeout=args.offer_timeout,
@@ -191,7 +199,8 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else args.port
     master.flags.port = port
-    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager)
+    modules = [*anonymous, *master.hooks, master.authorizer, *master.http_authenticators]
+    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager, modules)
 
 
 def run(args: argparse.Namespace) -> int:

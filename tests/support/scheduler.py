@@ -28,6 +28,7 @@ class Scheduler:
         roles=("*",),
         failover_timeout: float = 0.0,
         framework_id: str | None = None,
+        capabilities: tuple[str, ...] = ("MULTI_ROLE",),
     ) -> dict[str, Any]:
         call: dict[str, Any] = {
             "type": "SUBSCRIBE",
@@ -37,7 +38,7 @@ class Scheduler:
                     "name": name,
                     "roles": list(roles),
                     "failover_timeout": failover_timeout,
-                    "capabilities": [{"type": "MULTI_ROLE"}],
+                    "capabilities": [{"type": c} for c in capabilities],
                 }
             },
         }
