@@ -119,6 +119,36 @@ for name in ("org_pymesos_PosixRlimits", "org_pymesos_PosixUsage"):
             raise SystemExit("bad isolator call accepted")
     iso.cleanup("c"); iso.close()
 child.kill(); child.wait()
+from pymesos_modules.kinds.builtin import resolve
+from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
+usage = AgentUsage({"cpus": 4.0}, [ExecutorUsage("c", "t", "f", {"cpus": 1.0}, True, {})])
+fixed = resolve(manager, "fixed", "resource_estimator", "asan", {"resources": "cpus:2;mem:64"})
+assert fixed.oversubscribable(usage) == {"cpus": 1.0, "mem": 64.0}
+loadavg = Path("loadavg"); loadavg.write_text("9 9 9 1/1 1")
+load = resolve(manager, "load", "qos_controller", "asan", {"load_threshold_5min": "1", "loadavg_path": "loadavg"})
+assert len(load.corrections(usage)) == 1
+hook = resolve(manager, "example_hook", "hook", "asan")
+task = {"name": "t", "task_id": {"value": "t"}, "labels": {"labels": []}}
+hook.master_launch_task_label_decorator(task, {}, "a"); hook.master_agent_lost("a", "h")
+hook.agent_run_task_label_decorator(task, {}, {"hostname": "h"})
+hook.agent_task_environment_decorator(task, {"A": "1"}); hook.agent_task_status_decorator("f", {"state": "TASK_RUNNING"})
+hook.agent_resources_decorator({"resources": []}); hook.agent_attributes_decorator({})
+sd = resolve(manager, "service_discovery", "hook", "asan", {"path": "hosts"})
+sd.agent_run_task_label_decorator({**task, "resources": [{"name": "ports", "ranges": {"range": [{"begin": 1, "end": 2}]}}]}, {}, {"hostname": "h"})
+sd.agent_task_status_decorator("f", {"task_id": {"value": "t"}, "state": "TASK_RUNNING"})
+for bad in (lambda: fixed.oversubscribable.__self__.instance.call_output("oversubscribable", "[1"),
+            lambda: hook.agent_resources_decorator.__call__("not json but a string id"),
+            lambda: sd.agent_task_status_decorator("f", {"state": "TASK_RUNNING"})):
+    try:
+        bad()
+    except NativeCallError:
+        pass
+    else:
+        raise SystemExit("bad document accepted")
+sources = {m.source for m in manager.modules()}
+assert all(src.startswith(str(lib_dir)) for src in sources), sources  # the sanitized builds
+for m in (fixed, load, hook, sd):
+    m.close()
 for animal in sorted(zoo_dir.glob("libzoo_*.so")):
     try:
         m = ModuleManager()
@@ -148,6 +178,8 @@ def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path):
     env = {
         **os.environ,
         "LD_PRELOAD": preload,
+        # Built-in names (kinds/builtin.py) find the sanitized libraries first.
+        "LD_LIBRARY_PATH": str(tmp_path / "lib"),
         # CPython itself is not leak-clean; leaks are covered by valgrind above.
         "ASAN_OPTIONS": "detect_leaks=0",
         "UBSAN_OPTIONS": "print_stacktrace=1",
