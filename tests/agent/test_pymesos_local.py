@@ -1,17 +1,13 @@
 """An unmodified pymesos 0.3.15 framework runs command tasks against `local` mode.
 
-Skipped unless ``PMM_PYMESOS_SITE`` names a folder holding pymesos (see
-docs/http-api.md for how to make one; tests/master/test_pymesos_driver.py
-explains why it is not in the test extra).
+pymesos comes from tests/support/pymesos_site.py (prepared by tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import queue
-import sys
 import uuid
 from typing import Any
 
@@ -19,8 +15,6 @@ import pytest
 
 from pymesos_modules.local import register, start_local
 
-if os.environ.get("PMM_PYMESOS_SITE"):
-    sys.path.insert(0, os.environ["PMM_PYMESOS_SITE"])
 pymesos = pytest.importorskip("pymesos")
 
 

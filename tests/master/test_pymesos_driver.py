@@ -1,24 +1,19 @@
 """An unmodified pymesos 0.3.15 MesosSchedulerDriver against our master (loopback).
 
-pymesos needs http-parser, whose C extension does not build on Python 3.11; its
-pure-Python parser works, but pip cannot be told to skip the extension, so it is
-not in the ``test`` extra. Install it by hand into a folder and point
-``PMM_PYMESOS_SITE`` at it (see docs/http-api.md); without it this test is skipped.
+pymesos cannot be a plain test dependency (see tests/support/pymesos_site.py);
+tests/conftest.py prepares it once per machine, and the test skips only when no
+package index is reachable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
-import sys
 import uuid
 from typing import Any
 
 import pytest
 
-if os.environ.get("PMM_PYMESOS_SITE"):
-    sys.path.insert(0, os.environ["PMM_PYMESOS_SITE"])
 pymesos = pytest.importorskip("pymesos")
 
 
