@@ -87,6 +87,14 @@ def create_app(
                     400, f"all non-subscribe calls should include the '{STREAM_HEADER}' header"
                 )
             framework = master.framework_for_call(call, stream_id)
+            owner = framework.info.get("principal")
+            if master.flags.authenticate_frameworks and principal != owner:
+                # Mesos: a call is only taken from the principal that subscribed.
+                raise CallError(
+                    403,
+                    f"Authenticated principal '{principal}' does not match principal "
+                    f"'{owner}' of framework {framework.framework_id}",
+                )
             master.call(framework, call)
         except _Unauthenticated as exc:
             headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None

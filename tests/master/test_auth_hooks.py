@@ -98,6 +98,23 @@ async def test_principal_must_match_the_authenticated_one(secured, session):
     assert secured.master.frameworks == {}
 
 
+async def test_calls_of_a_framework_are_taken_only_from_its_principal(secured, session):
+    session.headers.update(basic("bob", "s3cret"))
+    scheduler = Scheduler(secured.url, session)
+    try:
+        await scheduler.subscribe()
+        framework = secured.master.frameworks[scheduler.framework_id]
+        session.headers.update(basic("alice", "pw"))
+        assert await scheduler.call({"type": "TEARDOWN"}) == 403
+        assert "principal 'alice' does not match principal 'bob'" in scheduler.last_text
+        assert secured.master.frameworks[scheduler.framework_id] is framework
+        session.headers.update(basic("bob", "s3cret"))
+        assert await scheduler.call({"type": "TEARDOWN"}) == 202
+        assert scheduler.framework_id not in secured.master.frameworks
+    finally:
+        await scheduler.close()
+
+
 async def test_authenticated_framework_subscribes_and_unauthorized_user_gets_task_error(
     secured, session
 ):
