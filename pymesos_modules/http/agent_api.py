@@ -196,15 +196,8 @@ class AgentApi:
             self.master.reconnect_agent(agent_id, stream)
         else:
             agent_id = self.master.register_agent(
-                stream, hostname, resources, attributes, agent_id=agent_id
+                stream, hostname, resources, attributes, agent_id=agent_id, tasks=tasks
             )
-            if tasks:
-                logger.warning(
-                    "agent %s re-registered with %d tasks this master does not know; "
-                    "adopting them is not implemented",
-                    agent_id,
-                    len(tasks),
-                )
         timer = self._removals.pop(agent_id, None)
         if timer is not None:
             timer.cancel()

@@ -32,6 +32,7 @@ from pymesos_modules.kinds.allocator import (
     DEFAULT_REFUSE_SECONDS,
     UNRESERVED,
     AgentInfo,
+    Allocation,
     Allocator,
     AllocatorCallError,
     AllocatorOptions,
@@ -883,16 +884,42 @@ class Master:
         resources: res.Resources,
         attributes: dict[str, Any] | None = None,
         agent_id: str | None = None,
+        tasks: list[Any] | tuple[Any, ...] = (),
     ) -> str:
-        """Add an agent (its scalars go to the allocator, its ports stay here)."""
+        """Add an agent (its scalars go to the allocator, its ports stay here).
+
+        ``tasks`` are the tasks a re-registering agent still runs (agent protocol
+        REREGISTER): a restarted master adopts them, so their resources stay in use.
+        """
         agent_id = agent_id or f"{self.master_id}-S{len(self.agents)}"
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
+        adopted = [self._adoptable(agent_id, i, entry) for i, entry in enumerate(tasks)]
+        ids = [(t.framework_id, t.task_id) for t in adopted]
+        if len(set(ids)) != len(ids):
+            raise CallError(400, "reregister.tasks lists a task twice")
+        recovered = self._recover_frameworks(adopted)
+        allocations = tuple(
+            Allocation(
+                self.frameworks[t.framework_id].handle,
+                self._role(t.role),
+                tuple(p[2]),
+                p[0],
+                p[1],
+            )
+            for t in adopted
+            for p in t.pieces
+        )
         handle = self.agent_handles.add(agent_id)
         try:
-            self._alloc("add_agent", handle, AgentInfo(self._vector(resources)))
+            self._alloc(
+                "add_agent", handle, AgentInfo(self._vector(resources), allocations=allocations)
+            )
         except AllocatorCallError as exc:
             self.agent_handles.remove(agent_id)
+            for framework_id in recovered:  # nothing of a refused registration stays
+                self._alloc("remove_framework", self.frameworks.pop(framework_id).handle)
+                self.framework_handles.remove(framework_id)
             raise CallError(400, str(exc)) from None
         self.agents[agent_id] = Agent(
             agent_id,
@@ -904,9 +931,73 @@ class Master:
             free_ports=resources.ports,
             registered_at=time.time(),
         )
+        agent = self.agents[agent_id]
+        for task in adopted:
+            agent.tasks[task.task_id] = task
+            self.frameworks[task.framework_id].tasks[task.task_id] = task
+            agent.free_ports = res.subtract_ranges(agent.free_ports, task.ports)
+        if adopted:
+            logger.info("agent %s re-registered: adopted %d task(s)", agent_id, len(adopted))
         logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
         self._wake_up()
         return agent_id
+
+    def _adoptable(self, agent_id: str, index: int, entry: Any) -> Task:
+        """A task a re-registering agent still runs, as a Task; CallError names the bad field."""
+        where = f"reregister.tasks[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("task_info"), dict):
+            raise CallError(400, f"{where} must be an object with a task_info")
+        info = entry["task_info"]
+        framework_id = _id(entry.get("framework_id"), f"{where}.framework_id")
+        task_id = _id(info.get("task_id"), f"{where}.task_info.task_id")
+        try:
+            state = TaskState(entry.get("state", "TASK_RUNNING"))
+            wanted = res.from_json(info.get("resources", []), f"{where}.task_info.resources")
+        except (ValueError, res.ResourceError) as exc:
+            raise CallError(400, f"{where}: {exc}") from None
+        framework = self.frameworks.get(framework_id)
+        if framework is not None and task_id in framework.tasks:
+            raise CallError(409, f"{where}: task '{task_id}' is already known on another agent")
+        role = entry.get("role") or (framework.roles[0] if framework else "*")
+        revocable = any(isinstance(r, dict) and "revocable" in r for r in info.get("resources", []))
+        pieces: list[Piece] = [(UNRESERVED, revocable, self._vector(wanted))]
+        ports = wanted.ports
+        if state.terminal:
+            # It ended while no master listened; its terminal update is still on
+            # its way (unacknowledged).  Known as running, holding nothing, so that
+            # update finds it and completes it as usual.
+            state, pieces, ports = TaskState.RUNNING, [], ()
+        return Task(
+            task_id, framework_id, agent_id, str(info.get("name", "")), str(role), state,
+            wanted, pieces, ports, {**info, "agent_id": {"value": agent_id}},
+        )  # fmt: skip
+
+    def _recover_frameworks(self, adopted: list[Task]) -> list[str]:
+        """Frameworks of adopted tasks this master does not know, added as disconnected.
+
+        Like Mesos' recovered frameworks they wait, without a failover timer, for
+        the framework to re-subscribe with its id (or an operator to tear it down).
+        """
+        added: list[str] = []
+        for task in adopted:
+            if task.framework_id in self.frameworks:
+                continue
+            handle = self.framework_handles.add(task.framework_id)
+            roles = sorted({t.role for t in adopted if t.framework_id == task.framework_id})
+            role_handles = tuple(self._role(r) for r in roles)
+            self._alloc("add_framework", handle, FrameworkInfo(role_handles, active=False))
+            self.frameworks[task.framework_id] = Framework(
+                task.framework_id,
+                handle,
+                {"id": {"value": task.framework_id}, "name": "", "roles": roles},
+                roles,
+                set(),
+                0.0,
+                connected=False,
+                disconnected_at=time.time(),
+            )
+            added.append(task.framework_id)
+        return added
 
     def remove_agent(self, agent_id: str, reason: str = "REASON_AGENT_REMOVED") -> None:
         """An agent is gone: rescind its offers, its tasks are lost."""

@@ -229,3 +229,61 @@ async def test_bad_calls_of_a_registered_agent_change_nothing(bare_master, agent
     )
     assert status == 409, text
     assert len(bare_master.master.agents) == 1
+
+
+async def test_a_restarted_master_adopts_the_tasks_a_reregistering_agent_runs(
+    master_factory, session
+):
+    first = await master_factory(allocator="python/drf", simulated_agents=0)
+    agent = FakeAgent(first.url, session)
+    await agent.register()
+    scheduler = Scheduler(first.url, session)
+    await scheduler.subscribe(failover_timeout=3600.0)
+    offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
+    call = launch(offer, "kept", cpus=3.0, ports=(31000, 31001))
+    assert await scheduler.call(call) == 202
+    task = (await agent.next("RUN_TASK"))["run_task"]
+    framework_id = scheduler.framework_id
+    await scheduler.close()
+    await agent.disconnect()
+    await first.stop()
+
+    second = await master_factory(allocator="python/drf", simulated_agents=0)
+    agent.url = second.url
+    entry = {
+        "framework_id": task["framework_id"],
+        "task_info": task["task"],
+        "state": "TASK_RUNNING",
+    }
+    bad = FakeAgent(second.url, session)
+    bad.agent_id = "other"
+    async with session.post(
+        f"{second.url}/api/v1/agent",
+        json={"type": "REREGISTER", "reregister": {"protocol_version": 1, "hostname": "h",
+              "agent_id": {"value": "other"}, "resources": RESOURCES,
+              "tasks": [entry, {"framework_id": {"value": "f"}}]}},
+    ) as response:  # fmt: skip
+        assert response.status == 400
+        assert "reregister.tasks[1] must be an object with a task_info" in await response.text()
+    assert second.master.agents == {} and second.master.frameworks == {}
+
+    await agent.register("REREGISTER", tasks=[entry])
+    adopted = second.master.frameworks[framework_id]
+    assert not adopted.connected and set(adopted.tasks) == {"kept"}
+    again = Scheduler(second.url, session)
+    try:
+        await again.subscribe(framework_id=framework_id, failover_timeout=3600.0)
+        offer = (await again.next("OFFERS"))["offers"]["offers"][0]
+        assert await again.call({"type": "RECONCILE", "reconcile": {"tasks": []}}) == 202
+        status = (await again.next("UPDATE"))["update"]["status"]
+        assert status["task_id"]["value"] == "kept" and status["state"] == "TASK_RUNNING"
+        cpus = sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == "cpus")
+        assert cpus == 1.0  # 4 on the agent, 3 held by the adopted task
+        ports = next(r for r in offer["resources"] if r["name"] == "ports")["ranges"]["range"]
+        assert ports == [{"begin": 31002, "end": 31005}]
+        # Finishing the adopted task gives its resources back.
+        assert await agent.update(framework_id, "kept", "TASK_FINISHED", "dXVpZC0x") == 202
+        status = (await again.next("UPDATE"))["update"]["status"]
+        assert status["state"] == "TASK_FINISHED"
+    finally:
+        await again.close()
