@@ -709,6 +709,13 @@ class NativeInstance:
         self.call(call, *encoded, output.struct)
         return output.text()
 
+    def call_flag(self, call: str, *args: Any) -> bool:
+        """Call ``vtable->call(self, *args, int32_t *flag, error)``; the flag as a bool."""
+        flag = ffi.new("int32_t *")
+        encoded = [a.encode() if isinstance(a, str) else a for a in args]
+        self.call(call, *encoded, flag)
+        return bool(flag[0])
+
     def _error_buffer(self) -> ErrorBuffer:
         """This thread's reusable error buffer for calls on this instance."""
         buffer: ErrorBuffer | None = getattr(self._thread_errors, "buffer", None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pymesos_modules.kinds.base import register_kind
+from pymesos_modules.kinds.base import NativeModule, register_kind
 
 logger = logging.getLogger(__name__)
 
@@ -147,4 +147,20 @@ class LocalAuthorizer:
         """Nothing to release."""
 
 
-register_kind("authorizer", None, Authorizer)
+class NativeAuthorizer(NativeModule):
+    """A native authorizer (``pmm_authorizer_vtable``) behind the :class:`Authorizer` Protocol."""
+
+    kind = "authorizer"
+
+    def authorized(self, request: AuthorizationRequest) -> bool:
+        """pmm_authorizer_vtable.authorized (a failing call denies)."""
+        document: dict[str, Any] = {
+            "action": str(request.action),
+            "object": {"value": request.object},
+        }
+        if request.principal is not None:
+            document["subject"] = {"value": request.principal}
+        return self.instance.call_flag("authorized", json.dumps(document))
+
+
+register_kind("authorizer", NativeAuthorizer, Authorizer)

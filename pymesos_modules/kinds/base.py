@@ -10,9 +10,10 @@ import it on first use, so the registry needs no central list.
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
-from pymesos_modules.abi import NativeInstance
+from pymesos_modules.abi import NativeCallError, NativeInstance
 
 _WRAPPERS: dict[str, type[NativeModule]] = {}
 _PROTOCOLS: dict[str, type] = {}
@@ -81,3 +82,18 @@ def protocol_for(kind: str) -> type | None:
     if kind not in _PROTOCOLS:
         _import_kind(kind)
     return _PROTOCOLS.get(kind)
+
+
+def native_json(module: str, call: str, text: str, expected: type) -> Any:
+    """A module's JSON answer of the ``expected`` type (None when it wrote nothing)."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NativeCallError(module, call, 1, f"answered with invalid JSON: {exc}") from None
+    if not isinstance(value, expected):
+        raise NativeCallError(
+            module, call, 1, f"answered with a JSON {type(value).__name__}, not {expected.__name__}"
+        )
+    return value

@@ -1,11 +1,12 @@
 """Short names for the native modules bundled with the package, and resolving a flag's name.
 
-A name in ``--isolation``, ``--resource_estimator``, ``--qos_controller`` or
-``--hooks`` (master or agent) is, in order: a module loaded through
-``--modules`` (native or Python), or a built-in alias (:data:`BUILTIN_MODULES`)
-whose bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on
-demand, as ``--allocator=native/drf`` is on the master.  Modules that need
-parameters (``fixed``, ``service_discovery``) are configured through
+A module name in an agent's or master's flags (``--isolation``,
+``--resource_estimator``, ``--qos_controller``, ``--hooks``, ``--authorizers``,
+``--http_authenticators``) is, in order: a module loaded through ``--modules``
+(native or Python), or a built-in alias (:data:`BUILTIN_MODULES`) whose
+bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on demand,
+as ``--allocator=native/drf`` is on the master.  Modules that need parameters
+(``fixed``, ``service_discovery``, ``bearer`` ...) are configured through
 ``--modules`` with their full name; the alias then finds them loaded.
 """
 
@@ -26,6 +27,8 @@ BUILTIN_MODULES: dict[str, tuple[str, str]] = {
     "load": ("pmm_oversubscription", "org_pymesos_LoadQoSController"),
     "example_hook": ("pmm_hooks", "org_pymesos_ExampleHook"),
     "service_discovery": ("pmm_hooks", "org_pymesos_ServiceDiscovery"),
+    "role_authorizer": ("pmm_auth", "org_pymesos_RoleAuthorizer"),
+    "bearer": ("pmm_auth", "org_pymesos_BearerAuthenticator"),
 }
 
 

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from pymesos_modules.abi import NativeInstance
-from pymesos_modules.kinds.base import NativeModule, register_kind
-from pymesos_modules.kinds.resource_estimator import native_json
+from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
 
 #: hook method -> (JSON type of its answer, or None for a notification)
 HOOK_METHODS: dict[str, type | None] = {

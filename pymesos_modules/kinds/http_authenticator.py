@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pymesos_modules.kinds.base import register_kind
+from pymesos_modules.abi import NativeCallError
+from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
 
 logger = logging.getLogger(__name__)
 
@@ -111,4 +112,28 @@ class BasicAuthenticator:
         """Nothing to release."""
 
 
-register_kind("http_authenticator", None, HttpAuthenticator)
+class NativeHttpAuthenticator(NativeModule):
+    """A native http_authenticator (``pmm_http_authenticator_vtable``)."""
+
+    kind = "http_authenticator"
+
+    def authenticate(self, headers: Mapping[str, str]) -> AuthenticationResult:
+        """pmm_http_authenticator_vtable.authenticate."""
+        text = self.instance.call_output("authenticate", json.dumps(dict(headers)))
+        answer = native_json(self.name, "authenticate", text, dict) or {}
+        principal = answer.get("principal")
+        if isinstance(principal, str) and principal:
+            return AuthenticationResult(principal)
+        status = answer.get("status", 401)
+        if status not in (401, 403):
+            raise NativeCallError(self.name, "authenticate", 1, f"status {status!r} is not 401/403")
+        challenge = answer.get("challenge")
+        return AuthenticationResult(
+            None,
+            status,
+            str(answer.get("message", "Authentication failed")),
+            challenge if isinstance(challenge, str) else None,
+        )
+
+
+register_kind("http_authenticator", NativeHttpAuthenticator, HttpAuthenticator)

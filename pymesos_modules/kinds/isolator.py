@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pymesos_modules.abi import IsolatorCalls, NativeCallError, NativeInstance
-from pymesos_modules.kinds.base import NativeModule, register_kind
+from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
 
 #: Mesos RLimitInfo.RLimit.Type names -> resource.RLIMIT_* (those this platform has).
 RLIMITS: dict[str, int] = {
@@ -102,19 +102,6 @@ class Isolator(Protocol):
         """The task is gone: release the container."""
 
 
-def _document(module: str, call: str, text: str) -> dict[str, Any] | None:
-    """The JSON object a module answered with (None when it wrote nothing)."""
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NativeCallError(module, call, 1, f"answered with invalid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise NativeCallError(module, call, 1, "answered with JSON that is not an object")
-    return value
-
-
 def launch_info_from_json(module: str, document: dict[str, Any]) -> LaunchInfo:
     """Parse the launch-info document of isolator.h; errors name the module and field."""
     try:
@@ -155,7 +142,7 @@ class NativeIsolator(NativeModule):
             config.resources,
             json.dumps(config.task),
         )
-        document = _document(self.name, "prepare", text)
+        document = native_json(self.name, "prepare", text, dict)
         return None if document is None else launch_info_from_json(self.name, document)
 
     def isolate(self, container_id: str, pid: int) -> None:
@@ -172,7 +159,9 @@ class NativeIsolator(NativeModule):
 
     def watch(self, container_id: str, wait_status: int | None) -> Limitation | None:
         """pmm_isolator_vtable.watch."""
-        document = _document(self.name, "watch", self._calls.watch(container_id, wait_status))
+        document = native_json(
+            self.name, "watch", self._calls.watch(container_id, wait_status), dict
+        )
         if document is None:
             return None
         try:

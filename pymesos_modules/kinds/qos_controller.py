@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pymesos_modules.abi import NativeCallError
-from pymesos_modules.kinds.base import NativeModule, register_kind
-from pymesos_modules.kinds.resource_estimator import AgentUsage, native_json
+from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
+from pymesos_modules.kinds.resource_estimator import AgentUsage
 
 
 @dataclass(frozen=True)

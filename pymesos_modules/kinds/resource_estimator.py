@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pymesos_modules.abi import NativeCallError
-from pymesos_modules.kinds.base import NativeModule, register_kind
+from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
 
 
 @dataclass(frozen=True)
@@ -45,21 +45,6 @@ class ResourceEstimator(Protocol):
 
     def oversubscribable(self, usage: AgentUsage) -> dict[str, float]:
         """The revocable resources the agent may offer now (a total, not a delta)."""
-
-
-def native_json(module: str, call: str, text: str, expected: type) -> Any:
-    """A module's JSON answer of the ``expected`` type (None when it wrote nothing)."""
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NativeCallError(module, call, 1, f"answered with invalid JSON: {exc}") from None
-    if not isinstance(value, expected):
-        raise NativeCallError(
-            module, call, 1, f"answered with a JSON {type(value).__name__}, not {expected.__name__}"
-        )
-    return value
 
 
 class NativeResourceEstimator(NativeModule):

@@ -142,7 +142,7 @@ def _authorizer(args: argparse.Namespace, manager: ModuleManager) -> Any:
         raise AclError(f"--authorizers: only one authorizer is supported, found {chosen}")
     if chosen[0] == "local":
         return LocalAuthorizer.from_flag(args.acls)
-    return manager.create(chosen[0], kind="authorizer", purpose="--authorizers")
+    return resolve(manager, chosen[0], "authorizer", "--authorizers")
 
 
 def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[Any]:
@@ -157,9 +157,7 @@ def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[An
                 )
             out.append(BasicAuthenticator(credentials))
         else:
-            out.append(
-                manager.create(name, kind="http_authenticator", purpose="--http_authenticators")
-            )
+            out.append(resolve(manager, name, "http_authenticator", "--http_authenticators"))
     return out
 
 

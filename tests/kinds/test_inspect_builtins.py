@@ -20,6 +20,8 @@ EXPECTED_KINDS = {
     "org_pymesos_ServiceDiscovery": "hook",
     "org_pymesos_Hello": "anonymous",
     "org_pymesos_DRFAllocator": "allocator",
+    "org_pymesos_RoleAuthorizer": "authorizer",
+    "org_pymesos_BearerAuthenticator": "http_authenticator",
 }
 
 

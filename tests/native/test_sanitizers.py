@@ -145,6 +145,14 @@ for bad in (lambda: fixed.oversubscribable.__self__.instance.call_output("oversu
         pass
     else:
         raise SystemExit("bad document accepted")
+from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest
+authz = resolve(manager, "role_authorizer", "authorizer", "asan", {"roles": "p=a", "forbidden_users": "root"})
+assert not authz.authorized(AuthorizationRequest(Action.REGISTER_FRAMEWORK, "b", "p"))
+assert not authz.authorized(AuthorizationRequest(Action.RUN_TASK, "a", "root"))
+bearer = resolve(manager, "bearer", "http_authenticator", "asan", {"tokens": "t:a"})
+assert bearer.authenticate({"Authorization": "Bearer t"}).principal == "a"
+assert bearer.authenticate({"Authorization": "Basic x"}).status == 401
+authz.close(); bearer.close()
 sources = {m.source for m in manager.modules()}
 assert all(src.startswith(str(lib_dir)) for src in sources), sources  # the sanitized builds
 for m in (fixed, load, hook, sd):
