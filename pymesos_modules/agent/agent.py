@@ -184,6 +184,7 @@ class Agent:
         self.master_id: str | None = None
         self.registered = False
         self.heartbeat_interval = DEFAULT_HEARTBEAT
+        self._background_tasks: set[asyncio.Task] = set()
         #: framework id -> task id -> container, until its terminal update is acknowledged
         self.containers: dict[str, dict[str, Container]] = {}
         self.completed: list[Container] = []
@@ -387,6 +388,16 @@ class Agent:
             if self._handle(event) == "reregister":
                 return
 
+    def _background(self, coroutine: Any) -> None:
+        """Run ``coroutine`` as a task kept alive until done (the loop holds tasks weakly)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
+
+    async def _pong(self) -> None:
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, OSError, TimeoutError):
+            await self._post({"type": "HEARTBEAT"})
+
     async def _post(self, call: dict[str, Any]) -> None:
         """One agent call; raises when the master did not take it (202)."""
         if self._session is None or self.agent_id is None:
@@ -417,7 +428,8 @@ class Agent:
         if kind == "REGISTERED":
             self._registered(event.get("registered") or {})
         elif kind == "HEARTBEAT":
-            pass
+            # The answer is the master's proof that this agent is alive (docs/agent-protocol.md).
+            self._background(self._pong())
         elif kind == "RUN_TASK":
             body = event.get("run_task") or {}
             self.run_task(

@@ -104,10 +104,16 @@ def _agent_of(master: Master, request: web.Request, call: dict[str, Any]) -> str
 class AgentApi:
     """The ``/api/v1/agent`` handler and the liveness timers of connected agents."""
 
-    def __init__(self, master: Master, reregister_timeout: float) -> None:
+    def __init__(
+        self, master: Master, reregister_timeout: float, ping_timeout: float | None = None
+    ) -> None:
         self.master = master
         self.reregister_timeout = reregister_timeout
+        #: seconds without any call from a connected agent before it counts as lost
+        #: (Mesos: agent_ping_timeout x max_agent_ping_timeouts); None: never
+        self.ping_timeout = ping_timeout
         self.streams: dict[str, AgentStream] = {}
+        self.last_seen: dict[str, float] = {}
         self._removals: dict[str, asyncio.TimerHandle] = {}
 
     def close(self) -> None:
@@ -126,6 +132,7 @@ class AgentApi:
             if kind in ("REGISTER", "REREGISTER"):
                 return await self._register(request, call, kind)
             agent_id = _agent_of(self.master, request, call)
+            self.last_seen[agent_id] = asyncio.get_running_loop().time()
             if kind == "UPDATE":
                 self._update(agent_id, call.get("update"))
             elif kind == "UPDATE_OVERSUBSCRIBED":
@@ -224,6 +231,8 @@ class AgentApi:
             }
         )
         heartbeat = asyncio.create_task(heartbeats(stream, interval))
+        self.last_seen[agent_id] = asyncio.get_running_loop().time()
+        watchdog = asyncio.create_task(self._watchdog(agent_id, stream))
         try:
             while True:
                 event = await stream.queue.get()
@@ -234,12 +243,25 @@ class AgentApi:
             logger.info("agent %s stream closed by the agent", agent_id)
         finally:
             heartbeat.cancel()
+            watchdog.cancel()
             stream.closed = True
             if self.streams.get(agent_id) is stream:
                 self._lost(agent_id)
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+    async def _watchdog(self, agent_id: str, stream: AgentStream) -> None:
+        """End the stream of an agent that stopped answering: an open socket is not a live agent."""
+        if self.ping_timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        while not stream.closed:
+            await asyncio.sleep(min(self.ping_timeout, self.master.flags.heartbeat_interval) / 2)
+            silent = loop.time() - self.last_seen.get(agent_id, loop.time())
+            if silent > self.ping_timeout and not stream.closed:
+                logger.warning("agent %s silent for %.1f s; treating it as lost", agent_id, silent)
+                stream.close()
 
     def _lost(self, agent_id: str) -> None:
         """The agent's stream ended: deactivate it, remove it if it does not come back."""

@@ -165,7 +165,8 @@ def create_app(
         return web.json_response({"modules": modules() if modules else []})
 
     app.router.add_post("/api/v1/scheduler", scheduler)
-    agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout)
+    ping = master.flags.agent_ping_timeout * master.flags.max_agent_ping_timeouts
+    agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout, ping or None)
     app.router.add_post("/api/v1/agent", agents.handle)
     for path, handler in [
         ("/version", version),

@@ -69,6 +69,18 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         "seconds a disconnected agent may take to re-register before its tasks are lost",
     ),
     (
+        "agent_ping_timeout",
+        float,
+        15.0,
+        "seconds between the pings (HEARTBEAT events) an agent must answer",
+    ),
+    (
+        "max_agent_ping_timeouts",
+        int,
+        5,
+        "unanswered ping timeouts before a connected agent counts as lost (0: never)",
+    ),
+    (
         "authenticate_frameworks",
         _bool,
         False,
@@ -173,6 +185,8 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
         heartbeat_interval=args.heartbeat_interval,
         authenticate_frameworks=bool(args.authenticate_frameworks),
         agent_reregister_timeout=args.agent_reregister_timeout,
+        agent_ping_timeout=args.agent_ping_timeout,
+        max_agent_ping_timeouts=args.max_agent_ping_timeouts,
         random_seed=args.random_seed,
         hostname=args.hostname,
         port=args.port,

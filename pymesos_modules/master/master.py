@@ -91,6 +91,9 @@ class MasterFlags:
     heartbeat_interval: float = 15.0
     authenticate_frameworks: bool = False
     agent_reregister_timeout: float = 600.0
+    #: an agent silent for agent_ping_timeout x max_agent_ping_timeouts is lost (0: never)
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
     resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
     random_seed: int = 0
     filter_gpu_resources: bool = True

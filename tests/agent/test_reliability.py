@@ -20,6 +20,7 @@ from support.scheduler import Scheduler
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.http.common import recordio
+from pymesos_modules.http.server import AGENTS
 from pymesos_modules.master.cli import start_master
 
 
@@ -164,3 +165,24 @@ async def test_a_registration_the_master_refuses_stops_the_agent(master, tmp_pat
         assert "attribute 'ids'" in running.agent.failure
     finally:
         await running.stop()
+
+
+async def test_a_live_agent_answers_pings_and_stays_connected(agent_factory):
+    master = await start_master(
+        master_args(heartbeat_interval=0.05, agent_ping_timeout=0.1, max_agent_ping_timeouts=3)
+    )
+    try:
+        running = await agent_factory(master.url)
+        registered = master.master.agents[running.agent.agent_id]
+        last_seen = master.runner.app[AGENTS].last_seen
+        pongs = 0
+        for _ in range(600):  # 20 pings answered: far past the 0.3 s a silent agent gets
+            seen = last_seen[running.agent.agent_id]
+            await asyncio.sleep(0.05)
+            pongs += last_seen[running.agent.agent_id] != seen
+            assert registered.active
+            if pongs >= 20:
+                break
+        assert pongs >= 20
+    finally:
+        await master.stop()

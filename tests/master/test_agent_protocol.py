@@ -287,3 +287,23 @@ async def test_a_restarted_master_adopts_the_tasks_a_reregistering_agent_runs(
         assert status["state"] == "TASK_FINISHED"
     finally:
         await again.close()
+
+
+async def test_an_agent_that_stops_answering_pings_is_treated_as_lost(master_factory, session):
+    master = await master_factory(
+        allocator="python/drf",
+        simulated_agents=0,
+        heartbeat_interval=0.1,
+        agent_ping_timeout=0.2,
+        max_agent_ping_timeouts=2,
+    )
+    silent = FakeAgent(master.url, session)
+    await silent.register()
+    agent = master.master.agents[silent.agent_id]
+    deadline = asyncio.get_running_loop().time() + 20
+    while agent.active and asyncio.get_running_loop().time() < deadline:
+        # A live agent answers every ping; this one only did once.
+        await asyncio.sleep(0.05)
+    assert not agent.active
+    assert silent.agent_id in master.master.agents  # inactive, waiting to re-register
+    await silent.disconnect()
