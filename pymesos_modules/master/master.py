@@ -584,14 +584,23 @@ class Master:
         operations = body.get("operations", [])
         if not isinstance(operations, list):
             raise CallError(400, "accept.operations must be a list")
-        tasks: list[dict[str, Any]] = []
+        # A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
+        # whole group, which launches all or nothing (Mesos' task group semantics).
+        units: list[tuple[bool, list[Any]]] = []
         for op in operations:
             if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
                 raise CallError(400, f"unsupported offer operation {op!r}")
             if op["type"] == "LAUNCH":
-                tasks += (op.get("launch") or {}).get("task_infos", [])
+                infos = (op.get("launch") or {}).get("task_infos", [])
+                if not isinstance(infos, list):
+                    raise CallError(400, "launch.task_infos must be a list")
+                units += [(False, [t]) for t in infos]
             else:
-                tasks += ((op.get("launch_group") or {}).get("task_group") or {}).get("tasks", [])
+                group = ((op.get("launch_group") or {}).get("task_group") or {}).get("tasks")
+                if not isinstance(group, list) or not group:
+                    raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
+                units.append((True, group))
+        tasks = [t for _, unit in units for t in unit]
         offers = [self.offers.get(i) for i in offer_ids]
         problem = None
         if any(o is None or o.framework_id != framework.framework_id for o in offers):
@@ -616,23 +625,32 @@ class Master:
             framework.offers.discard(offer.offer_id)
         role = valid[0].role
         seen: set[str] = set()
-        for task in tasks:
-            user = self._task_user(framework, task)
-            if not self._authorized(Action.RUN_TASK, framework.info.get("principal"), user):
-                self._drop(
-                    framework,
-                    task,
-                    TaskState.ERROR,
-                    "REASON_TASK_UNAUTHORIZED",
-                    f"Not authorized to launch as user '{user}'",
-                )
-                continue
-            try:
-                self._launch(framework, agent, role, task, pieces, seen, ports)
-            except CallError as exc:
-                self._drop(framework, task, TaskState.ERROR, "REASON_TASK_INVALID", exc.message)
-            else:
+        for is_group, unit in units:
+            before = ([list(p) for p in pieces], set(seen), ports)
+            launched: list[Task] = []
+            failure: tuple[str, str] | None = None
+            for task in unit:
+                user = self._task_user(framework, task)
+                if not self._authorized(Action.RUN_TASK, framework.info.get("principal"), user):
+                    failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
+                    break
+                try:
+                    launched.append(self._launch(framework, agent, role, task, pieces, seen, ports))
+                except CallError as exc:
+                    failure = "INVALID", exc.message
+                    break
                 ports = self._taken_ports(ports, task)
+            if failure is None:
+                for started in launched:
+                    self._start(framework, agent, started)
+                continue
+            pieces[:], seen, ports = before  # nothing of a failed unit is taken
+            kind, message = failure
+            reason = f"REASON_TASK_GROUP_{kind}" if is_group else f"REASON_TASK_{kind}"
+            if is_group:
+                message = f"Task group is invalid: {message}" if kind == "INVALID" else message
+            for task in unit:
+                self._drop(framework, task, TaskState.ERROR, reason, message)
         # unused resources go back with the framework's filter
         leftover: list[Piece] = [
             (p[0], p[1], tuple(p[2])) for p in pieces if any(v > 1e-12 for v in p[2])
@@ -685,7 +703,11 @@ class Master:
         pieces: list[list],
         seen: set[str],
         ports: res.Ranges,
-    ) -> None:
+    ) -> Task:
+        """Validate one task against the offered ``pieces``/``ports`` and take its share.
+
+        Only ``pieces`` and ``seen`` change; :meth:`_start` makes the task real.
+        """
         if not isinstance(info, dict):
             raise CallError(400, "task_info must be an object")
         task_id = _id(info.get("task_id"), "task_id")
@@ -730,9 +752,12 @@ class Master:
             wanted.ports,
             info,
         )
-        framework.tasks[task_id] = task
-        agent.tasks[task_id] = task
-        agent.backend.run_task(framework.framework_id, info)
+        return task
+
+    def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
+        framework.tasks[task.task_id] = task
+        agent.tasks[task.task_id] = task
+        agent.backend.run_task(framework.framework_id, task.info)
 
     def _drop(
         self, framework: Framework, task: Any, state: TaskState, reason: str, message: str

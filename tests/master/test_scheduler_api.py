@@ -214,3 +214,59 @@ async def test_client_disconnect_mid_stream_is_harmless(master, session):
 
 
 __all__ = ["aiohttp"]
+
+
+def group_call(offer, *tasks) -> dict:
+    """One LAUNCH_GROUP with the tasks of single-task LAUNCH calls built by launch()."""
+    infos = [t["accept"]["operations"][0]["launch"]["task_infos"][0] for t in tasks]
+    return {
+        "type": "ACCEPT",
+        "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [
+                {
+                    "type": "LAUNCH_GROUP",
+                    "launch_group": {
+                        "executor": {"executor_id": {"value": "group"}, "type": "DEFAULT"},
+                        "task_group": {"tasks": infos},
+                    },
+                }
+            ],
+            "filters": {"refuse_seconds": 0},
+        },
+    }
+
+
+async def test_a_task_group_launches_all_or_nothing(master, scheduler):
+    await scheduler.subscribe()
+    offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
+    bad = group_call(offer, launch(offer, "g1"), launch(offer, "g2", cpus=1000))
+    assert await scheduler.call(bad) == 202
+    errors = [(await scheduler.next("UPDATE"))["update"]["status"] for _ in range(2)]
+    assert {e["task_id"]["value"] for e in errors} == {"g1", "g2"}
+    for error in errors:
+        assert error["state"] == "TASK_ERROR"
+        assert error["reason"] == "REASON_TASK_GROUP_INVALID"
+        assert "Task group is invalid" in error["message"] and "'g2'" in error["message"]
+    framework = master.master.frameworks[scheduler.framework_id]
+    assert framework.tasks == {}
+
+    def whole(event) -> bool:  # g1's cpu came back: an offer of the agent's full 4 cpus
+        return any(
+            r["name"] == "cpus" and r["scalar"]["value"] == 4.0
+            for o in event["offers"]["offers"]
+            if o["agent_id"] == offer["agent_id"]
+            for r in o["resources"]
+        )
+
+    again = (await scheduler.next("OFFERS", where=whole))["offers"]["offers"]
+    offer = next(o for o in again if o["agent_id"] == offer["agent_id"])
+    good = group_call(offer, launch(offer, "g3", duration=60), launch(offer, "g4", duration=60))
+    assert await scheduler.call(good) == 202
+    running: set[str] = set()
+    while running != {"g3", "g4"}:
+        update = await scheduler.next("UPDATE")
+        assert state_of(update) in ("TASK_STARTING", "TASK_RUNNING")
+        if state_of(update) == "TASK_RUNNING":
+            running.add(update["update"]["status"]["task_id"]["value"])
+    assert set(framework.tasks) == {"g3", "g4"}
