@@ -70,9 +70,14 @@ struct Engine::Role : Item {
 struct Engine::Group : Item {
   Role* role = nullptr;
   ItemSet leaves;
-  // The leaves that are not filtered on every agent, in the same order: the
-  // walk uses it at agents where every such filter is known to block, so a
-  // cluster where most frameworks declined everything costs them nothing.
+  // The leaves that may be offered anything at all this cycle (framework
+  // active, role subscribed and not suppressed), in the same order: the walk
+  // visits only these, so suppressed frameworks cost an agent visit nothing.
+  ItemSet eligible;
+  // The eligible leaves that are not filtered on every agent, in the same
+  // order: the walk uses it at agents where every such filter is known to
+  // block, so a cluster where most frameworks declined everything costs them
+  // nothing.
   ItemSet live;
   Group() : Item(kGroup) {}
 };
@@ -82,8 +87,8 @@ struct Engine::Leaf : Item {
   Role* role = nullptr;
   bool subscribed = true;
   uint64_t filters = 0;  // agents this (framework, role) has a filter on
-  bool in_live = false;
-  ItemSet::iterator live_pos;
+  bool in_live = false, in_eligible = false;
+  ItemSet::iterator live_pos, eligible_pos;
   Leaf() : Item(kLeaf) {}
 };
 
@@ -419,6 +424,7 @@ void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   Leaf* l = it->second.get();
   if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
     if (l->in_live) l->role->group->live.erase(l->live_pos);
+    if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
     l->role->group->leaves.erase(l->pos);
     fw.leaves.erase(it);
   }
@@ -481,6 +487,7 @@ void Engine::remove_framework(uint32_t handle) {
   for (auto& entry : fw.leaves) {
     Leaf* l = entry.second.get();
     if (l->in_live) l->role->group->live.erase(l->live_pos);
+    if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
     l->role->group->leaves.erase(l->pos);
   }
   frameworks_.erase(handle);
@@ -675,6 +682,7 @@ void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
   if (rekey(&l, share(l.alloc))) {
     fix(group->leaves, &l, l.pos);
     if (l.in_live) fix(group->live, &l, l.live_pos);
+    if (l.in_eligible) fix(group->eligible, &l, l.eligible_pos);
   }
   reposition(l.role->order, group, share(group->alloc));
   for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
@@ -838,7 +846,9 @@ void Engine::rebuild_order() {
       std::vector<Item*> leaves(node->group->leaves.begin(), node->group->leaves.end());
       node->group->leaves.clear();
       node->group->live.clear();
+      node->group->eligible.clear();
       for (Item* l : leaves) static_cast<Leaf*>(l)->in_live = false;
+      for (Item* l : leaves) static_cast<Leaf*>(l)->in_eligible = false;
       for (Item* l : leaves) set_insert(node->group->leaves, l, share(l->alloc));
       set_insert(node->order, node->group.get(), share(node->group->alloc));
     }
@@ -993,7 +1003,7 @@ bool Engine::walk(Role& node, Visit& visit, bool live_only) {
   for (Item* item : node.order) {
     if (item->type == Item::kGroup) {
       Group* group = static_cast<Group*>(item);
-      for (Item* l : live_only ? group->live : group->leaves)
+      for (Item* l : live_only ? group->live : group->eligible)
         if (!visit(*static_cast<Leaf*>(l))) return false;
     } else if (!walk(*static_cast<Role*>(item), visit, live_only)) {
       return false;
@@ -1002,21 +1012,32 @@ bool Engine::walk(Role& node, Visit& visit, bool live_only) {
   return true;
 }
 
+namespace {
+
+// Put `l` into or take it out of `set`, tracking membership in `in`.
+void set_membership(ItemSet& set, Engine::Item* l, ItemSet::iterator& pos, bool& in,
+                    bool wanted) {
+  if (wanted == in) return;
+  if (wanted)
+    pos = set.insert(l).first;
+  else
+    set.erase(pos);
+  in = wanted;
+}
+
+}  // namespace
+
 bool Engine::refresh_live() {
   const uint64_t agents = agents_.size();
   bool any_everywhere = false;
   frameworks_.each([&](Framework& fw) {
     for (auto& entry : fw.leaves) {
       Leaf* l = entry.second.get();
-      bool live = l->filters < agents;
-      any_everywhere = any_everywhere || !live;
-      if (live == l->in_live) continue;
-      ItemSet& set = l->role->group->live;
-      if (live)
-        l->live_pos = set.insert(l).first;
-      else
-        set.erase(l->live_pos);
-      l->in_live = live;
+      bool everywhere = l->filters >= agents;
+      any_everywhere = any_everywhere || everywhere;
+      bool eligible = fw.active && l->subscribed && !fw.suppressed.count(l->role->handle);
+      set_membership(l->role->group->eligible, l, l->eligible_pos, l->in_eligible, eligible);
+      set_membership(l->role->group->live, l, l->live_pos, l->in_live, eligible && !everywhere);
     }
   });
   return any_everywhere;
