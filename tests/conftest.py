@@ -9,6 +9,9 @@ import sys
 import pytest
 from support import pymesos_site
 
+from pymesos_modules.abi import loaded_library_paths
+from pymesos_modules.manager import ModuleManager
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,3 +24,13 @@ def pytest_configure(config: pytest.Config) -> None:
         logger.warning("cannot prepare pymesos for the driver tests: %s", exc)
         return
     sys.path.insert(0, str(site))
+
+
+@pytest.fixture
+def manager():
+    """A fresh ModuleManager; asserts the test left no library loaded."""
+    before = set(loaded_library_paths())
+    mgr = ModuleManager()
+    yield mgr
+    mgr.unload_all()
+    assert set(loaded_library_paths()) <= before, "a test leaked a loaded library"

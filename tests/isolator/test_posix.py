@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -34,13 +33,6 @@ GROW = (
     "    chunks.append(bytearray(4 * 1024 * 1024))\n"  # bytearray() touches its pages
     "    time.sleep(0.02)\n"
 )
-
-
-@pytest.fixture
-def manager() -> Iterator[ModuleManager]:
-    m = ModuleManager()
-    yield m
-    m.unload_all()
 
 
 def make(manager: ModuleManager, name: str, **parameters: str) -> NativeIsolator:

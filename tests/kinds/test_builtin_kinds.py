@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from pymesos_modules.kinds.qos_controller import QoSController, QoSCorrection
 from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage, ResourceEstimator
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.metrics import MetricsRegistry
-
-
-@pytest.fixture
-def manager() -> Iterator[ModuleManager]:
-    m = ModuleManager()
-    yield m
-    m.unload_all()
 
 
 def executor(task: str, revocable: bool, **resources: float) -> ExecutorUsage:

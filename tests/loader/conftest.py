@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 from support.native_build import cmake_build
 
-from pymesos_modules.abi import loaded_library_paths
-from pymesos_modules.manager import ModuleManager
-
 ZOO_SOURCE = Path(__file__).resolve().parents[1] / "zoo"
 
 
@@ -26,16 +23,6 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
     truncated.write_bytes(animals["good"].read_bytes()[:2000])
     animals.update(not_elf=not_elf, truncated=truncated)
     return animals
-
-
-@pytest.fixture
-def manager():
-    """A fresh ModuleManager; asserts the test left no library loaded."""
-    before = set(loaded_library_paths())
-    mgr = ModuleManager()
-    yield mgr
-    mgr.unload_all()
-    assert set(loaded_library_paths()) <= before, "a test leaked a loaded library"
 
 
 @pytest.fixture

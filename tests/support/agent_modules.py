@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class RLimit:
-    resource: str
-    soft: int | None
-    hard: int | None
-
-
-@dataclass
-class LaunchInfo:
-    environment: dict[str, str] = field(default_factory=dict)
-    rlimits: list[RLimit] = field(default_factory=list)
-    working_directory: str | None = None
-
-
-@dataclass(frozen=True)
-class Limitation:
-    reason: str
-    message: str
-    resources: dict[str, float]
-
-
-@dataclass(frozen=True)
-class QoSCorrection:
-    container_id: str
-    task_id: str
-    framework_id: str
-    message: str
+from pymesos_modules.kinds.isolator import LaunchInfo, Limitation, RLimit
+from pymesos_modules.kinds.qos_controller import QoSCorrection
 
 
 class BaseIsolator:
