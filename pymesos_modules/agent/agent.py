@@ -318,15 +318,25 @@ class Agent:
         if self.agent_id is None:
             return {"type": "REGISTER", "register": body}
         body["agent_id"] = {"value": self.agent_id}
-        body["tasks"] = [
-            {
-                "framework_id": {"value": c.framework_id},
-                "task_info": c.info,
-                "state": c.state,
-            }
-            for c in self._all_containers()
-        ]
+        body["tasks"] = [self._task_entry(c) for c in self._all_containers()]
         return {"type": "REREGISTER", "reregister": body}
+
+    @staticmethod
+    def _task_entry(container: Container) -> dict[str, Any]:
+        """A REREGISTER task entry; ``role`` from the resources' allocation_info, if any."""
+        entry: dict[str, Any] = {
+            "framework_id": {"value": container.framework_id},
+            "task_info": container.info,
+            "state": container.state,
+        }
+        for item in container.info.get("resources") or []:
+            role = (
+                (item.get("allocation_info") or {}).get("role") if isinstance(item, dict) else None
+            )
+            if isinstance(role, str) and role:
+                entry["role"] = role
+                break
+        return entry
 
     async def _master_loop(self) -> None:
         factor = self.flags.registration_backoff_factor

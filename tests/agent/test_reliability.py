@@ -66,11 +66,20 @@ async def test_agent_keeps_tasks_and_updates_while_the_master_is_away(agent_fact
     assert [s["state"] for s in held] == ["TASK_FINISHED"]
 
     restarted = await start_master(master_args(port=port))
+    again = Scheduler(restarted.url, session)
     try:
         await until(lambda: a.registered, what="re-registration with the new master")
         assert a.agent_id == agent_id
         assert agent_id in restarted.master.agents
+        # The framework comes back under its id and gets the update held meanwhile: none lost.
+        await again.subscribe(failover_timeout=600, framework_id=framework_id)
+        (finished,) = await follow(again, "long")
+        assert finished["state"] == "TASK_FINISHED"
+        assert finished["uuid"] == held[0]["uuid"]
+        await until(lambda: a.find(framework_id, "long") is None, what="the acked task forgotten")
+        assert a.updates.pending() == 0
     finally:
+        await again.close()
         await restarted.stop()
 
 
@@ -186,3 +195,20 @@ async def test_a_live_agent_answers_pings_and_stays_connected(agent_factory):
         assert pongs >= 20
     finally:
         await master.stop()
+
+
+def test_reregister_task_entries_carry_the_role_the_task_was_offered_in(tmp_path):
+    from pymesos_modules.agent.agent import Agent, Container
+
+    cpus = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}
+    info = {"task_id": {"value": "t"}, "resources": [{**cpus, "allocation_info": {"role": "web"}}]}
+    container = Container("fw", "t", "c", info, {}, tmp_path, {"cpus": 1.0}, [], False)
+    entry = Agent._task_entry(container)
+    assert entry == {
+        "framework_id": {"value": "fw"},
+        "task_info": info,
+        "state": "TASK_STAGING",
+        "role": "web",
+    }
+    container.info = {"task_id": {"value": "t"}, "resources": [cpus]}
+    assert "role" not in Agent._task_entry(container)
