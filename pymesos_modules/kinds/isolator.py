@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import resource
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -123,45 +124,57 @@ def launch_info_from_json(module: str, document: dict[str, Any]) -> LaunchInfo:
 
 
 class NativeIsolator(NativeModule):
-    """A native isolator instance behind the :class:`Isolator` Protocol."""
+    """A native isolator instance behind the :class:`Isolator` Protocol.
+
+    Safe to call from several threads: calls on one instance are serialized
+    here, which is the promise isolator.h makes to module authors (a module
+    never sees two calls on one instance at once).  cffi releases the GIL
+    during the call, so other instances and Python keep running.
+    """
 
     kind = "isolator"
 
     def __init__(self, instance: NativeInstance) -> None:
         super().__init__(instance)
         self._calls = IsolatorCalls(instance)
+        self._lock = threading.Lock()
 
     def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
         """pmm_isolator_vtable.prepare."""
-        text = self._calls.prepare(
-            config.container_id,
-            config.task_id,
-            config.framework_id,
-            config.sandbox,
-            config.user,
-            config.resources,
-            json.dumps(config.task),
-        )
+        task_json = json.dumps(config.task)
+        with self._lock:
+            text = self._calls.prepare(
+                config.container_id,
+                config.task_id,
+                config.framework_id,
+                config.sandbox,
+                config.user,
+                config.resources,
+                task_json,
+            )
         document = native_json(self.name, "prepare", text, dict)
         return None if document is None else launch_info_from_json(self.name, document)
 
     def isolate(self, container_id: str, pid: int) -> None:
         """pmm_isolator_vtable.isolate."""
-        self._calls.isolate(container_id, pid)
+        with self._lock:
+            self._calls.isolate(container_id, pid)
 
     def update(self, container_id: str, resources: dict[str, float]) -> None:
         """pmm_isolator_vtable.update."""
-        self._calls.update(container_id, resources)
+        with self._lock:
+            self._calls.update(container_id, resources)
 
     def usage(self, container_id: str) -> dict[str, float]:
         """pmm_isolator_vtable.usage."""
-        return self._calls.usage(container_id)
+        with self._lock:
+            return self._calls.usage(container_id)
 
     def watch(self, container_id: str, wait_status: int | None) -> Limitation | None:
         """pmm_isolator_vtable.watch."""
-        document = native_json(
-            self.name, "watch", self._calls.watch(container_id, wait_status), dict
-        )
+        with self._lock:
+            text = self._calls.watch(container_id, wait_status)
+        document = native_json(self.name, "watch", text, dict)
         if document is None:
             return None
         try:
@@ -172,7 +185,8 @@ class NativeIsolator(NativeModule):
 
     def cleanup(self, container_id: str) -> None:
         """pmm_isolator_vtable.cleanup."""
-        self._calls.cleanup(container_id)
+        with self._lock:
+            self._calls.cleanup(container_id)
 
 
 register_kind("isolator", NativeIsolator, Isolator)

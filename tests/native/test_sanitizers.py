@@ -105,11 +105,19 @@ manager.load(parse_config(json.dumps({"libraries": [{"file": str(lib_dir / "libp
     "modules": ["org_pymesos_PosixRlimits", "org_pymesos_PosixUsage"]}]})))
 child = subprocess.Popen(["sleep", "30"], start_new_session=True)
 for name in ("org_pymesos_PosixRlimits", "org_pymesos_PosixUsage"):
-    iso = manager.create(name, kind="isolator", parameters={"cpu_time_seconds": "5"} if "Rl" in name else None)
-    iso.prepare(ContainerConfig("c", "t", "f", "/tmp", None, {"cpus": 1.0, "mem": 1.0}, {"name": "t"}))
+    iso = manager.create(name, kind="isolator", parameters={"cpu_time_seconds": "5", "address_space_headroom_mb": "8"} if "Rl" in name else None)
+    limits = [{"type": "RLMT_NOFILE", "soft": "64", "hard": 64}, {"type": "RLMT_CPU", "soft": 1, "hard": 9}, {"type": "RLMT_CORE"}]
+    for task in ({"container": {"rlimit_info": {"rlimits": [{"type": "RLMT_X" * 40}, 7]}}}, {"container": {"rlimit_info": {"rlimits": [{"type": "RLMT_AS", "soft": "99999999999999999999", "hard": 1}]}}}):
+        try:
+            iso.prepare(ContainerConfig("c", "t", "f", "/tmp", None, {"mem": 1.0}, task))
+        except NativeCallError:
+            assert "Rl" in name  # posix/usage does not read the task
+            continue
+        iso.cleanup("c")
+    iso.prepare(ContainerConfig("c", "t", "f", "/tmp", None, {"cpus": 1.0, "mem": 1.0}, {"name": "t", "container": {"rlimit_info": {"rlimits": limits}}}))
     iso.isolate("c", child.pid)
     iso.update("c", {"cpus": 1.0, "mem": 0.001})
-    iso.usage("c"); iso.watch("c", None); iso.watch("c", 9)
+    iso.usage("c"); iso.watch("c", None); iso.watch("c", 9); iso.watch("c", 1 << 8); iso.watch("c", 24)
     for bad in (lambda: iso.isolate("x", 1), lambda: iso.isolate("c", -1), lambda: iso.cleanup("x")):
         try:
             bad()

@@ -16,20 +16,30 @@ namespace pmm_posix {
 struct GroupSample {
   double user_secs = 0, system_secs = 0;
   double rss_bytes = 0;
+  double max_vsize_bytes = 0;  // the largest address space of one process (what RLIMIT_AS bounds)
   uint32_t processes = 0, threads = 0;
 };
 
-// Sum /proc/<pid>/stat over the processes whose process group is `pgid`.
-// Processes that vanish while being read are skipped.
+// Totals of /proc/<pid>/stat over the processes whose process group is
+// `pgid` (zombies and processes that vanish while being read are skipped).
+//
+// Finding a group's members means reading every /proc/<pid>/stat (about
+// 10 us each; Linux has no per-group index), so one scan serves every
+// container of every instance in this process for kSnapshotMaxAgeMs: the
+// agent's once-a-second watch() and usage() calls over N tasks cost one scan,
+// not N.  A group missing from the snapshot whose leader is alive (a task
+// isolated after the scan) triggers a fresh scan.  Thread-safe.
 GroupSample sample_process_group(pid_t pgid);
+constexpr int64_t kSnapshotMaxAgeMs = 100;
 
 // Seconds since the epoch (ResourceStatistics.timestamp).
 double now_epoch_secs();
 
 struct Container {
-  pid_t pid = 0;                 // 0 until isolate()
+  pid_t pid = 0;                  // 0 until isolate()
   pmm::Resources resources;
-  double peak_rss_bytes = 0;     // highest RSS any sample saw
+  double peak_rss_bytes = 0;      // highest group RSS any sample saw
+  double peak_vsize_bytes = 0;    // highest address space of one process any sample saw
 };
 
 // Containers by id; `at` throws PMM_ERR_NOT_FOUND naming the id.
@@ -39,7 +49,7 @@ class Containers {
   Container& at(const std::string& id);
   void erase(const std::string& id);
   // A sample of the container's process group (zeros before isolate()),
-  // recording its peak RSS.
+  // recording its peaks.
   GroupSample sample(Container& container);
 
  private:
