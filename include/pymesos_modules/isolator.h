@@ -23,6 +23,15 @@
  * PMM_ERR_NOT_FOUND.  Resources are flat: `count` names and `count` values
  * (cpus, mem in MB, disk in MB, gpus, any custom scalar).
  *
+ * Why structs and flat arrays in, JSON out: what every isolator needs (ids,
+ * sandbox, scalar resources) arrives as plain C values, so a C isolator
+ * needs no JSON parser; update() carries only resources, so it takes them
+ * flat too.  The TaskInfo is passed as JSON as well (task_json), for the
+ * isolators that read more of the task (e.g. container.rlimit_info).
+ * Answers are variable-sized documents, hence a host-owned pmm_output.
+ * Statistics are one fixed struct of doubles: the host reads it without
+ * parsing on every /monitor/statistics request.
+ *
  * Documents an isolator answers with go to a pmm_output as JSON:
  *   launch info:  {"environment": {"K": "V"},
  *                  "rlimits": [{"type": "RLMT_AS", "soft": 1048576, "hard": 1048576}],
@@ -36,8 +45,18 @@
  * Statistics use NaN for "not measured by this isolator": the agent merges
  * the statistics of every isolator and drops NaN fields.
  *
- * Threading: the agent may call an instance from a worker thread, but never
- * two calls on one instance at once.
+ * Threading: calls may come from any thread (the agent may move them to a
+ * worker thread), but the host never makes two calls on one instance at once
+ * (the Python wrapper serializes them).  Two instances, of this module or of
+ * another module in the same library, may be called at the same time: state
+ * shared between instances (a static cache, a global table) needs a lock.
+ * watch() and usage() run about once a second per task: keep them short and
+ * never block on the task.
+ *
+ * Versioning: the host sets statistics->struct_size to the size it knows.
+ * The loader accepts a module only if it was built for this ABI minor or an
+ * older one, so that size is never smaller than the module's own struct;
+ * fields a later minor appends are simply left NaN by older modules.
  */
 #ifndef PYMESOS_MODULES_ISOLATOR_H
 #define PYMESOS_MODULES_ISOLATOR_H
