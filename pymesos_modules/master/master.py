@@ -230,9 +230,9 @@ class Master:
     def _allocate_in_thread(self) -> None:
         started = time.perf_counter()
         with self._lock:
-            batch = self.allocator.allocate(self.clock()).copy()
+            # Set under the lock: whoever takes the lock next sees this cycle's offers.
+            self._pending_batch = self.allocator.allocate(self.clock()).copy()
         self.last_allocation_ms = (time.perf_counter() - started) * 1000
-        self._pending_batch = batch
 
     def allocate_now(self) -> int:
         """Run one cycle now and send its offers (tests, simulator); returns offers made."""
@@ -721,23 +721,40 @@ class Master:
             raise CallError(400, str(exc)) from None
         if not res.contains_ranges(ports, wanted.ports):
             raise CallError(400, f"task '{task_id}' asks for ports outside its offers")
-        need = list(self._vector(wanted))
-        available = [sum(p[2][i] for p in pieces) for i in range(len(need))]
-        short = [
-            n
-            for n, a, name in zip(need, available, self.flags.resource_names, strict=True)
-            if n > a + 1e-9
-        ]
         unknown = set(wanted.scalars) - set(self.flags.resource_names)
-        if short or unknown:
+        if unknown:
             raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
+        # Regular resources come only from regular offered ones (Mesos), never
+        # from revocable ones.  Resources marked "revocable": {} come from
+        # revocable offered ones first; unlike Mesos, which refuses the task, what
+        # those lack is charged to regular ones (the agent still treats the task
+        # as revocable, i.e. preemptible, so nobody gets more than they asked).
+        marked = [r for r in info.get("resources", []) if isinstance(r, dict) and "revocable" in r]
+        revocable = res.from_json(marked, f"task '{task_id}' resources")
+        mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
+        if mixed:
+            raise CallError(
+                400, f"task '{task_id}' mixes revocable and non-revocable {', '.join(mixed)}"
+            )
+        marked_need = self._vector(revocable)
+        regular_need = [
+            max(0.0, n - r) for n, r in zip(self._vector(wanted), marked_need, strict=True)
+        ]
+        regular = [piece for piece in pieces if not piece[1]]
         taken: list[Piece] = []
-        for piece in pieces:  # unreserved first, then reservations, then revocable
-            take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
-            if any(t > 0 for t in take):
-                piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
-                need = [n - t for n, t in zip(need, take, strict=True)]
-                taken.append((piece[0], piece[1], tuple(take)))
+        for need, own in (
+            (regular_need, regular),
+            (list(marked_need), [piece for piece in pieces if piece[1]] + regular),
+        ):
+            available = [sum(p[2][i] for p in own) for i in range(len(need))]
+            if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):
+                raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
+            for piece in own:  # unreserved first, then reservations
+                take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
+                if any(t > 0 for t in take):
+                    piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
+                    need = [n - t for n, t in zip(need, take, strict=True)]
+                    taken.append((piece[0], piece[1], tuple(take)))
         seen.add(task_id)
         info = self._decorate(framework, agent, info)
         task = Task(
@@ -1078,18 +1095,39 @@ class Master:
             self._wake_up()
 
     def update_oversubscribed(self, agent_id: str, revocable: res.Resources) -> None:
-        """The agent's estimator reports this much revocable capacity (a total, not a delta)."""
+        """The agent's estimator reports this much revocable capacity (a total, not a delta).
+
+        As Mesos, every report rescinds the agent's outstanding offers that hold
+        revocable resources (they may no longer exist), and the new total is
+        offered afresh.  The pool never drops below what running tasks hold:
+        evicting those is the QoS controller's job, not the estimator's.
+        """
         agent = self.agents[agent_id]
-        vector = self._vector(revocable)
+        in_use = [0.0] * len(self.flags.resource_names)
+        for task in agent.tasks.values():
+            for _, is_revocable, vector in task.pieces:
+                if is_revocable and not task.state.terminal:
+                    in_use = [a + b for a, b in zip(in_use, vector, strict=True)]
+        wanted = tuple(max(a, b) for a, b in zip(self._vector(revocable), in_use, strict=True))
         info = AgentInfo(
             self._vector(agent.resources),
-            revocable=vector if any(vector) else None,
+            revocable=wanted if any(wanted) else None,
             active=agent.active,
         )
-        try:
-            self._alloc("update_agent", agent.handle, info)
-        except AllocatorCallError as exc:
-            raise CallError(400, str(exc)) from None
+        for attempt in range(2):
+            # A cycle that finished but is not delivered yet holds revocable
+            # resources the allocator counts as allocated: make them offers first.
+            if self._pending_batch is not None:
+                self._deliver(self._pending_batch)
+            for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
+                if any(is_revocable for _, is_revocable, _ in offer.pieces):
+                    self._rescind(offer)
+            try:
+                self._alloc("update_agent", agent.handle, info)
+                break
+            except AllocatorCallError as exc:
+                if attempt:  # a cycle ran in between once; twice is a real refusal
+                    raise CallError(400, str(exc)) from None
         self._wake_up()
 
     def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
