@@ -66,6 +66,26 @@ CAPABILITY_BITS = {
 }
 
 
+#: Mesos' least resources of an executor (src/master/constants.hpp: MIN_CPUS, MIN_MEM in MB)
+MIN_CPUS = 0.01
+MIN_MEM = 32.0
+
+
+@dataclass
+class _Executor:
+    """The executor of task groups on one agent: it holds its resources while a task runs."""
+
+    info: dict[str, Any]
+    pieces: list[Piece]
+    ports: res.Ranges
+    role: str
+    task_ids: set[str] = field(default_factory=set)
+
+
+def _executor_id(executor: dict[str, Any]) -> str:
+    return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
+
+
 class CallError(Exception):
     """A scheduler call was rejected; ``status`` is the HTTP status Mesos would answer."""
 
@@ -147,6 +167,8 @@ class Master:
         self._pending_batch: OfferBatch | None = None
         #: ids of removed frameworks: they may not subscribe again with the same id.
         self._completed_ids: set[str] = set()
+        #: executors of task groups by (framework id, agent id, executor id)
+        self.executors: dict[tuple[str, str, str], _Executor] = {}
         self.counters = {
             "tasks_finished": 0,
             "tasks_failed": 0,
@@ -527,6 +549,11 @@ class Master:
                 agent.tasks.pop(task.task_id, None)
                 if task.ports:
                     agent.free_ports = tuple(sorted(agent.free_ports + task.ports))
+        for key in [k for k in self.executors if k[0] == framework_id]:
+            agent = self.agents.get(key[1])
+            if agent is not None:  # the allocator forgets the rest with the framework
+                agent.free_ports = tuple(sorted(agent.free_ports + self.executors[key].ports))
+            del self.executors[key]
         self._alloc("remove_framework", framework.handle)
         self.framework_handles.remove(framework_id)
         self._completed_ids.add(framework_id)
@@ -586,7 +613,7 @@ class Master:
             raise CallError(400, "accept.operations must be a list")
         # A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
         # whole group, which launches all or nothing (Mesos' task group semantics).
-        units: list[tuple[bool, list[Any]]] = []
+        units: list[tuple[dict[str, Any] | None, list[Any]]] = []
         for op in operations:
             if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
                 raise CallError(400, f"unsupported offer operation {op!r}")
@@ -594,12 +621,15 @@ class Master:
                 infos = (op.get("launch") or {}).get("task_infos", [])
                 if not isinstance(infos, list):
                     raise CallError(400, "launch.task_infos must be a list")
-                units += [(False, [t]) for t in infos]
+                units += [(None, [t]) for t in infos]
             else:
-                group = ((op.get("launch_group") or {}).get("task_group") or {}).get("tasks")
+                body = op.get("launch_group") or {}
+                group = (body.get("task_group") or {}).get("tasks")
                 if not isinstance(group, list) or not group:
                     raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
-                units.append((True, group))
+                # A missing or bad executor fails the group below (TASK_ERROR), as Mesos.
+                executor = body.get("executor")
+                units.append((executor if isinstance(executor, dict) else {}, group))
         tasks = [t for _, unit in units for t in unit]
         offers = [self.offers.get(i) for i in offer_ids]
         problem = None
@@ -625,13 +655,31 @@ class Master:
             framework.offers.discard(offer.offer_id)
         role = valid[0].role
         seen: set[str] = set()
-        for is_group, unit in units:
+        for executor, unit in units:
+            is_group = executor is not None
             before = ([list(p) for p in pieces], set(seen), ports)
             launched: list[Task] = []
             failure: tuple[str, str] | None = None
-            for task in unit:
+            new_executor: _Executor | None = None
+            # A group is authorized as a whole before it is validated, as Mesos.
+            users = [self._task_user(framework, t) for t in unit] if is_group else []
+            principal = framework.info.get("principal")
+            denied = [u for u in users if not self._authorized(Action.RUN_TASK, principal, u)]
+            if denied:
+                failure = "UNAUTHORIZED", f"Not authorized to launch as user '{denied[0]}'"
+            elif executor is not None:
+                try:
+                    new_executor = self._group_executor(
+                        framework, agent, executor, unit, pieces, ports, role
+                    )
+                except CallError as exc:
+                    failure = "INVALID", exc.message
+                else:
+                    if new_executor is not None:
+                        ports = res.subtract_ranges(ports, new_executor.ports)
+            for task in unit if failure is None else ():
                 user = self._task_user(framework, task)
-                if not self._authorized(Action.RUN_TASK, framework.info.get("principal"), user):
+                if not is_group and not self._authorized(Action.RUN_TASK, principal, user):
                     failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
                     break
                 try:
@@ -641,6 +689,11 @@ class Master:
                     break
                 ports = self._taken_ports(ports, task)
             if failure is None:
+                if executor is not None:
+                    key = (framework.framework_id, agent.agent_id, _executor_id(executor))
+                    if new_executor is not None:
+                        self.executors[key] = new_executor
+                    self.executors[key].task_ids.update(t.task_id for t in launched)
                 for started in launched:
                     self._start(framework, agent, started)
                 continue
@@ -694,6 +747,42 @@ class Master:
         wanted = res.from_json(task.get("resources", []), "task.resources").ports
         return res.subtract_ranges(ports, wanted)
 
+    def _take(self, pieces: list[list], wanted: res.Resources, items: Any, who: str) -> list[Piece]:
+        """Take ``wanted`` (scalars, given as the JSON ``items``) out of the offered ``pieces``.
+
+        Returns what was taken per piece; CallError (naming ``who``) if it does not fit.
+        """
+        # Regular resources come only from regular offered ones (Mesos), never
+        # from revocable ones.  Resources marked "revocable": {} come from
+        # revocable offered ones first; unlike Mesos, which refuses the task, what
+        # those lack is charged to regular ones (the agent still treats the task
+        # as revocable, i.e. preemptible, so nobody gets more than they asked).
+        marked = [r for r in items if isinstance(r, dict) and "revocable" in r]
+        revocable = res.from_json(marked, f"{who} resources")
+        mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
+        if mixed:
+            raise CallError(400, f"{who} mixes revocable and non-revocable {', '.join(mixed)}")
+        marked_need = self._vector(revocable)
+        regular_need = [
+            max(0.0, n - r) for n, r in zip(self._vector(wanted), marked_need, strict=True)
+        ]
+        regular = [piece for piece in pieces if not piece[1]]
+        taken: list[Piece] = []
+        for need, own in (
+            (regular_need, regular),
+            (list(marked_need), [piece for piece in pieces if piece[1]] + regular),
+        ):
+            available = [sum(p[2][i] for p in own) for i in range(len(need))]
+            if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):
+                raise CallError(400, f"{who} uses more resources than its offers hold")
+            for piece in own:  # unreserved first, then reservations
+                take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
+                if any(t > 0 for t in take):
+                    piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
+                    need = [n - t for n, t in zip(need, take, strict=True)]
+                    taken.append((piece[0], piece[1], tuple(take)))
+        return taken
+
     def _launch(
         self,
         framework: Framework,
@@ -724,37 +813,7 @@ class Master:
         unknown = set(wanted.scalars) - set(self.flags.resource_names)
         if unknown:
             raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
-        # Regular resources come only from regular offered ones (Mesos), never
-        # from revocable ones.  Resources marked "revocable": {} come from
-        # revocable offered ones first; unlike Mesos, which refuses the task, what
-        # those lack is charged to regular ones (the agent still treats the task
-        # as revocable, i.e. preemptible, so nobody gets more than they asked).
-        marked = [r for r in info.get("resources", []) if isinstance(r, dict) and "revocable" in r]
-        revocable = res.from_json(marked, f"task '{task_id}' resources")
-        mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
-        if mixed:
-            raise CallError(
-                400, f"task '{task_id}' mixes revocable and non-revocable {', '.join(mixed)}"
-            )
-        marked_need = self._vector(revocable)
-        regular_need = [
-            max(0.0, n - r) for n, r in zip(self._vector(wanted), marked_need, strict=True)
-        ]
-        regular = [piece for piece in pieces if not piece[1]]
-        taken: list[Piece] = []
-        for need, own in (
-            (regular_need, regular),
-            (list(marked_need), [piece for piece in pieces if piece[1]] + regular),
-        ):
-            available = [sum(p[2][i] for p in own) for i in range(len(need))]
-            if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):
-                raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
-            for piece in own:  # unreserved first, then reservations
-                take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
-                if any(t > 0 for t in take):
-                    piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
-                    need = [n - t for n, t in zip(need, take, strict=True)]
-                    taken.append((piece[0], piece[1], tuple(take)))
+        taken = self._take(pieces, wanted, info.get("resources", []), f"task '{task_id}'")
         seen.add(task_id)
         info = self._decorate(framework, agent, info)
         task = Task(
@@ -770,6 +829,90 @@ class Master:
             info,
         )
         return task
+
+    def _group_executor(
+        self,
+        framework: Framework,
+        agent: Agent,
+        executor: dict[str, Any],
+        group: list[Any],
+        pieces: list[list],
+        ports: res.Ranges,
+        role: str,
+    ) -> _Executor | None:
+        """Validate a task group's executor as Mesos does; a new one takes its resources.
+
+        Returns the executor to start, or None when it already runs on the agent
+        (its resources are held already).  Only ``pieces`` change.
+        """
+        if not executor:
+            raise CallError(400, "launch_group.executor (an ExecutorInfo) must be set")
+        executor_id = _executor_id(executor)
+        kind = executor.get("type")
+        if kind is None:
+            raise CallError(400, "'ExecutorInfo.type' must be set")
+        if kind not in ("DEFAULT", "CUSTOM"):
+            raise CallError(400, f"Unknown executor type {kind!r}")
+        for task in group:
+            if isinstance(task, dict) and "executor" in task and task["executor"] != executor:
+                task_id = (task.get("task_id") or {}).get("value")
+                raise CallError(
+                    400,
+                    f"The ExecutorInfo of task '{task_id}' is different from "
+                    f"executor '{executor_id}'",
+                )
+        running = self.executors.get((framework.framework_id, agent.agent_id, executor_id))
+        if running is not None:
+            if running.info != executor:
+                raise CallError(
+                    400,
+                    f"executor '{executor_id}' already runs on agent {agent.agent_id} "
+                    "with another ExecutorInfo",
+                )
+            return None
+        items = executor.get("resources", [])
+        try:
+            wanted = res.from_json(items, f"executor '{executor_id}' resources")
+        except res.ResourceError as exc:
+            raise CallError(400, str(exc)) from None
+        for name, least in (("cpus", MIN_CPUS), ("mem", MIN_MEM)):
+            if wanted.scalars.get(name, 0.0) < least:
+                raise CallError(
+                    400,
+                    f"Executor '{executor_id}' uses less {name} "
+                    f"({wanted.scalars.get(name, 0.0):g}) than the minimum required ({least:g})",
+                )
+        if set(wanted.scalars) - set(self.flags.resource_names):
+            raise CallError(400, f"executor '{executor_id}' uses resources its offers lack")
+        if not res.contains_ranges(ports, wanted.ports):
+            raise CallError(400, f"executor '{executor_id}' asks for ports outside its offers")
+        taken = self._take(pieces, wanted, items, f"executor '{executor_id}'")
+        return _Executor(dict(executor), taken, wanted.ports, role)
+
+    def _executor_task_ended(self, task: Task, release: bool) -> None:
+        """A task ended: its group's executor ends with its last task, giving its resources back."""
+        for key, executor in self.executors.items():
+            if (
+                key[:2] != (task.framework_id, task.agent_id)
+                or task.task_id not in executor.task_ids
+            ):
+                continue
+            executor.task_ids.discard(task.task_id)
+            if executor.task_ids:
+                return
+            del self.executors[key]
+            agent, framework = (
+                self.agents.get(task.agent_id),
+                self.frameworks.get(task.framework_id),
+            )
+            if agent is not None:
+                agent.free_ports = tuple(sorted(agent.free_ports + executor.ports))
+                if release and framework is not None:
+                    role = self.roles.add(executor.role)
+                    self._recover(
+                        framework, agent, framework.handle, agent.handle, role, executor.pieces, 0.0
+                    )
+            return
 
     def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
         framework.tasks[task.task_id] = task
@@ -1183,6 +1326,7 @@ class Master:
                 framework.tasks.pop(task.task_id, None)
                 framework.completed.append(task)
                 del framework.completed[:-1000]
+            self._executor_task_ended(task, release)
             self._wake_up()
         if framework is None:
             return
