@@ -60,6 +60,11 @@ class AgentStream(StreamSink):
         }
         self.send({"type": "FRAMEWORK_MESSAGE", "framework_message": body})
 
+    def shutdown_framework(self, framework_id: str) -> None:
+        """The framework is gone from the master: the agent kills all of its tasks."""
+        body = {"framework_id": {"value": framework_id}}
+        self.send({"type": "SHUTDOWN_FRAMEWORK", "shutdown_framework": body})
+
     def acknowledge(self, framework_id: str, task_id: str, uuid: str) -> None:
         """The framework acknowledged a status update: the agent may stop resending it."""
         body = {
@@ -193,6 +198,9 @@ class AgentApi:
         tasks = body.get("tasks", [])
         if not isinstance(tasks, list):
             raise CallError(400, f"{kind}.tasks must be a list")
+        frameworks = body.get("frameworks", [])
+        listed = self.master.listed_tasks(tasks)
+        self.master.framework_infos(frameworks)
         stream = AgentStream(self.master)
         if agent_id is not None and agent_id in self.master.agents:
             old = self.streams.get(agent_id)
@@ -203,16 +211,26 @@ class AgentApi:
             self.master.reconnect_agent(agent_id, stream)
         else:
             agent_id = self.master.register_agent(
-                stream, hostname, resources, attributes, agent_id=agent_id, tasks=tasks
+                stream,
+                hostname,
+                resources,
+                attributes,
+                agent_id=agent_id,
+                tasks=tasks,
+                frameworks=frameworks,
             )
         timer = self._removals.pop(agent_id, None)
         if timer is not None:
             timer.cancel()
         self.streams[agent_id] = stream
-        return await self._serve(request, agent_id, stream)
+        return await self._serve(request, agent_id, stream, listed)
 
     async def _serve(
-        self, request: web.Request, agent_id: str, stream: AgentStream
+        self,
+        request: web.Request,
+        agent_id: str,
+        stream: AgentStream,
+        listed: set[tuple[str, str]],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", AGENT_HEADER: agent_id}
@@ -230,6 +248,8 @@ class AgentApi:
                 },
             }
         )
+        if self.master.agents.get(agent_id) is not None:  # after REGISTERED, as Mesos
+            self.master.reconcile_agent(agent_id, listed)
         heartbeat = asyncio.create_task(heartbeats(stream, interval))
         self.last_seen[agent_id] = asyncio.get_running_loop().time()
         watchdog = asyncio.create_task(self._watchdog(agent_id, stream))

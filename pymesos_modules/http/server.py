@@ -5,7 +5,7 @@
   first, HEARTBEAT every ``heartbeat_interval`` seconds. Every other call must
   carry that stream id and is answered ``202 Accepted``.
 - ``/version``, ``/state``, ``/metrics/snapshot``, ``/metrics`` (Prometheus
-  text), ``/flags``, ``/health``, ``/modules``.
+  text), ``/flags``, ``/health``, ``/modules``; ``POST /teardown``.
 
 Bad requests get Mesos' status codes (400, 403, 405, 413, 415) and a plain
 text message, never a 500, and change nothing.
@@ -133,6 +133,26 @@ def create_app(
             await response.write_eof()
         return response
 
+    async def teardown(request: web.Request) -> web.Response:
+        """Mesos' operator ``/teardown``: remove a framework (``frameworkId=<id>`` form body)."""
+        try:
+            authenticate(request)
+            form = await request.post()
+        except _Unauthenticated as exc:
+            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+            return web.Response(status=exc.status, text=exc.message, headers=headers)
+        except CallError as exc:
+            return error_response(exc.status, exc.message)
+        except ValueError as exc:  # an unreadable form body
+            return error_response(400, f"Unable to parse the request body: {exc}")
+        framework_id = form.get("frameworkId")
+        if not isinstance(framework_id, str) or not framework_id:
+            return error_response(400, "Missing 'frameworkId' query parameter in the request body")
+        if framework_id not in master.frameworks:
+            return error_response(400, "No framework found with specified ID")
+        master.remove_framework(framework_id)
+        return web.Response(status=200)
+
     async def version(_: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -165,6 +185,8 @@ def create_app(
         return web.json_response({"modules": modules() if modules else []})
 
     app.router.add_post("/api/v1/scheduler", scheduler)
+    app.router.add_post("/teardown", teardown)
+    app.router.add_post("/master/teardown", teardown)
     ping = master.flags.agent_ping_timeout * master.flags.max_agent_ping_timeouts
     agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout, ping or None)
     app.router.add_post("/api/v1/agent", agents.handle)

@@ -425,14 +425,22 @@ class Master:
         principal = principal if principal is not None else claimed
         if principal is not None:
             info = {**info, "principal": principal}
+        wanted = call.get("framework_id") or info.get("id")
+        framework_id = _id(wanted, "framework_id") if wanted else None
+        known = self.frameworks.get(framework_id) if framework_id is not None else None
+        owner = known.info.get("principal") if known is not None else None
+        if owner is not None and owner != principal:
+            # Mesos refuses a principal change: nobody takes over another's framework.
+            raise SubscriptionDenied(
+                "Updating 'FrameworkInfo.principal' is unsupported; attempted to update "
+                f"from '{owner}' to '{principal}'"
+            )
         denied = [r for r in roles if not self._authorized(Action.REGISTER_FRAMEWORK, principal, r)]
         if denied:
             raise SubscriptionDenied(
                 f"Not authorized to use roles {', '.join(repr(r) for r in denied)}"
                 + (f" as principal '{principal}'" if principal else "")
             )
-        wanted = call.get("framework_id") or info.get("id")
-        framework_id = _id(wanted, "framework_id") if wanted else None
         if framework_id is not None and framework_id in self.frameworks:
             framework = self._resubscribe(
                 self.frameworks[framework_id], info, roles, capabilities, float(timeout), sink
@@ -525,6 +533,10 @@ class Master:
         if framework.failover_timeout <= 0:
             self.remove_framework(framework.framework_id)
             return
+        self._failover_timer(framework)
+
+    def _failover_timer(self, framework: Framework) -> None:
+        """Remove ``framework`` unless it re-subscribes within its failover_timeout."""
         try:
             handle = asyncio.get_running_loop().call_later(
                 framework.failover_timeout, self.remove_framework, framework.framework_id
@@ -1073,20 +1085,28 @@ class Master:
         attributes: dict[str, Any] | None = None,
         agent_id: str | None = None,
         tasks: list[Any] | tuple[Any, ...] = (),
+        frameworks: list[Any] | tuple[Any, ...] = (),
     ) -> str:
         """Add an agent (its scalars go to the allocator, its ports stay here).
 
         ``tasks`` are the tasks a re-registering agent still runs (agent protocol
         REREGISTER): a restarted master adopts them, so their resources stay in use.
+        ``frameworks`` are their FrameworkInfos, for frameworks this master does
+        not know (see :meth:`_recover_frameworks`).  Tasks of frameworks this
+        master removed are not adopted (:meth:`reconcile_agent` shuts them down).
         """
         agent_id = agent_id or f"{self.master_id}-S{len(self.agents)}"
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
-        adopted = [self._adoptable(agent_id, i, entry) for i, entry in enumerate(tasks)]
-        ids = [(t.framework_id, t.task_id) for t in adopted]
-        if len(set(ids)) != len(ids):
-            raise CallError(400, "reregister.tasks lists a task twice")
-        recovered = self._recover_frameworks(adopted)
+        infos = self.framework_infos(frameworks)
+        self.listed_tasks(tasks)
+        adopted = [
+            task
+            for i, entry in enumerate(tasks)
+            if (task := self._adoptable(agent_id, i, entry, infos)).framework_id
+            not in self._completed_ids
+        ]
+        recovered = self._recover_frameworks(adopted, infos)
         allocations = tuple(
             Allocation(
                 self.frameworks[t.framework_id].handle,
@@ -1098,10 +1118,22 @@ class Master:
             for t in adopted
             for p in t.pieces
         )
+        # Revocable tasks hold revocable resources before the agent's first
+        # UPDATE_OVERSUBSCRIBED says how many there are: the pool starts at that.
+        in_use = [0.0] * len(self.flags.resource_names)
+        for allocation in allocations:
+            if allocation.revocable:
+                in_use = [a + b for a, b in zip(in_use, allocation.resources, strict=True)]
         handle = self.agent_handles.add(agent_id)
         try:
             self._alloc(
-                "add_agent", handle, AgentInfo(self._vector(resources), allocations=allocations)
+                "add_agent",
+                handle,
+                AgentInfo(
+                    self._vector(resources),
+                    allocations=allocations,
+                    revocable=tuple(in_use) if any(in_use) else None,
+                ),
             )
         except AllocatorCallError as exc:
             self.agent_handles.remove(agent_id)
@@ -1124,13 +1156,87 @@ class Master:
             agent.tasks[task.task_id] = task
             self.frameworks[task.framework_id].tasks[task.task_id] = task
             agent.free_ports = res.subtract_ranges(agent.free_ports, task.ports)
+        for framework_id in recovered:
+            if self.frameworks[framework_id].failover_timeout > 0:
+                self._failover_timer(self.frameworks[framework_id])
         if adopted:
             logger.info("agent %s re-registered: adopted %d task(s)", agent_id, len(adopted))
         logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
         self._wake_up()
         return agent_id
 
-    def _adoptable(self, agent_id: str, index: int, entry: Any) -> Task:
+    def listed_tasks(self, tasks: Any) -> set[tuple[str, str]]:
+        """(framework id, task id) of the tasks a REREGISTER lists; CallError names a bad entry."""
+        if not isinstance(tasks, list | tuple):
+            raise CallError(400, "reregister.tasks must be a list")
+        listed: set[tuple[str, str]] = set()
+        for index, entry in enumerate(tasks):
+            where = f"reregister.tasks[{index}]"
+            if not isinstance(entry, dict) or not isinstance(entry.get("task_info"), dict):
+                raise CallError(400, f"{where} must be an object with a task_info")
+            framework_id = _id(entry.get("framework_id"), f"{where}.framework_id")
+            task_id = _id(entry["task_info"].get("task_id"), f"{where}.task_info.task_id")
+            if (framework_id, task_id) in listed:
+                raise CallError(400, f"{where}: reregister.tasks lists task '{task_id}' twice")
+            listed.add((framework_id, task_id))
+        return listed
+
+    def framework_infos(self, frameworks: Any) -> dict[str, dict[str, Any]]:
+        """The FrameworkInfos a REREGISTER carries, by id; CallError names a bad entry."""
+        if not isinstance(frameworks, list | tuple):
+            raise CallError(400, "reregister.frameworks must be a list of FrameworkInfo")
+        infos: dict[str, dict[str, Any]] = {}
+        for index, info in enumerate(frameworks):
+            where = f"reregister.frameworks[{index}]"
+            if not isinstance(info, dict):
+                raise CallError(400, f"{where} must be a FrameworkInfo object")
+            framework_id = _id(info.get("id"), f"{where}.id")
+            roles = info.get("roles") or [info.get("role", "*")]
+            if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+                raise CallError(400, f"{where}.roles must be a list of role names")
+            timeout = info.get("failover_timeout", 0.0)
+            if (
+                not isinstance(timeout, int | float)
+                or isinstance(timeout, bool)
+                or not timeout >= 0
+            ):
+                raise CallError(400, f"{where}.failover_timeout must be a number >= 0")
+            if not isinstance(info.get("capabilities", []), list):
+                raise CallError(400, f"{where}.capabilities must be a list")
+            infos[framework_id] = info
+        return infos
+
+    def reconcile_agent(self, agent_id: str, listed: set[tuple[str, str]]) -> None:
+        """After a REREGISTER, settle what the agent and this master disagree on, as Mesos.
+
+        Tasks of frameworks this master removed get the agent a SHUTDOWN_FRAMEWORK
+        (the kills may have been lost with the old connection).  Tasks this master
+        has on the agent that the agent does not list never reached it (their
+        RUN_TASK went down a dead stream): TASK_LOST, their resources come back.
+        """
+        agent = self.agents[agent_id]
+        shutdown = getattr(agent.backend, "shutdown_framework", None)
+        for framework_id in sorted({f for f, _ in listed if f in self._completed_ids}):
+            logger.warning("agent %s still runs removed framework %s", agent_id, framework_id)
+            if shutdown is not None:
+                shutdown(framework_id)
+        for task in list(agent.tasks.values()):
+            if (task.framework_id, task.task_id) in listed or task.state.terminal:
+                continue
+            status = {
+                "task_id": {"value": task.task_id},
+                "agent_id": {"value": agent_id},
+                "state": str(TaskState.LOST),
+                "reason": "REASON_RECONCILIATION",
+                "message": "the agent re-registered without this task",
+                "source": "SOURCE_MASTER",
+                "timestamp": time.time(),
+            }
+            self._update(task, status, release=True)
+
+    def _adoptable(
+        self, agent_id: str, index: int, entry: Any, infos: dict[str, dict[str, Any]]
+    ) -> Task:
         """A task a re-registering agent still runs, as a Task; CallError names the bad field."""
         where = f"reregister.tasks[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("task_info"), dict):
@@ -1146,7 +1252,14 @@ class Master:
         framework = self.frameworks.get(framework_id)
         if framework is not None and task_id in framework.tasks:
             raise CallError(409, f"{where}: task '{task_id}' is already known on another agent")
-        role = entry.get("role") or (framework.roles[0] if framework else "*")
+        if framework is not None:
+            roles = framework.roles
+        else:
+            info_of = infos.get(framework_id, {})
+            roles = info_of.get("roles") or [info_of.get("role", "*")]
+        role = entry.get("role", roles[0])
+        if not isinstance(role, str) or not role:
+            raise CallError(400, f"{where}.role must be a role name")
         revocable = any(isinstance(r, dict) and "revocable" in r for r in info.get("resources", []))
         pieces: list[Piece] = [(UNRESERVED, revocable, self._vector(wanted))]
         ports = wanted.ports
@@ -1160,31 +1273,49 @@ class Master:
             wanted, pieces, ports, {**info, "agent_id": {"value": agent_id}},
         )  # fmt: skip
 
-    def _recover_frameworks(self, adopted: list[Task]) -> list[str]:
+    def _recover_frameworks(
+        self, adopted: list[Task], infos: dict[str, dict[str, Any]]
+    ) -> list[str]:
         """Frameworks of adopted tasks this master does not know, added as disconnected.
 
-        Like Mesos' recovered frameworks they wait, without a failover timer, for
-        the framework to re-subscribe with its id (or an operator to tear it down).
+        Like Mesos' recovered frameworks they wait for the framework to
+        re-subscribe with its id, or for an operator's ``/teardown``.  When the
+        agent sent the framework's FrameworkInfo with a ``failover_timeout`` > 0,
+        that is how long they wait, counted from now (Mesos' documented failover
+        semantics); then they are removed and their tasks killed.  Without one,
+        or with 0, they wait without a timer, as Mesos' recovered frameworks do.
         """
         added: list[str] = []
         for task in adopted:
-            if task.framework_id in self.frameworks:
+            framework_id = task.framework_id
+            if framework_id in self.frameworks:
                 continue
-            handle = self.framework_handles.add(task.framework_id)
-            roles = sorted({t.role for t in adopted if t.framework_id == task.framework_id})
+            info = infos.get(framework_id, {})
+            roles = list(info.get("roles") or [info.get("role", "*")])
+            roles += sorted(
+                {t.role for t in adopted if t.framework_id == framework_id} - set(roles)
+            )
+            capabilities = {
+                c.get("type") for c in info.get("capabilities", []) if isinstance(c, dict)
+            }
+            handle = self.framework_handles.add(framework_id)
             role_handles = tuple(self._role(r) for r in roles)
-            self._alloc("add_framework", handle, FrameworkInfo(role_handles, active=False))
-            self.frameworks[task.framework_id] = Framework(
-                task.framework_id,
+            self._alloc(
+                "add_framework",
                 handle,
-                {"id": {"value": task.framework_id}, "name": "", "roles": roles},
+                FrameworkInfo(role_handles, _caps(capabilities), active=False),
+            )
+            self.frameworks[framework_id] = Framework(
+                framework_id,
+                handle,
+                {"name": "", **info, "id": {"value": framework_id}, "roles": roles},
                 roles,
-                set(),
-                0.0,
+                capabilities,
+                float(info.get("failover_timeout", 0.0)),
                 connected=False,
                 disconnected_at=time.time(),
             )
-            added.append(task.framework_id)
+            added.append(framework_id)
         return added
 
     def remove_agent(self, agent_id: str, reason: str = "REASON_AGENT_REMOVED") -> None:

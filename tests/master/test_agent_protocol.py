@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from support.fake_agent import RESOURCES, FakeAgent
@@ -231,3 +232,99 @@ async def test_an_agent_that_stops_answering_pings_is_treated_as_lost(master_fac
     assert not agent.active
     assert silent.agent_id in master.master.agents  # inactive, waiting to re-register
     await silent.disconnect()
+
+
+def task_entry(framework_id: str, task_id: str, revocable: bool = False) -> dict[str, Any]:
+    """A REREGISTER task entry for a task a (previous) master launched."""
+    cpus: dict[str, Any] = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}
+    if revocable:
+        cpus["revocable"] = {}
+    info = {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": {"value": "a1"},
+        "resources": [cpus],
+        "command": {"value": "sleep 600"},
+    }
+    return {"framework_id": {"value": framework_id}, "task_info": info, "state": "TASK_RUNNING"}
+
+
+async def test_a_recovered_framework_gets_the_failover_timeout_its_agent_reports(
+    bare_master, agent
+):
+    master = bare_master.master
+    agent.agent_id = "a1"
+    info = {"id": {"value": "f1"}, "name": "batch", "roles": ["etl"], "failover_timeout": 0.2}
+    bad = {**info, "failover_timeout": -1}
+    status, text = await agent.call(
+        {"type": "REREGISTER", "reregister": {"protocol_version": 1, "hostname": "h",
+         "agent_id": {"value": "a1"}, "tasks": [task_entry("f1", "t1")], "frameworks": [bad]}}
+    )  # fmt: skip
+    assert status == 400 and "reregister.frameworks[0].failover_timeout" in text
+    assert master.agents == {} and master.frameworks == {}
+
+    await agent.register("REREGISTER", tasks=[task_entry("f1", "t1")], frameworks=[info])
+    recovered = master.frameworks["f1"]
+    assert recovered.name == "batch" and recovered.roles == ["etl"]
+    assert recovered.tasks["t1"].role == "etl" and not recovered.connected
+    # It never comes back: past its failover timeout it is removed and its task killed.
+    kill = (await agent.next("KILL_TASK"))["kill_task"]
+    assert kill["framework_id"]["value"] == "f1" and kill["task_id"]["value"] == "t1"
+    assert "f1" not in master.frameworks
+
+
+async def test_a_recovered_framework_without_a_timeout_waits_for_teardown(
+    bare_master, agent, session
+):
+    master = bare_master.master
+    agent.agent_id = "a1"
+    # A revocable task is adopted too, though no oversubscription was reported yet.
+    await agent.register("REREGISTER", tasks=[task_entry("f1", "t1", revocable=True)])
+    recovered = master.frameworks["f1"]
+    assert recovered.removal is None  # no timer: it waits, as Mesos' recovered frameworks
+    assert recovered.tasks["t1"].pieces[0][1]  # held as revocable
+
+    url = f"{bare_master.url}/teardown"
+    for form, text in [({}, "Missing 'frameworkId'"), ({"frameworkId": "nope"}, "No framework")]:
+        async with session.post(url, data=form) as response:
+            assert response.status == 400 and text in await response.text()
+    async with session.post(url, data={"frameworkId": "f1"}) as response:
+        assert response.status == 200
+    kill = (await agent.next("KILL_TASK"))["kill_task"]
+    assert kill["task_id"]["value"] == "t1"
+    assert "f1" not in master.frameworks
+
+
+async def test_a_known_agent_reregistering_is_reconciled(bare_master, agent, session):
+    master = bare_master.master
+    await agent.register()
+    first, second = Scheduler(bare_master.url, session), Scheduler(bare_master.url, session)
+    try:
+        await first.subscribe(name="first")
+        offer = (await first.next("OFFERS"))["offers"]["offers"][0]
+        call = launch(offer, "lost-on-the-way")
+        call["accept"]["filters"]["refuse_seconds"] = 3600  # the rest goes to the second
+        assert await first.call(call) == 202
+        await agent.next("RUN_TASK")
+        await second.subscribe(name="second")
+        offer = (await second.next("OFFERS"))["offers"]["offers"][0]
+        assert await second.call(launch(offer, "orphan")) == 202
+        await agent.next("RUN_TASK")
+
+        await agent.disconnect()
+        while master.agents[agent.agent_id].active:
+            await asyncio.sleep(0.01)  # polling master state, not synchronising on time
+        # Torn down while the agent is away: the kill cannot reach it.
+        assert await second.call({"type": "TEARDOWN"}) == 202
+
+        # The agent comes back running only "orphan" (it never got the other task).
+        await agent.register("REREGISTER", tasks=[task_entry(second.framework_id, "orphan")])
+        shutdown = (await agent.next("SHUTDOWN_FRAMEWORK"))["shutdown_framework"]
+        assert shutdown["framework_id"]["value"] == second.framework_id
+        lost = (await first.next("UPDATE"))["update"]["status"]
+        assert lost["task_id"]["value"] == "lost-on-the-way"
+        assert lost["state"] == "TASK_LOST" and lost["reason"] == "REASON_RECONCILIATION"
+        assert master.agents[agent.agent_id].tasks == {}
+    finally:
+        await first.close()
+        await second.close()

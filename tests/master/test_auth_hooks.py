@@ -115,6 +115,50 @@ async def test_calls_of_a_framework_are_taken_only_from_its_principal(secured, s
         await scheduler.close()
 
 
+def first_event(body: bytes) -> dict[str, Any]:
+    length, _, data = body.partition(b"\n")
+    return json.loads(data[: int(length)])
+
+
+async def test_nobody_takes_over_another_principals_framework(secured, session):
+    session.headers.update(basic("bob", "s3cret"))
+    scheduler = Scheduler(secured.url, session)
+    try:
+        await scheduler.subscribe(failover_timeout=60.0)
+        framework = secured.master.frameworks[scheduler.framework_id]
+        call = subscribe_call()
+        call["framework_id"] = {"value": scheduler.framework_id}
+        url = f"{secured.url}/api/v1/scheduler"
+        async with session.post(url, json=call, headers=basic("alice", "pw")) as response:
+            assert response.status == 200  # an ERROR event, as Mesos
+            event = first_event(await response.read())
+        assert event["type"] == "ERROR"
+        assert "from 'bob' to 'alice'" in event["error"]["message"]
+        assert secured.master.frameworks[scheduler.framework_id] is framework
+        assert framework.connected and framework.info["principal"] == "bob"
+        assert await scheduler.call({"type": "REVIVE"}) == 202  # bob's stream still works
+    finally:
+        await scheduler.close()
+
+
+async def test_teardown_endpoint_needs_authentication(secured, session):
+    session.headers.update(basic("bob", "s3cret"))
+    scheduler = Scheduler(secured.url, session)
+    try:
+        await scheduler.subscribe(failover_timeout=60.0)
+        form = {"frameworkId": scheduler.framework_id}
+        async with session.post(
+            f"{secured.url}/master/teardown", data=form, headers={"Authorization": "Basic x"}
+        ) as response:
+            assert response.status == 401
+        assert scheduler.framework_id in secured.master.frameworks
+        async with session.post(f"{secured.url}/master/teardown", data=form) as response:
+            assert response.status == 200
+        assert scheduler.framework_id not in secured.master.frameworks
+    finally:
+        await scheduler.close()
+
+
 async def test_authenticated_framework_subscribes_and_unauthorized_user_gets_task_error(
     secured, session
 ):
