@@ -237,6 +237,10 @@ class AgentApi:
         )
         await response.prepare(request)
         interval = self.master.flags.heartbeat_interval
+        if self.ping_timeout is not None and self.master.flags.agent_ping_timeout > 0:
+            # Mesos pings every agent_ping_timeout: a live agent must hear a ping
+            # (and answer it) well before agent_ping_timeout x max_agent_ping_timeouts.
+            interval = min(interval, self.master.flags.agent_ping_timeout)
         stream.send(
             {
                 "type": "REGISTERED",
@@ -277,7 +281,7 @@ class AgentApi:
             return
         loop = asyncio.get_running_loop()
         while not stream.closed:
-            await asyncio.sleep(min(self.ping_timeout, self.master.flags.heartbeat_interval) / 2)
+            await asyncio.sleep(self.ping_timeout / 4)
             silent = loop.time() - self.last_seen.get(agent_id, loop.time())
             if silent > self.ping_timeout and not stream.closed:
                 logger.warning("agent %s silent for %.1f s; treating it as lost", agent_id, silent)

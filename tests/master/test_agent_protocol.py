@@ -214,6 +214,28 @@ async def test_a_restarted_master_adopts_the_tasks_a_reregistering_agent_runs(
         await again.close()
 
 
+async def test_an_agent_that_answers_pings_stays_whatever_the_heartbeat_interval(
+    master_factory, session
+):
+    # Pings come every agent_ping_timeout (as Mesos), not every (here far longer)
+    # heartbeat_interval, so an agent that answers them is never taken for lost.
+    master = await master_factory(
+        allocator="python/drf",
+        simulated_agents=0,
+        heartbeat_interval=60.0,
+        agent_ping_timeout=0.1,
+        max_agent_ping_timeouts=3,
+    )
+    live = FakeAgent(master.url, session)
+    await live.register()
+    record = master.master.agents[live.agent_id]
+    for _ in range(8):  # 8 pings answered: longer than 0.1 s x 3 in all
+        await live.next("HEARTBEAT")
+        assert (await live.call({"type": "HEARTBEAT"}))[0] == 202
+        assert record.active
+    await live.disconnect()
+
+
 async def test_an_agent_that_stops_answering_pings_is_treated_as_lost(master_factory, session):
     master = await master_factory(
         allocator="python/drf",
