@@ -68,7 +68,11 @@ def create_app(
             return None
         result = None
         for authenticator in master.http_authenticators:
-            result = authenticator.authenticate(request.headers)
+            try:
+                result = authenticator.authenticate(request.headers)
+            except Exception as exc:  # a failing authenticator vouches for nobody
+                logger.exception("http authenticator %r failed", authenticator)
+                raise _Unauthenticated(401, f"Authentication failed: {exc}", None) from None
             if result.principal is not None:
                 return result.principal
         if result is None:

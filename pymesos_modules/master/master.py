@@ -389,7 +389,11 @@ class Master:
     def _authorized(self, action: Action, principal: str | None, obj: str) -> bool:
         if self.authorizer is None:
             return True
-        return bool(self.authorizer.authorized(AuthorizationRequest(action, principal, obj)))
+        try:
+            return bool(self.authorizer.authorized(AuthorizationRequest(action, principal, obj)))
+        except Exception:  # a failing authorizer denies (Mesos: "Failed to authorize")
+            logger.exception("authorizer failed on %s of %r by %r: denied", action, obj, principal)
+            return False
 
     def subscribe(
         self, call: dict[str, Any], sink: EventSink, principal: str | None = None

@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from support.scheduler import STREAM, Scheduler, launch
 
 from pymesos_modules.allocators import resolve_allocator
+from pymesos_modules.http.server import create_app
 from pymesos_modules.kinds.authorizer import (
     AclError,
     Action,
@@ -291,5 +293,37 @@ def test_in_process_subscription_denied_by_authorizer():
         master, {"user": "u", "name": "fw", "roles": ["*"], "principal": "p"}
     )
     with pytest.raises(SubscriptionDenied, match="as principal 'p'"):
+        framework.subscribe()
+    assert master.frameworks == {}
+
+
+class Failing:
+    """An authorizer and an http_authenticator that always fail (a module in trouble)."""
+
+    def authorized(self, request: AuthorizationRequest) -> bool:
+        raise RuntimeError("authorizer down")
+
+    def authenticate(self, headers: Any) -> Any:
+        raise RuntimeError("authenticator down")
+
+
+async def test_failing_auth_modules_deny_and_never_answer_500(session):
+    master = Master(
+        resolve_allocator("python/drf", ModuleManager()),
+        MasterFlags(authenticate_frameworks=True),
+        authorizer=Failing(),
+        http_authenticators=[Failing()],
+    )
+    server = TestServer(create_app(master))
+    await server.start_server()
+    try:
+        url = str(server.make_url("/api/v1/scheduler"))
+        async with session.post(url, json=subscribe_call()) as response:
+            assert response.status == 401
+            assert "Authentication failed: authenticator down" in await response.text()
+    finally:
+        await server.close()
+    framework = InProcessFramework(master, {"user": "u", "name": "fw", "roles": ["*"]})
+    with pytest.raises(SubscriptionDenied, match="Not authorized to use roles"):
         framework.subscribe()
     assert master.frameworks == {}
