@@ -131,7 +131,8 @@ class RunningMaster:
     runner: web.AppRunner
     url: str
     manager: ModuleManager
-    #: module instances to close at stop (anonymous modules, hooks, auth modules)
+    #: module instances in creation order (anonymous modules, the allocator, hooks, auth
+    #: modules), closed at stop in reverse
     modules: list[Any] = field(default_factory=list)
 
     async def stop(self) -> None:
@@ -139,12 +140,21 @@ class RunningMaster:
         close_streams(self.runner.app)
         await self.master.stop()
         await self.runner.cleanup()
-        self.master.allocator.close()
-        for module in reversed(self.modules):
-            close = getattr(module, "close", None)
-            if close is not None:
-                close()
+        _close_all(self.modules)
         self.manager.unload_all()
+
+
+def _close_all(modules: list[Any]) -> None:
+    """Close every module, last created first; one that fails to close does not keep the
+    others alive (it is logged)."""
+    for module in reversed(modules):
+        close = getattr(module, "close", None)
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception:
+            logger.exception("module %r failed to close", module)
 
 
 def _authorizer(args: argparse.Namespace, manager: ModuleManager) -> Any:
@@ -177,8 +187,25 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
     """Load modules, create the allocator, start the loop and the HTTP server."""
     manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
     manager.load(load_flags(args.modules, args.modules_dir))
+    # Whatever fails below (a bad flag, a module's create(), a busy port) must not leave
+    # module instances alive or libraries loaded: an embedding process carries on.
+    created: list[Any] = []
+    try:
+        return await _start(args, manager, created)
+    except BaseException:
+        _close_all(created)
+        manager.unload_all()
+        raise
+
+
+async def _start(
+    args: argparse.Namespace, manager: ModuleManager, created: list[Any]
+) -> RunningMaster:
+    """start_master's body; appends every module instance it creates to ``created``."""
+    # Anonymous modules first, as Mesos creates them before anything else (and they go last).
+    created.extend(instance for _, instance in create_anonymous_modules(manager))
     allocator = resolve_allocator(args.allocator, manager)
-    anonymous = [instance for _, instance in create_anonymous_modules(manager)]
+    created.append(allocator)
     flags = MasterFlags(
         allocation_interval=args.allocation_interval,
         offer_timeout=args.offer_timeout,
@@ -191,12 +218,16 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
         hostname=args.hostname,
         port=args.port,
     )
+    hooks: list[Any] = []
+    for name in names(args.hooks):
+        hooks.append(resolve(manager, name, "hook", "--hooks"))
+        created.append(hooks[-1])
+    authorizer = _authorizer(args, manager)
+    created.append(authorizer)
+    authenticators = _authenticators(args, manager)
+    created.extend(authenticators)
     master = Master(
-        allocator,
-        flags,
-        authorizer=_authorizer(args, manager),
-        hooks=[resolve(manager, n, "hook", "--hooks") for n in names(args.hooks)],
-        http_authenticators=_authenticators(args, manager),
+        allocator, flags, authorizer=authorizer, hooks=hooks, http_authenticators=authenticators
     )
     resources = parse_resources(args.simulated_agent_resources)
     for index in range(args.simulated_agents):
@@ -206,13 +237,17 @@ async def start_master(args: argparse.Namespace) -> RunningMaster:
     app = create_app(master, vars(args), lambda: [m.describe() for m in manager.modules()])
     # Streams are closed by stop(); do not wait a minute for stragglers.
     runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, args.ip, args.port)
-    await site.start()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, args.ip, args.port)
+        await site.start()
+    except BaseException:
+        await master.stop()
+        await runner.cleanup()
+        raise
     port = runner.addresses[0][1] if runner.addresses else args.port
     master.flags.port = port
-    modules = [*anonymous, *master.hooks, master.authorizer, *master.http_authenticators]
-    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager, modules)
+    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager, list(created))
 
 
 def run(args: argparse.Namespace) -> int:

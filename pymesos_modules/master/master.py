@@ -42,6 +42,7 @@ from pymesos_modules.kinds.allocator import (
     materialize,
 )
 from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
+from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.state import (
@@ -144,9 +145,10 @@ class Master:
         self.flags = flags or MasterFlags()
         #: asked before a framework registers in a role and before a task runs as a user
         self.authorizer = authorizer
-        #: master hooks, duck-typed: master_launch_task_label_decorator(task, framework_info,
-        #: agent_id) -> labels list or None; master_agent_lost(agent_id, hostname)
+        #: master hooks (kinds/hook.py): master_launch_task_label_decorator and
+        #: master_agent_lost, run through one HookChain in --hooks order
         self.hooks = list(hooks or [])
+        self.hook_chain = HookChain(self.hooks)
         #: checked in order by the HTTP API when ``flags.authenticate_frameworks`` is set
         self.http_authenticators = list(http_authenticators or [])
         self.allocator = allocator
@@ -746,18 +748,7 @@ class Master:
 
     def _decorate(self, framework: Framework, agent: Agent, info: dict[str, Any]) -> dict[str, Any]:
         """Run the master hooks' label decorators; a failing hook is logged and skipped."""
-        for hook in self.hooks:
-            decorate = getattr(hook, "master_launch_task_label_decorator", None)
-            if decorate is None:
-                continue
-            try:
-                labels = decorate(info, framework.info, agent.agent_id)
-            except Exception:  # a broken hook must not fail the launch (Mesos logs it too)
-                logger.exception("hook %r failed to decorate task labels", hook)
-                continue
-            if labels is not None:
-                info = {**info, "labels": {"labels": list(labels)}}
-        return info
+        return self.hook_chain.decorate_master_task(info, framework.info, agent.agent_id)
 
     def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
         wanted = res.from_json(task.get("resources", []), "task.resources").ports
@@ -1344,13 +1335,7 @@ class Master:
                 )
         self._alloc("remove_agent", agent.handle)
         self.agent_handles.remove(agent_id)
-        for hook in self.hooks:
-            lost = getattr(hook, "master_agent_lost", None)
-            if lost is not None:
-                try:
-                    lost(agent_id, agent.hostname)
-                except Exception:  # hooks are notified; their failures change nothing
-                    logger.exception("hook %r failed on agent %s lost", hook, agent_id)
+        self.hook_chain.agent_lost(agent_id, agent.hostname)
         self._wake_up()
 
     def disconnect_agent(self, agent_id: str) -> None:
