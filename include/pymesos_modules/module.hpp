@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -127,6 +128,23 @@ class Parameters {
   }
   uint32_t size() const noexcept { return p_ != nullptr ? p_->count : 0; }
   const pmm_parameter& operator[](uint32_t i) const noexcept { return p_->items[i]; }
+  // Throws pmm::Error(PMM_ERR_INVALID) naming a key not in `known`: a misspelt
+  // parameter ("load_threshold_5m") would otherwise be silently ignored.
+  void only(std::initializer_list<const char*> known) const {
+    for (uint32_t i = 0; i < size(); ++i) {
+      const std::string key = p_->items[i].key != nullptr ? p_->items[i].key : "";
+      bool found = false;
+      std::string list;
+      for (const char* k : known) {
+        found = found || key == k;
+        list += (list.empty() ? "" : ", ") + std::string(k);
+      }
+      if (!found)
+        throw Error(PMM_ERR_INVALID, std::string("unknown parameter '") + key +
+                                         "' (this module takes: " + (list.empty() ? "none" : list) +
+                                         ")");
+    }
+  }
 
  private:
   const pmm_parameters* p_;

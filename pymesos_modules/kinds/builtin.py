@@ -5,7 +5,8 @@ A module name in an agent's or master's flags (``--isolation``,
 ``--http_authenticators``) is, in order: a module loaded through ``--modules``
 (native or Python), or a built-in alias (:data:`BUILTIN_MODULES`) whose
 bundled library (``pymesos_modules/lib/lib<library>.so``) is loaded on demand,
-as ``--allocator=native/drf`` is on the master.  Modules that need parameters
+as ``--allocator=native/drf`` is on the master (``noop`` names the estimator or
+the QoS controller that does nothing, by the flag's kind).  Modules that need parameters
 (``fixed``, ``service_discovery``, ``bearer`` ...) are configured through
 ``--modules`` with their full name; the alias then finds them loaded.
 """
@@ -31,6 +32,22 @@ BUILTIN_MODULES: dict[str, tuple[str, str]] = {
     "bearer": ("pmm_auth", "org_pymesos_BearerAuthenticator"),
 }
 
+#: kind -> flag value -> (library, module): names that mean a different module per kind.
+KIND_BUILTIN_MODULES: dict[str, dict[str, tuple[str, str]]] = {
+    "resource_estimator": {"noop": ("pmm_oversubscription", "org_pymesos_NoopEstimator")},
+    "qos_controller": {"noop": ("pmm_oversubscription", "org_pymesos_NoopQoSController")},
+}
+
+
+def builtin_modules(kind: str | None = None) -> dict[str, tuple[str, str]]:
+    """Flag value -> (library, module) of the built-ins a flag of ``kind`` accepts
+    (every kind's when None: then a per-kind name such as ``noop`` maps to one of them)."""
+    table = dict(BUILTIN_MODULES)
+    for k, names in KIND_BUILTIN_MODULES.items():
+        if kind is None or k == kind:
+            table.update(names)
+    return table
+
 
 def names(value: str | None) -> list[str]:
     """A comma-separated flag as a list of names."""
@@ -49,17 +66,17 @@ def resolve(
     ``parameters``, when given, override the configured ones.
     """
     loaded = {m.name for m in manager.modules()}
-    if name not in loaded and name in BUILTIN_MODULES:
-        library, module = BUILTIN_MODULES[name]
+    builtin = builtin_modules(kind)
+    if name not in loaded and name in builtin:
+        library, module = builtin[name]
         if module not in loaded:
             spec = LibrarySpec((ModuleSpec(module),), name=library, source=purpose)
             manager.load(ModulesConfig((spec,)))
         name = module
     elif name not in loaded:
-        builtin = ", ".join(sorted(BUILTIN_MODULES)) or "none"
         raise UnknownModuleError(
             f"{purpose}: unknown module '{name}' (loaded modules: "
-            f"{', '.join(sorted(loaded)) or 'none'}; built-in: {builtin}); "
+            f"{', '.join(sorted(loaded)) or 'none'}; built-in: {', '.join(sorted(builtin))}); "
             f"load it with --modules"
         )
     return manager.create(name, kind=kind, parameters=parameters, purpose=purpose)

@@ -94,7 +94,7 @@ async def test_example_and_service_discovery_hooks_on_the_agent(agent_factory, s
     statuses = await follow(scheduler, "web", until="TASK_RUNNING")
     await until(lambda: hosts.exists() and "web" in hosts.read_text(), what="the hosts file")
     lines = hosts.read_text().splitlines()[1:]
-    assert lines == [f"web {host}:31000 {host}:31001"]
+    assert lines == [f"web {host}:31000,31001"]
     container = agent.find(scheduler.framework_id, "web")
     (container.sandbox / "go").touch()
     statuses += await follow(scheduler, "web")

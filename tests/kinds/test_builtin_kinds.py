@@ -26,8 +26,28 @@ USAGE = AgentUsage(
 )
 
 
+def test_noop_modules_report_nothing_and_take_no_parameters(manager):
+    estimator = resolve(manager, "noop", "resource_estimator", "--resource_estimator")
+    controller = resolve(manager, "noop", "qos_controller", "--qos_controller")
+    assert isinstance(estimator, ResourceEstimator) and isinstance(controller, QoSController)
+    assert (estimator.name, controller.name) == (
+        "org_pymesos_NoopEstimator",
+        "org_pymesos_NoopQoSController",
+    )
+    assert estimator.oversubscribable(USAGE) == {}
+    assert controller.corrections(USAGE) == []
+    with pytest.raises(
+        ModuleCreateError, match=r"org_pymesos_NoopEstimator.*unknown parameter 'x'"
+    ):
+        resolve(manager, "noop", "resource_estimator", "test", {"x": "1"})
+    estimator.close()
+    controller.close()
+
+
 def test_fixed_estimator_offers_its_amount_minus_revocable_use(manager):
-    fixed = resolve(manager, "fixed", "resource_estimator", "test", {"resources": "cpus:2;mem:512"})
+    fixed = resolve(
+        manager, "fixed", "resource_estimator", "test", {"resources": " cpus(*):2 ; mem:512;"}
+    )
     assert isinstance(fixed, ResourceEstimator)
     assert fixed.oversubscribable(AgentUsage({"cpus": 8.0}, [])) == {"cpus": 2.0, "mem": 512.0}
     assert fixed.oversubscribable(USAGE) == {"cpus": 1.5, "mem": 412.0}
@@ -43,6 +63,13 @@ def test_fixed_estimator_offers_its_amount_minus_revocable_use(manager):
         ({"resources": "cpus:two"}, "'cpus:two' needs a scalar amount"),
         ({"resources": "ports:[1-2]"}, "ranges and sets cannot be oversubscribed"),
         ({"resources": "cpus:1;cpus:2"}, "'cpus' is given twice"),
+        ({"resources": ";"}, "parameter 'resources' names no resource"),
+        ({"resources": "cpus(prod):1"}, "cannot be reserved to a role"),
+        (
+            {"resources": "cpus:1", "resource": "x"},
+            r"unknown parameter 'resource' \(this module "
+            r"takes: resources\)",
+        ),
     ],
 )
 def test_fixed_estimator_names_a_bad_parameter(manager, parameters, message):
@@ -81,13 +108,28 @@ def test_load_controller_preempts_revocable_tasks_above_a_threshold(tmp_path):
     ("parameters", "message"),
     [
         ({}, "needs parameter 'load_threshold_5min' or 'load_threshold_15min'"),
-        ({"load_threshold_5min": "-1"}, "load thresholds must be > 0"),
-        ({"load_threshold_5min": "1", "loadavg_path": "/nonexistent"}, "cannot read the load"),
+        ({"load_threshold_5min": "-1"}, "parameter 'load_threshold_5min' must be a number > 0"),
+        ({"load_threshold_15min": "nan"}, "parameter 'load_threshold_15min' must be a number > 0"),
+        ({"load_threshold_15min": "high"}, "parameter 'load_threshold_15min' must be a number"),
+        ({"load_threshold_5m": "1"}, "unknown parameter 'load_threshold_5m'"),
+        ({"load_threshold_5min": "1", "loadavg_path": ""}, "parameter 'loadavg_path' is empty"),
+        (
+            {"load_threshold_5min": "1", "loadavg_path": "/nonexistent"},
+            "cannot read the load average from '/nonexistent' \\(parameter 'loadavg_path'\\)",
+        ),
     ],
 )
 def test_load_controller_names_a_bad_parameter(manager, parameters, message):
-    with pytest.raises(ModuleCreateError, match=message):
+    with pytest.raises(ModuleCreateError, match=message) as error:
         resolve(manager, "load", "qos_controller", "test", parameters)
+    assert "org_pymesos_LoadQoSController" in str(error.value)
+
+
+def test_load_controller_reads_getloadavg_without_a_path(manager):
+    # A threshold no machine reaches: the call must read the real load and correct nothing.
+    load = resolve(manager, "load", "qos_controller", "test", {"load_threshold_15min": "1e9"})
+    assert load.corrections(USAGE) == []
+    load.close()
 
 
 TASK = {
@@ -127,8 +169,11 @@ def test_example_hook_decorates_every_moment(manager):
     assert hook.agent_attributes_decorator(AGENT) == [
         {"name": "hook", "type": "TEXT", "text": {"value": "x"}}
     ]
-    with pytest.raises(NativeCallError, match=r"agent_resources_decorator.*not JSON"):
+    with pytest.raises(NativeCallError, match=r"agent_resources_decorator.*not a JSON object"):
         hook.instance.call_output("agent_resources_decorator", "{nope")
+    with pytest.raises(NativeCallError, match=r"agent resources is not a list"):
+        hook.agent_resources_decorator({"resources": {}})
+    hook.close()
 
 
 def test_service_discovery_file_follows_running_and_ended_tasks(manager, tmp_path):
@@ -147,14 +192,39 @@ def test_service_discovery_file_follows_running_and_ended_tasks(manager, tmp_pat
         hook.agent_task_status_decorator(
             "fw", {"task_id": {"value": task}, "state": "TASK_RUNNING"}
         )
-    assert path.read_text().splitlines()[1:] == ["db node-1", "web node-1:31000 node-1:31001"]
+    assert path.read_text().splitlines()[1:] == ["db node-1", "web node-1:31000,31001"]
     hook.agent_task_status_decorator("fw", {"task_id": {"value": "t1"}, "state": "TASK_FINISHED"})
     assert path.read_text().splitlines()[1:] == ["db node-1"]
+    hook.agent_task_status_decorator("fw", {"task_id": {"value": "t2"}, "state": "TASK_KILLED"})
+    assert path.read_text().splitlines()[1:] == []
     assert not list(tmp_path.glob("hosts.tmp.*"))
+    hook.close()
+
+
+def test_service_discovery_keeps_one_line_per_task_whatever_its_name(manager, tmp_path):
+    path = tmp_path / "hosts"
+    hook = resolve(manager, "service_discovery", "hook", "--hooks", {"path": str(path)})
+    odd = {**TASK, "name": "my web\napp", "task_id": {"value": "t3"}}
+    hook.agent_run_task_label_decorator(odd, {}, AGENT)
+    hook.agent_task_status_decorator("fw", {"task_id": {"value": "t3"}, "state": "TASK_RUNNING"})
+    assert path.read_text().splitlines()[1:] == ["my_web_app node-1:31000,31001"]
+    bad_ports = {
+        **TASK,
+        "task_id": {"value": "t4"},
+        "resources": [
+            {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 1, "end": 70000}]}}
+        ],
+    }
+    with pytest.raises(NativeCallError, match=r"task 'web' has a bad ports range 1-70000"):
+        hook.agent_run_task_label_decorator(bad_ports, {}, AGENT)
+    # A status for a task it never saw launch changes nothing.
+    hook.agent_task_status_decorator("fw", {"task_id": {"value": "t4"}, "state": "TASK_RUNNING"})
+    assert path.read_text().splitlines()[1:] == ["my_web_app node-1:31000,31001"]
+    hook.close()
 
 
 def test_service_discovery_refuses_an_unwritable_path(manager, tmp_path):
-    with pytest.raises(ModuleCreateError, match=r"cannot (write|rename)"):
+    with pytest.raises(ModuleCreateError, match=r"cannot (write|rename).*parameter 'path'"):
         resolve(
             manager, "service_discovery", "hook", "--hooks", {"path": str(tmp_path / "no" / "x")}
         )
@@ -167,6 +237,9 @@ def test_unknown_builtin_name_lists_what_exists(manager):
         UnknownModuleError, match=r"--hooks: unknown module 'nope'.*service_discovery"
     ):
         resolve(manager, "nope", "hook", "--hooks")
+    # 'noop' is a built-in of the estimator and QoS controller flags only.
+    with pytest.raises(UnknownModuleError, match=r"--hooks: unknown module 'noop'"):
+        resolve(manager, "noop", "hook", "--hooks")
 
 
 def test_usage_document_is_the_headers_shape():

@@ -9,12 +9,14 @@ import sys
 import pytest
 
 from pymesos_modules import paths
-from pymesos_modules.kinds.builtin import BUILTIN_MODULES
+from pymesos_modules.kinds.builtin import builtin_modules
 
 EXPECTED_KINDS = {
     "org_pymesos_PosixRlimits": "isolator",
     "org_pymesos_PosixUsage": "isolator",
+    "org_pymesos_NoopEstimator": "resource_estimator",
     "org_pymesos_FixedEstimator": "resource_estimator",
+    "org_pymesos_NoopQoSController": "qos_controller",
     "org_pymesos_LoadQoSController": "qos_controller",
     "org_pymesos_ExampleHook": "hook",
     "org_pymesos_ServiceDiscovery": "hook",
@@ -45,5 +47,7 @@ def test_every_bundled_library_passes_inspect_with_its_kinds(library):
     for name, module in modules.items():
         assert module["kind"] == EXPECTED_KINDS[name]
         assert module["description"] and module["abi_version"] == "1.0"
-    aliased = {module for lib, module in BUILTIN_MODULES.values() if f"lib{lib}.so" == library.name}
+    aliased = {
+        module for lib, module in builtin_modules().values() if f"lib{lib}.so" == library.name
+    }
     assert aliased <= set(modules)

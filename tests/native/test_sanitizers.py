@@ -144,9 +144,21 @@ hook.agent_resources_decorator({"resources": []}); hook.agent_attributes_decorat
 sd = resolve(manager, "service_discovery", "hook", "asan", {"path": "hosts"})
 sd.agent_run_task_label_decorator({**task, "resources": [{"name": "ports", "ranges": {"range": [{"begin": 1, "end": 2}]}}]}, {}, {"hostname": "h"})
 sd.agent_task_status_decorator("f", {"task_id": {"value": "t"}, "state": "TASK_RUNNING"})
+sd.agent_run_task_label_decorator({"name": "a b\n", "task_id": {"value": "u"}}, {}, {"hostname": "h"})
+sd.agent_task_status_decorator("f", {"task_id": {"value": "u"}, "state": "TASK_RUNNING"})
+sd.agent_task_status_decorator("f", {"task_id": {"value": "u"}, "state": "TASK_FINISHED"})
+noops = [resolve(manager, "noop", k, "asan") for k in ("resource_estimator", "qos_controller")]
+assert noops[0].oversubscribable(usage) == {} and noops[1].corrections(usage) == []
+real = resolve(manager, "load", "qos_controller", "asan", {"load_threshold_15min": "1e9"})
+assert real.corrections(usage) == []
+for m in (*noops, real):
+    m.close()
 for bad in (lambda: fixed.oversubscribable.__self__.instance.call_output("oversubscribable", "[1"),
             lambda: hook.agent_resources_decorator.__call__("not json but a string id"),
-            lambda: sd.agent_task_status_decorator("f", {"state": "TASK_RUNNING"})):
+            lambda: sd.agent_task_status_decorator("f", {"state": "TASK_RUNNING"}),
+            lambda: sd.agent_run_task_label_decorator({**task, "resources": [{"name": "ports", "ranges": {"range": [{"begin": 9, "end": 1 << 40}]}}]}, {}, {}),
+            lambda: load.corrections(AgentUsage({}, [7])),
+            lambda: fixed.oversubscribable(AgentUsage({}, [ExecutorUsage("c", "t", "f", {"cpus": "x"}, "yes", {})]))):
     try:
         bad()
     except NativeCallError:

@@ -1,4 +1,5 @@
-// Built-in hook modules:
+// Built-in hook modules, written with pymesos_modules/hook.hpp (a class per
+// hook; the table gets an entry for each hook method the class declares):
 //   org_pymesos_ExampleHook      every hook moment, each leaving a visible mark
 //   org_pymesos_ServiceDiscovery keeps a hosts-style file of running tasks
 //                                (task name -> agent host:ports) for load
@@ -6,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -14,17 +16,17 @@
 #include <string>
 #include <vector>
 
-#include "pymesos_modules/hook.h"
+#include "pymesos_modules/hook.hpp"
 #include "pymesos_modules/module.hpp"
 
 namespace {
 
 using json = nlohmann::json;
 
-json parse(const char* text, const char* what) {
-  if (text == nullptr) throw pmm::Error(PMM_ERR_INVALID, std::string(what) + " is NULL");
+json parse(const std::string& text, const char* what) {
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) throw pmm::Error(PMM_ERR_INVALID, std::string(what) + " is not JSON");
+  if (value.is_discarded() || !value.is_object())
+    throw pmm::Error(PMM_ERR_INVALID, std::string(what) + " is not a JSON object");
   return value;
 }
 
@@ -33,41 +35,57 @@ json labels_plus(const json& task, const std::string& key, const std::string& va
   json labels = json::array();
   if (task.contains("labels") && task["labels"].is_object())
     labels = task["labels"].value("labels", json::array());
+  if (!labels.is_array()) throw pmm::Error(PMM_ERR_INVALID, "task_info_json.labels.labels is not a list");
   labels.push_back({{"key", key}, {"value", value}});
   return labels;
+}
+
+json list_of(const json& document, const char* key, const char* what) {
+  json list = document.value(key, json::array());
+  if (!list.is_array()) throw pmm::Error(PMM_ERR_INVALID, std::string(what) + " is not a list");
+  return list;
 }
 
 class ExampleHook {
  public:
   ExampleHook(pmm::Host host, const pmm::Parameters& params)
-      : host_(host), tag_(params.get_or("tag", "example")) {}
-
-  std::string master_label(const json& task, const std::string& agent_id) {
-    return labels_plus(task, "pmm.hook/master", tag_ + "@" + agent_id).dump();
+      : host_(host), tag_(params.get_or("tag", "example")) {
+    params.only({"tag"});
   }
-  void agent_lost(const std::string& agent_id, const std::string& hostname) {
+
+  std::string master_launch_task_label_decorator(const std::string& task, const std::string&,
+                                                 const std::string& agent_id) {
+    return labels_plus(parse(task, "task_info_json"), "pmm.hook/master", tag_ + "@" + agent_id)
+        .dump();
+  }
+  void master_agent_lost(const std::string& agent_id, const std::string& hostname) {
     host_.warning("agent " + agent_id + " on " + hostname + " is lost");
     host_.counter_add("example_hook/agents_lost", 1);
   }
-  std::string agent_label(const json& task, const json& agent) {
-    return labels_plus(task, "pmm.hook/agent", tag_ + "@" + agent.value("hostname", "")).dump();
+  std::string agent_run_task_label_decorator(const std::string& task, const std::string&,
+                                             const std::string& agent) {
+    std::string host = parse(agent, "agent_info_json").value("hostname", "");
+    return labels_plus(parse(task, "task_info_json"), "pmm.hook/agent", tag_ + "@" + host).dump();
   }
-  std::string environment(const json& task, json env) {
+  std::string agent_task_environment_decorator(const std::string& task,
+                                               const std::string& environment) {
+    json env = parse(environment, "environment_json");
     env["PMM_HOOK_TAG"] = tag_;
-    env["PMM_HOOK_TASK_NAME"] = task.value("name", "");
+    env["PMM_HOOK_TASK_NAME"] = parse(task, "task_info_json").value("name", "");
     return env.dump();
   }
-  std::string status(const json& status) {
-    json labels = json::array({{{"key", "pmm.hook/status"}, {"value", tag_ + ":" + status.value("state", "")}}});
+  std::string agent_task_status_decorator(const std::string&, const std::string& status) {
+    std::string state = parse(status, "status_json").value("state", "");
+    json labels = json::array({{{"key", "pmm.hook/status"}, {"value", tag_ + ":" + state}}});
     return json{{"labels", labels}}.dump();
   }
-  std::string resources(const json& agent) {
-    json resources = agent.value("resources", json::array());
+  std::string agent_resources_decorator(const std::string& agent) {
+    json resources = list_of(parse(agent, "agent_info_json"), "resources", "agent resources");
     resources.push_back({{"name", "hook_units"}, {"type", "SCALAR"}, {"scalar", {{"value", 1}}}});
     return resources.dump();
   }
-  std::string attributes(const json& agent) {
-    json attributes = agent.value("attributes", json::array());
+  std::string agent_attributes_decorator(const std::string& agent) {
+    json attributes = list_of(parse(agent, "agent_info_json"), "attributes", "agent attributes");
     attributes.push_back({{"name", "hook"}, {"type", "TEXT"}, {"text", {{"value", tag_}}}});
     return attributes.dump();
   }
@@ -77,48 +95,70 @@ class ExampleHook {
   std::string tag_;
 };
 
-// Keeps `path` listing every running task: "<name> <host>:<port> ..." per
-// line, sorted, rewritten atomically (temporary file + rename) on each
-// change so a reader never sees half a file.
+// One word of a hosts-file line: whitespace and control characters would
+// split or break the line a reader parses, so they become '_'.
+std::string word(const std::string& text) {
+  std::string out = text;
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) c = '_';
+  return out;
+}
+
+// Keeps `path` listing every running task, one line each, sorted:
+//   <task name> <host>[:<port>[,<port>...]]
+// rewritten atomically (temporary file + rename) on each change so a reader
+// never sees half a file.
 class ServiceDiscovery {
  public:
   ServiceDiscovery(pmm::Host host, const pmm::Parameters& params)
       : host_(host), path_(params.require("path")) {
+    params.only({"path"});
+    if (path_.empty()) throw pmm::Error(PMM_ERR_INVALID, "parameter 'path' is empty");
     write_file();  // fail at start if the folder is not writable
   }
 
   // A task about to run: remember its name and ports (its TaskInfo is only
   // seen here; status updates carry ids, not names or resources).
-  void launching(const json& task, const json& agent) {
+  std::string agent_run_task_label_decorator(const std::string& task_json, const std::string&,
+                                             const std::string& agent_json) {
+    json task = parse(task_json, "task_info_json");
     Entry entry;
     entry.name = task.value("name", "");
-    entry.host = agent.value("hostname", "");
-    for (const json& r : task.value("resources", json::array())) {
-      if (r.value("name", "") != "ports" || !r.contains("ranges")) continue;
-      for (const json& range : r["ranges"].value("range", json::array())) {
-        for (uint64_t p = range.value("begin", 0ULL); p <= range.value("end", 0ULL); ++p)
-          entry.ports.push_back(p);
+    entry.host = parse(agent_json, "agent_info_json").value("hostname", "");
+    for (const json& r : list_of(task, "resources", "task_info_json.resources")) {
+      if (!r.is_object() || r.value("name", "") != "ports" || !r.contains("ranges")) continue;
+      for (const json& range : list_of(r["ranges"], "range", "ports ranges")) {
+        uint64_t begin = range.value("begin", uint64_t{0}), end = range.value("end", uint64_t{0});
+        if (begin > end || end > 65535)
+          throw pmm::Error(PMM_ERR_INVALID, "task '" + entry.name + "' has a bad ports range " +
+                                                std::to_string(begin) + "-" + std::to_string(end));
+        for (uint64_t port = begin; port <= end; ++port) entry.ports.push_back(port);
       }
     }
     std::lock_guard<std::mutex> lock(mutex_);
     known_[task_id(task)] = entry;
+    return "";  // labels unchanged
   }
 
-  void status(const json& status) {
+  std::string agent_task_status_decorator(const std::string&, const std::string& status_json) {
+    json status = parse(status_json, "status_json");
     std::string state = status.value("state", "");
     std::string id = task_id(status);
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = known_.find(id);
-    if (it == known_.end()) return;
+    if (it == known_.end()) return "";
     if (state == "TASK_RUNNING") {
-      if (it->second.running) return;
+      if (it->second.running) return "";
       it->second.running = true;
     } else if (terminal(state)) {
+      bool listed = it->second.running;
       known_.erase(it);
+      if (!listed) return "";
     } else {
-      return;
+      return "";
     }
     write_file();
+    return "";  // the status itself is unchanged
   }
 
  private:
@@ -142,26 +182,33 @@ class ServiceDiscovery {
     return false;
   }
 
+  // Called with mutex_ held (or from the constructor).
   void write_file() {
     std::vector<std::string> lines;
     for (const auto& [id, e] : known_) {
       if (!e.running) continue;
-      std::string line = e.name.empty() ? id : e.name;
-      if (e.ports.empty()) line += " " + e.host;
-      for (uint64_t p : e.ports) line += " " + e.host + ":" + std::to_string(p);
+      std::string line = word(e.name.empty() ? id : e.name) + " " + word(e.host);
+      for (size_t i = 0; i < e.ports.size(); ++i)
+        line += (i == 0 ? ":" : ",") + std::to_string(e.ports[i]);
       lines.push_back(line);
     }
     std::sort(lines.begin(), lines.end());
     std::string temporary = path_ + ".tmp." + std::to_string(getpid());
     {
       std::ofstream out(temporary, std::ios::trunc);
-      out << "# written by org_pymesos_ServiceDiscovery: <task name> <host>:<port>...\n";
+      out << "# written by org_pymesos_ServiceDiscovery: <task name> <host>[:<port>[,<port>...]]\n";
       for (const std::string& line : lines) out << line << "\n";
       out.close();
-      if (!out) throw pmm::Error(PMM_ERR_GENERIC, "cannot write '" + temporary + "'");
+      if (!out) {
+        std::remove(temporary.c_str());
+        throw pmm::Error(PMM_ERR_GENERIC, "cannot write '" + temporary + "' (parameter 'path')");
+      }
     }
-    if (std::rename(temporary.c_str(), path_.c_str()) != 0)
-      throw pmm::Error(PMM_ERR_GENERIC, "cannot rename '" + temporary + "' to '" + path_ + "'");
+    if (std::rename(temporary.c_str(), path_.c_str()) != 0) {
+      std::remove(temporary.c_str());
+      throw pmm::Error(PMM_ERR_GENERIC,
+                       "cannot rename '" + temporary + "' to '" + path_ + "' (parameter 'path')");
+    }
     host_.gauge_set("service_discovery/tasks", static_cast<double>(lines.size()));
   }
 
@@ -171,73 +218,8 @@ class ServiceDiscovery {
   std::map<std::string, Entry> known_;
 };
 
-const pmm_hook_vtable kExampleTable = [] {
-  pmm_hook_vtable t{};
-  t.struct_size = sizeof t;
-  t.master_launch_task_label_decorator = [](void* self, const char* task, const char*,
-                                            const char* agent_id, pmm_output* out,
-                                            pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.master_label(parse(task, "task_info_json"), agent_id ? agent_id : ""));
-    });
-  };
-  t.master_agent_lost = [](void* self, const char* agent_id, const char* hostname,
-                           pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      h.agent_lost(agent_id ? agent_id : "", hostname ? hostname : "");
-    });
-  };
-  t.agent_run_task_label_decorator = [](void* self, const char* task, const char*,
-                                        const char* agent, pmm_output* out,
-                                        pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.agent_label(parse(task, "task_info_json"), parse(agent, "agent_info_json")));
-    });
-  };
-  t.agent_task_environment_decorator = [](void* self, const char* task, const char* env,
-                                          pmm_output* out, pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.environment(parse(task, "task_info_json"), parse(env, "environment_json")));
-    });
-  };
-  t.agent_task_status_decorator = [](void* self, const char*, const char* status, pmm_output* out,
-                                     pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.status(parse(status, "status_json")));
-    });
-  };
-  t.agent_resources_decorator = [](void* self, const char* agent, pmm_output* out,
-                                   pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.resources(parse(agent, "agent_info_json")));
-    });
-  };
-  t.agent_attributes_decorator = [](void* self, const char* agent, pmm_output* out,
-                                    pmm_error* error) noexcept {
-    return pmm::call<ExampleHook>(self, error, [&](ExampleHook& h) {
-      pmm::write(out, h.attributes(parse(agent, "agent_info_json")));
-    });
-  };
-  return t;
-}();
-
-const pmm_hook_vtable kDiscoveryTable = [] {
-  pmm_hook_vtable t{};
-  t.struct_size = sizeof t;
-  t.agent_run_task_label_decorator = [](void* self, const char* task, const char*,
-                                        const char* agent, pmm_output*, pmm_error* error) noexcept {
-    return pmm::call<ServiceDiscovery>(self, error, [&](ServiceDiscovery& d) {
-      d.launching(parse(task, "task_info_json"), parse(agent, "agent_info_json"));
-    });
-  };
-  t.agent_task_status_decorator = [](void* self, const char*, const char* status, pmm_output*,
-                                     pmm_error* error) noexcept {
-    return pmm::call<ServiceDiscovery>(self, error, [&](ServiceDiscovery& d) {
-      d.status(parse(status, "status_json"));
-    });
-  };
-  return t;
-}();
+const pmm_hook_vtable kExampleTable = pmm::hook_vtable<ExampleHook>();
+const pmm_hook_vtable kDiscoveryTable = pmm::hook_vtable<ServiceDiscovery>();
 
 const pmm_module_descriptor kExample = pmm::describe<ExampleHook>(
     PMM_KIND_HOOK, "org_pymesos_ExampleHook", "0.1.0", "pymesos-modules",
