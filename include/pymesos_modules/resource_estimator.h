@@ -6,14 +6,29 @@
  * oversubscribed now; it reports the total to the master, which offers it as
  * revocable resources to frameworks with REVOCABLE_RESOURCES (as Mesos does).
  *
- * usage_json: {"total": {"cpus": 4, "mem": 8192, ...},
- *              "executors": [{"container_id": "...", "task_id": "...",
- *                             "framework_id": "...", "revocable": true,
- *                             "resources": {"cpus": 1, ...},
- *                             "statistics": {"mem_rss_bytes": ..., ...}}]}
- * answer:     {"cpus": 2, "mem": 512}  (scalar name -> amount; write nothing for none)
+ * usage_json (UTF-8, never NULL), what the agent knows right now:
+ *   {"total": {"cpus": 4, "mem": 8192, ...},      the agent's non-revocable total
+ *    "executors": [{"container_id": "...", "task_id": "...",
+ *                   "framework_id": "...", "revocable": true,
+ *                   "resources": {"cpus": 1, ...},        allocated to the task
+ *                   "statistics": {"mem_rss_bytes": ..., ...}}]}   isolators' usage()
+ *   Scalars only: cpus, mem and disk in MB, gpus, custom scalars by name.
+ *   Statistics use Mesos' ResourceStatistics field names; a task whose
+ *   isolators measure nothing has {}.
+ * answer (appended to resources_json): the revocable resources the agent may
+ *   offer now, as a total (not a change): {"cpus": 2, "mem": 512}, each
+ *   amount finite and >= 0.  Writing nothing means none.  The host refuses
+ *   (and logs) an answer that is not such an object.
  *
- * Threading: calls on one instance never overlap.
+ * Why JSON in and out rather than flat structs: the call happens every few
+ * seconds, not per agent per allocation cycle, so parsing costs nothing that
+ * matters, while the document can grow (new statistics, new per-task fields)
+ * without an ABI change; a module reads only the fields it knows.
+ *
+ * Threading: calls on one instance never overlap (the host serializes them);
+ * two instances may be called at once, so state shared between instances
+ * needs a lock.  C++: pymesos_modules/oversubscription.hpp builds this table
+ * from a class with `std::string oversubscribable(const std::string&)`.
  */
 #ifndef PYMESOS_MODULES_RESOURCE_ESTIMATOR_H
 #define PYMESOS_MODULES_RESOURCE_ESTIMATOR_H

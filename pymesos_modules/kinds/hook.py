@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -64,27 +65,35 @@ def _argument(value: Any) -> Any:
 
 
 class NativeHook(NativeModule):
-    """A native hook module; has an attribute for each hook its table sets."""
+    """A native hook module; has an attribute for each hook its table sets.
+
+    Calls on one instance are serialized, as hook.h promises modules.
+    """
 
     kind = "hook"
 
     def __init__(self, instance: NativeInstance) -> None:
         super().__init__(instance)
+        lock = threading.Lock()
         for method, answer in HOOK_METHODS.items():
             if instance.has(method):
-                setattr(self, method, _caller(instance, method, answer))
+                setattr(self, method, _caller(instance, lock, method, answer))
 
 
-def _caller(instance: NativeInstance, method: str, answer: type | None) -> Callable[..., Any]:
+def _caller(
+    instance: NativeInstance, lock: threading.Lock, method: str, answer: type | None
+) -> Callable[..., Any]:
     """A function calling ``method`` on ``instance`` (not on the wrapper: no reference cycle,
     so a dropped wrapper destroys its instance at once)."""
 
     def call(*args: Any) -> Any:
         encoded = [_argument(a) for a in args]
         if answer is None:
-            instance.call(method, *[a.encode() for a in encoded])
+            with lock:
+                instance.call(method, *[a.encode() for a in encoded])
             return None
-        text = instance.call_output(method, *encoded)
+        with lock:
+            text = instance.call_output(method, *encoded)
         return native_json(instance.name, method, text, answer)
 
     call.__name__ = method

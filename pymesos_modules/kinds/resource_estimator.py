@@ -8,10 +8,12 @@ in ``include/pymesos_modules/resource_estimator.h``.
 from __future__ import annotations
 
 import json
+import math
+import threading
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
-from pymesos_modules.abi import NativeCallError
+from pymesos_modules.abi import NativeCallError, NativeInstance
 from pymesos_modules.kinds.base import NativeModule, native_json, register_kind
 
 
@@ -48,18 +50,34 @@ class ResourceEstimator(Protocol):
 
 
 class NativeResourceEstimator(NativeModule):
-    """A native resource estimator behind the :class:`ResourceEstimator` Protocol."""
+    """A native resource estimator behind the :class:`ResourceEstimator` Protocol.
+
+    Calls on one instance are serialized, as resource_estimator.h promises modules.
+    """
 
     kind = "resource_estimator"
 
+    def __init__(self, instance: NativeInstance) -> None:
+        super().__init__(instance)
+        self._lock = threading.Lock()
+
     def oversubscribable(self, usage: AgentUsage) -> dict[str, float]:
-        """pmm_resource_estimator_vtable.oversubscribable."""
-        text = self.instance.call_output("oversubscribable", usage.to_json())
+        """pmm_resource_estimator_vtable.oversubscribable; amounts checked finite and >= 0."""
+        with self._lock:
+            text = self.instance.call_output("oversubscribable", usage.to_json())
         answer = native_json(self.name, "oversubscribable", text, dict) or {}
-        try:
-            return {str(name): float(amount) for name, amount in answer.items()}
-        except (TypeError, ValueError) as exc:
-            raise NativeCallError(self.name, "oversubscribable", 1, f"bad amount: {exc}") from None
+        out: dict[str, float] = {}
+        for name, amount in answer.items():
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise NativeCallError(
+                    self.name, "oversubscribable", 1, f"bad amount for '{name}': {amount!r}"
+                )
+            if not math.isfinite(amount) or amount < 0:
+                raise NativeCallError(
+                    self.name, "oversubscribable", 1, f"'{name}' amount {amount} is not >= 0"
+                )
+            out[name] = float(amount)
+        return out
 
 
 register_kind("resource_estimator", NativeResourceEstimator, ResourceEstimator)

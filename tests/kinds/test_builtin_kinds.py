@@ -10,8 +10,13 @@ from pymesos_modules.abi import NativeCallError
 from pymesos_modules.errors import ModuleCreateError
 from pymesos_modules.kinds.builtin import resolve
 from pymesos_modules.kinds.hook import HOOK_METHODS, NativeHook
-from pymesos_modules.kinds.qos_controller import QoSController, QoSCorrection
-from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage, ResourceEstimator
+from pymesos_modules.kinds.qos_controller import NativeQoSController, QoSController, QoSCorrection
+from pymesos_modules.kinds.resource_estimator import (
+    AgentUsage,
+    ExecutorUsage,
+    NativeResourceEstimator,
+    ResourceEstimator,
+)
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.metrics import MetricsRegistry
 
@@ -251,3 +256,46 @@ def test_usage_document_is_the_headers_shape():
         "revocable": True,
         "statistics": {},
     }
+
+
+class Scripted:
+    """Stands in for a NativeInstance whose module answers ``text``."""
+
+    name = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def call_output(self, call: str, *args: object) -> str:
+        return self.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"cpus": -1}', "'cpus' amount -1 is not >= 0"),
+        ('{"cpus": NaN}', "'cpus' amount nan is not >= 0"),
+        ('{"cpus": "2"}', "bad amount for 'cpus': '2'"),
+        ('{"cpus": true}', "bad amount for 'cpus': True"),
+        ("[1]", "answered with a JSON list, not dict"),
+    ],
+)
+def test_estimator_wrapper_refuses_bad_answers(text, message):
+    estimator = NativeResourceEstimator(Scripted(text))  # type: ignore[arg-type]
+    with pytest.raises(NativeCallError, match=r"module 'scripted': oversubscribable") as error:
+        estimator.oversubscribable(USAGE)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[{"task_id": "t"}]', '[{"container_id": 1, "task_id": "t", "framework_id": "f"}]', "[7]"],
+)
+def test_qos_wrapper_refuses_bad_corrections(text):
+    controller = NativeQoSController(Scripted(text))  # type: ignore[arg-type]
+    with pytest.raises(NativeCallError, match=r"correction \[0\] needs string container_id"):
+        controller.corrections(USAGE)
+    good = '[{"container_id": "c", "task_id": "t", "framework_id": "f"}]'
+    assert NativeQoSController(Scripted(good)).corrections(USAGE) == [  # type: ignore[arg-type]
+        QoSCorrection("c", "t", "f", "")
+    ]
