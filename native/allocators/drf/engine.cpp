@@ -69,21 +69,24 @@ struct Engine::Role : Item {
 
 struct Engine::Group : Item {
   Role* role = nullptr;
-  ItemSet leaves;
   // The leaves that may be offered anything at all this cycle (framework
-  // active, role subscribed and not suppressed), in the same order: the walk
-  // visits only these, so suppressed frameworks cost an agent visit nothing.
+  // active, role subscribed and not suppressed) in DRF order: the walks visit
+  // only these, so suppressed frameworks cost an agent visit nothing.  Other
+  // leaves keep their keys current but sit in no set (one tree to re-key per
+  // offer, not one per view).
   ItemSet eligible;
   // The eligible leaves that are not filtered on every agent, in the same
   // order: the walk uses it at agents where every such filter is known to
   // block, so a cluster where most frameworks declined everything costs them
-  // nothing.
+  // nothing.  Kept only while some leaf is filtered everywhere (empty
+  // otherwise, so a cluster without such filters re-keys one tree).
   ItemSet live;
   Group() : Item(kGroup) {}
 };
 
 struct Engine::Leaf : Item {
   uint32_t framework = 0;
+  Framework* fw = nullptr;
   Role* role = nullptr;
   bool subscribed = true;
   uint64_t filters = 0;  // agents this (framework, role) has a filter on
@@ -411,10 +414,12 @@ Engine::Leaf* Engine::leaf(Framework& fw, uint32_t role) {
   Role* node = role_by_handle_.at(role);
   auto created = std::make_unique<Leaf>();
   created->framework = fw.handle;
+  created->fw = &fw;
   created->role = node;
   Leaf* raw = created.get();
   fw.leaves.emplace(role, std::move(created));
-  set_insert(node->group->leaves, raw, share(raw->alloc));
+  compute_key(raw, share(raw->alloc));
+  membership_dirty_ = true;
   return raw;
 }
 
@@ -425,8 +430,8 @@ void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
     if (l->in_live) l->role->group->live.erase(l->live_pos);
     if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
-    l->role->group->leaves.erase(l->pos);
     fw.leaves.erase(it);
+    membership_dirty_ = true;
   }
 }
 
@@ -444,6 +449,7 @@ void Engine::add_framework(uint32_t handle, const FrameworkInput& info) {
   fw->active = info.active;
   Framework& ref = frameworks_.emplace(handle, std::move(fw));
   for (uint32_t role : ref.roles) leaf(ref, role);
+  membership_dirty_ = true;
 }
 
 void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
@@ -466,6 +472,7 @@ void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
     }
   }
   for (uint32_t role : fw.roles) leaf(fw, role)->subscribed = true;
+  membership_dirty_ = true;
 }
 
 void Engine::remove_framework(uint32_t handle) {
@@ -488,20 +495,22 @@ void Engine::remove_framework(uint32_t handle) {
     Leaf* l = entry.second.get();
     if (l->in_live) l->role->group->live.erase(l->live_pos);
     if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
-    l->role->group->leaves.erase(l->pos);
   }
   frameworks_.erase(handle);
+  membership_dirty_ = true;
 }
 
 void Engine::activate_framework(uint32_t handle, bool active) {
   const char* call = active ? "activate_framework" : "deactivate_framework";
   ready(call);
   framework(call, handle).active = active;
+  membership_dirty_ = true;
 }
 
 void Engine::suppress(uint32_t handle, uint32_t role) {
   ready("suppress");
   Framework& fw = framework("suppress", handle);
+  membership_dirty_ = true;
   if (role == PMM_ALL_ROLES_HANDLE) {
     fw.suppressed.insert(fw.roles.begin(), fw.roles.end());
     return;
@@ -525,6 +534,7 @@ void Engine::revive(uint32_t handle, uint32_t role) {
   else
     roles.insert(role);
   for (uint32_t r : roles) fw.suppressed.erase(r);
+  membership_dirty_ = true;
   drop_filters([&](const Filter& f) { return f.framework == handle && roles.count(f.role); });
 }
 
@@ -624,6 +634,7 @@ void Engine::add_agent(uint32_t handle, const AgentInput& info) {
   set_totals("add_agent", *record, totals, true);
   Agent& a = agents_.emplace(handle, std::move(record));
   change_total(a, +1);
+  membership_dirty_ = true;
   for (const auto& entry : a.allocations) {
     const AllocKey& key = entry.first;
     if (key.revocable) continue;
@@ -655,6 +666,7 @@ void Engine::remove_agent(uint32_t handle) {
   drop_filters([&](const Filter& f) { return f.agent == handle; });
   change_total(a, -1);
   agents_.erase(handle);
+  membership_dirty_ = true;
 }
 
 void Engine::activate_agent(uint32_t handle, bool active) {
@@ -680,9 +692,8 @@ void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
     touch(node);
   if (dirty_) return;
   if (rekey(&l, share(l.alloc))) {
-    fix(group->leaves, &l, l.pos);
-    if (l.in_live) fix(group->live, &l, l.live_pos);
     if (l.in_eligible) fix(group->eligible, &l, l.eligible_pos);
+    if (l.in_live) fix(group->live, &l, l.live_pos);
   }
   reposition(l.role->order, group, share(group->alloc));
   for (Role* node = l.role; node != nullptr && node->parent != nullptr; node = node->parent)
@@ -764,6 +775,7 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
     for (uint32_t r = 0; r < rcount_; ++r) a.min_refused.v[r] = std::min(a.min_refused.v[r], refused.v[r]);
   }
   heap_.push(HeapEntry{expiry, record->seq, key});
+  membership_dirty_ = true;
   filters_.emplace(key, std::move(record));
   frameworks_.at(fw).leaves.at(role)->filters += 1;
 }
@@ -772,6 +784,7 @@ void Engine::remove_filter(uint64_t key) {
   auto it = filters_.find(key);
   uint32_t fw_handle = it->second->framework, role = it->second->role;
   // min_refused stays a valid lower bound when a filter goes, so it is kept.
+  membership_dirty_ = true;
   if (Agent* a = agents_.find(it->second->agent)) a->filter_count -= 1;
   filters_.erase(it);
   Framework* fw = frameworks_.find(fw_handle);
@@ -843,13 +856,8 @@ void Engine::rebuild_order() {
     stack.pop_back();
     node->order.clear();
     if (node->group) {
-      std::vector<Item*> leaves(node->group->leaves.begin(), node->group->leaves.end());
-      node->group->leaves.clear();
       node->group->live.clear();
       node->group->eligible.clear();
-      for (Item* l : leaves) static_cast<Leaf*>(l)->in_live = false;
-      for (Item* l : leaves) static_cast<Leaf*>(l)->in_eligible = false;
-      for (Item* l : leaves) set_insert(node->group->leaves, l, share(l->alloc));
       set_insert(node->order, node->group.get(), share(node->group->alloc));
     }
     for (auto& entry : node->children) {
@@ -858,7 +866,16 @@ void Engine::rebuild_order() {
       stack.push_back(child);
     }
   }
+  // Fresh keys for every leaf; refresh_live() puts them back into the sets.
+  frameworks_.each([&](Framework& fw) {
+    for (auto& entry : fw.leaves) {
+      Leaf* l = entry.second.get();
+      l->in_live = l->in_eligible = false;
+      compute_key(l, share(l->alloc));
+    }
+  });
   dirty_ = false;
+  membership_dirty_ = true;
 }
 
 bool Engine::allocatable(const Vec& v) const {
@@ -899,43 +916,50 @@ bool Engine::limit_room(Role& role, Vec& room) const {
   return limited;
 }
 
-size_t Engine::offer(Leaf& l, Framework& fw, Agent& a, const Vec* cap, bool with_unreserved,
-                     bool with_revocable, Pool* pools) const {
-  size_t n = 0;
-  const Vec* sources[64];
-  uint32_t ids[64], flags[64];
-  if (with_unreserved) {
-    sources[n] = &a.free;
-    ids[n] = kUnreserved;
-    flags[n++] = 0;
-  }
-  for (const Role* node = l.role; node != nullptr && node->parent != nullptr && n < 62;
-       node = node->parent) {
-    if (!node->has_handle) continue;
-    const Vec* reserved = const_cast<Agent&>(a).reserved(node->handle);
-    if (reserved == nullptr) continue;
-    sources[n] = reserved;
-    ids[n] = node->handle;
-    flags[n++] = 0;
-  }
-  if (with_revocable && (fw.capabilities & PMM_CAP_REVOCABLE_RESOURCES)) {
-    sources[n] = &a.free_revocable;
-    ids[n] = kUnreserved;
-    flags[n++] = PMM_OFFER_REVOCABLE;
-  }
+// Writes the pools `l` could take on `a` into `pools` (capped by `cap`, in
+// the twin's order: unreserved, reservations up the role chain, revocable)
+// and their sum into `total`; copies only the registered resources.
+size_t Engine::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
+                     bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const {
+  const uint32_t rc = rcount_;
+  for (uint32_t r = 0; r < rc; ++r) total.v[r] = 0.0;
   Vec room;
-  if (cap != nullptr) room = *cap;
+  if (cap != nullptr)
+    for (uint32_t r = 0; r < rc; ++r) room.v[r] = cap->v[r];
   size_t out = 0;
-  for (size_t i = 0; i < n; ++i) {
-    Vec amount = *sources[i];
-    if (cap != nullptr && !(flags[i] & PMM_OFFER_REVOCABLE)) {
-      for (uint32_t r = 0; r < rcount_; ++r) {
-        if (amount.v[r] > room.v[r]) amount.v[r] = room.v[r];
-        room.v[r] -= amount.v[r];
+  auto take = [&](const Vec& source, uint32_t id, uint32_t flags) {
+    Pool& p = pools[out];
+    bool any = false;
+    const bool capped = cap != nullptr && !(flags & PMM_OFFER_REVOCABLE);
+    for (uint32_t r = 0; r < rc; ++r) {
+      double x = source.v[r];
+      if (capped) {
+        if (x > room.v[r]) x = room.v[r];
+        room.v[r] -= x;
       }
+      p.amount.v[r] = x;
+      any = any || x > 0.0;
     }
-    if (nonzero(amount, rcount_)) pools[out++] = Pool{ids[i], flags[i], amount};
+    if (!any) return;
+    p.pool = id;
+    p.flags = flags;
+    add(total, p.amount, rc);
+    ++out;
+  };
+  if (with_unreserved) take(a.free, kUnreserved, 0);
+  if (!a.free_reserved.empty()) {
+    size_t seen = 0;
+    for (const Role* node = l.role; node != nullptr && node->parent != nullptr && seen < 62;
+         node = node->parent) {
+      if (!node->has_handle) continue;
+      const Vec* reserved = a.reserved(node->handle);
+      if (reserved == nullptr) continue;
+      ++seen;
+      take(*reserved, node->handle, 0);
+    }
   }
+  if (with_revocable && (fw.capabilities & PMM_CAP_REVOCABLE_RESOURCES))
+    take(a.free_revocable, kUnreserved, PMM_OFFER_REVOCABLE);
   return out;
 }
 
@@ -1027,20 +1051,28 @@ void set_membership(ItemSet& set, Engine::Item* l, ItemSet::iterator& pos, bool&
 
 }  // namespace
 
-bool Engine::refresh_live() {
+// Only after a call that can change a leaf's eligibility or whether it is
+// filtered everywhere (membership_dirty_): a cycle after plain recovers, the
+// steady state, costs nothing here.
+void Engine::refresh_live() {
+  if (!membership_dirty_) return;
   const uint64_t agents = agents_.size();
-  bool any_everywhere = false;
+  bool any = false;
+  frameworks_.each([&](Framework& fw) {
+    for (auto& entry : fw.leaves) any = any || entry.second->filters >= agents;
+  });
   frameworks_.each([&](Framework& fw) {
     for (auto& entry : fw.leaves) {
       Leaf* l = entry.second.get();
       bool everywhere = l->filters >= agents;
-      any_everywhere = any_everywhere || everywhere;
       bool eligible = fw.active && l->subscribed && !fw.suppressed.count(l->role->handle);
       set_membership(l->role->group->eligible, l, l->eligible_pos, l->in_eligible, eligible);
-      set_membership(l->role->group->live, l, l->live_pos, l->in_live, eligible && !everywhere);
+      set_membership(l->role->group->live, l, l->live_pos, l->in_live,
+                     any && eligible && !everywhere);
     }
   });
-  return any_everywhere;
+  any_everywhere_ = any;
+  membership_dirty_ = false;
 }
 
 bool Engine::everywhere_filtered_block(const Agent& a) const {
@@ -1061,7 +1093,8 @@ void Engine::allocate(double now) {
   if (paused_) return;
   expire_filters(now);
   if (dirty_) rebuild_order();
-  const bool any_everywhere = refresh_live();
+  refresh_live();
+  const bool any_everywhere = any_everywhere_;
   order_.clear();
   agents_.each([&](const Agent& a) {
     if (a.active) order_.push_back(a.handle);
@@ -1081,7 +1114,7 @@ void Engine::allocate(double now) {
       for (Role* node : quota_scratch_) {
         Vec need = unsatisfied(*node);
         if (!nonzero(need, rcount_)) continue;
-        for (Item* item : node->group->leaves) {
+        for (Item* item : node->group->eligible) {
           Leaf& l = *static_cast<Leaf*>(item);
           Framework* fw = eligible(l, a);
           if (fw == nullptr) continue;
@@ -1089,9 +1122,8 @@ void Engine::allocate(double now) {
           Vec cap = need;
           if (limit_room(*l.role, room))
             for (uint32_t r = 0; r < rcount_; ++r) cap.v[r] = std::min(need.v[r], room.v[r]);
-          size_t n = offer(l, *fw, a, &cap, true, false, pools);
           Vec total;
-          for (size_t i = 0; i < n; ++i) add(total, pools[i].amount, rcount_);
+          size_t n = offer(l, *fw, a, &cap, true, false, pools, total);
           if (!allocatable(total)) continue;
           if (filtered(l, a, total)) {
             ++stats_.filtered_skips;
@@ -1128,15 +1160,18 @@ void Engine::allocate(double now) {
     __builtin_prefetch(ahead->allocations.data());
   };
   for (size_t k = 0; k < std::min<size_t>(order_.size(), 8); ++k) prefetch(k);
+  Vec room, total;  // scratch for every visit (a Vec zero-fills when made)
   for (size_t k = 0; k < order_.size(); ++k) {
     prefetch(k + 8);
     prefetch_data(k + 4);
     Agent& a = agents_.at(order_[k]);
+    // Leaves in the eligible sets are active, subscribed and not
+    // suppressed (refresh_live); only the agent can still rule one out.
+    const bool gpu_only = a.has_gpus && options_.filter_gpu_resources;
     auto visit = [&](Leaf& l) -> bool {
       if (agent_empty(a)) return false;
-      Framework* fw = eligible(l, a);
-      if (fw == nullptr) return true;
-      Vec room;
+      const Framework& fw = *l.fw;
+      if (gpu_only && !(fw.capabilities & PMM_CAP_GPU_RESOURCES)) return true;
       bool limited = limit_room(*l.role, room);
       bool with_unreserved = true;
       if (need_headroom) {
@@ -1150,17 +1185,16 @@ void Engine::allocate(double now) {
           with_unreserved = subset(required, left, rcount_);
         }
       }
-      size_t n = offer(l, *fw, a, limited ? &room : nullptr, with_unreserved, true, pools);
-      Vec total;
-      for (size_t i = 0; i < n; ++i) add(total, pools[i].amount, rcount_);
+      size_t n = offer(l, fw, a, limited ? &room : nullptr, with_unreserved, true, pools, total);
       if (!allocatable(total)) return true;
       if (filtered(l, a, total)) {
         ++stats_.filtered_skips;
         return true;
       }
-      for (size_t i = 0; i < n; ++i)
-        if (pools[i].pool == kUnreserved && pools[i].flags == 0)
-          sub(headroom, pools[i].amount, rcount_);
+      if (need_headroom)
+        for (size_t i = 0; i < n; ++i)
+          if (pools[i].pool == kUnreserved && pools[i].flags == 0)
+            sub(headroom, pools[i].amount, rcount_);
       give(l, a, pools, n);
       return true;
     };

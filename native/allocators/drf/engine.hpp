@@ -206,8 +206,8 @@ class Engine {
     uint32_t flags;
     Vec amount;
   };
-  size_t offer(Leaf& leaf, Framework& fw, Agent& agent, const Vec* cap, bool with_unreserved,
-               bool with_revocable, Pool* pools) const;
+  size_t offer(Leaf& leaf, const Framework& fw, Agent& agent, const Vec* cap,
+               bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const;
   bool filtered(Leaf& leaf, Agent& agent, const Vec& total) const;
   void give(Leaf& leaf, Agent& agent, const Pool* pools, size_t n);
   void apply_pending();
@@ -216,12 +216,16 @@ class Engine {
   void quota_roles(std::vector<Role*>& out);
   template <class Visit>
   bool walk(Role& node, Visit& visit, bool live_only);
-  bool refresh_live();
+  void refresh_live();
   bool everywhere_filtered_block(const Agent& agent) const;
 
   bool initialized_ = false;
   bool paused_ = false;
   bool dirty_ = true;
+  // Leaf eligibility or everywhere-filtered state may have changed since
+  // refresh_live() last ran; any_everywhere_ is its last answer.
+  bool membership_dirty_ = true;
+  bool any_everywhere_ = false;
   uint32_t rcount_ = 0;
   Options options_;
   std::vector<uint32_t> share_resources_;
