@@ -53,6 +53,18 @@ def test_drf_engine_is_clean_under_asan_and_ubsan(sanitized_driver):
     assert "rows" in done.stdout
 
 
+@pytest.mark.parametrize("scenario", ["steady", "suppressed", "declined"])
+def test_drf_bench_scenarios_are_clean_under_asan_and_ubsan(sanitized_driver, scenario):
+    """The bench's set-up paths (waves of declines, revives, suppression) sanitized."""
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    bench = sanitized_driver.parent / "drf_bench"
+    done = subprocess.run(
+        [str(bench), scenario, "300", "40", "3", "4"], capture_output=True, text=True, env=env
+    )
+    _clean(done)
+    assert "300 offers" in done.stdout
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_drf_engine_leaks_nothing_under_valgrind(tmp_path):
     build = cmake_build(HERE, tmp_path / "plain", defines={"PMM_SOURCE_DIR": str(ROOT)})

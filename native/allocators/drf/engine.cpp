@@ -30,10 +30,6 @@ std::string num(double v) {
   return buf;
 }
 
-uint64_t filter_key(uint32_t framework, uint32_t role, uint32_t agent) {
-  return (static_cast<uint64_t>(framework) << 42) | (static_cast<uint64_t>(role) << 21) | agent;
-}
-
 }  // namespace
 
 // Complete here (its body comes later) so sets of items can be declared.
@@ -84,12 +80,22 @@ struct Engine::Group : Item {
   Group() : Item(kGroup) {}
 };
 
+// A refusal filter of one (framework, role) on one agent.
+struct Engine::Filter {
+  double expiry;
+  uint64_t seq;  // tells the live filter from stale expiry-heap entries
+  Vec refused;
+};
+
 struct Engine::Leaf : Item {
   uint32_t framework = 0;
   Framework* fw = nullptr;
   Role* role = nullptr;
   bool subscribed = true;
-  uint64_t filters = 0;  // agents this (framework, role) has a filter on
+  // Filters by agent handle.  Kept with their (framework, role), so revive
+  // and removal touch only that leaf's filters, not every filter in the
+  // cluster (which made set-up of a declined cluster quadratic).
+  std::unordered_map<uint32_t, Filter> filters;
   bool in_live = false, in_eligible = false;
   ItemSet::iterator live_pos, eligible_pos;
   Leaf() : Item(kLeaf) {}
@@ -154,13 +160,6 @@ struct Engine::Agent {
     if (it == allocations.end() || !(it->first == key)) it = allocations.insert(it, {key, Vec{}});
     return it->second;
   }
-};
-
-struct Engine::Filter {
-  uint32_t framework, role, agent;
-  double expiry;
-  uint64_t seq;
-  Vec refused;
 };
 
 static const std::string& item_name(const Engine::Item* item);
@@ -427,7 +426,7 @@ void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   auto it = fw.leaves.find(role);
   if (it == fw.leaves.end()) return;  // already gone (dropping its last filter removed it)
   Leaf* l = it->second.get();
-  if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters == 0) {
+  if (!l->subscribed && !nonzero(l->alloc, rcount_) && l->filters.empty()) {
     if (l->in_live) l->role->group->live.erase(l->live_pos);
     if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
     fw.leaves.erase(it);
@@ -467,7 +466,7 @@ void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
     Leaf* l = fw.leaves.at(role).get();
     l->subscribed = std::find(fw.roles.begin(), fw.roles.end(), role) != fw.roles.end();
     if (!l->subscribed) {
-      drop_filters([&](const Filter& f) { return f.framework == handle && f.role == role; });
+      forget_filters(*l);
       maybe_remove_leaf(fw, role);
     }
   }
@@ -490,9 +489,9 @@ void Engine::remove_framework(uint32_t handle) {
       }
     }
   });
-  drop_filters([&](const Filter& f) { return f.framework == handle; });
   for (auto& entry : fw.leaves) {
     Leaf* l = entry.second.get();
+    forget_filters(*l);
     if (l->in_live) l->role->group->live.erase(l->live_pos);
     if (l->in_eligible) l->role->group->eligible.erase(l->eligible_pos);
   }
@@ -535,7 +534,12 @@ void Engine::revive(uint32_t handle, uint32_t role) {
     roles.insert(role);
   for (uint32_t r : roles) fw.suppressed.erase(r);
   membership_dirty_ = true;
-  drop_filters([&](const Filter& f) { return f.framework == handle && roles.count(f.role); });
+  for (uint32_t r : roles) {
+    auto it = fw.leaves.find(r);
+    if (it == fw.leaves.end()) continue;
+    forget_filters(*it->second);
+    maybe_remove_leaf(fw, r);
+  }
 }
 
 // ---------------------------------------------------------------- agents
@@ -663,7 +667,20 @@ void Engine::remove_agent(uint32_t handle) {
     Vec copy = a.allocations.front().second;
     release(a, 0, copy);
   }
-  drop_filters([&](const Filter& f) { return f.agent == handle; });
+  // Filters live with their (framework, role): ask each one.
+  std::vector<uint32_t> emptied;
+  frameworks_.each([&](Framework& fw) {
+    emptied.clear();
+    for (auto& entry : fw.leaves) {
+      Leaf& l = *entry.second;
+      if (l.filters.erase(handle) == 0) continue;
+      --filter_total_;
+      if (l.filters.empty()) emptied.push_back(entry.first);
+    }
+    for (uint32_t role : emptied) maybe_remove_leaf(fw, role);
+  });
+  a.filter_count = 0;
+  membership_dirty_ = true;
   change_total(a, -1);
   agents_.erase(handle);
   membership_dirty_ = true;
@@ -754,60 +771,57 @@ void Engine::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, u
 
 void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const Vec& refused,
                         double expiry) {
-  uint64_t key = filter_key(fw, role, agent_handle);
-  auto it = filters_.find(key);
-  if (it != filters_.end() && it->second->expiry == expiry) {
-    add(it->second->refused, refused, rcount_);
+  Leaf& l = *frameworks_.at(fw).leaves.at(role);
+  Agent& a = agents_.at(agent_handle);
+  auto it = l.filters.find(agent_handle);
+  if (it != l.filters.end() && it->second.expiry == expiry) {
+    add(it->second.refused, refused, rcount_);
     return;
   }
-  if (it != filters_.end()) remove_filter(key);
-  auto record = std::make_unique<Filter>();
-  record->framework = fw;
-  record->role = role;
-  record->agent = agent_handle;
-  record->expiry = expiry;
-  record->seq = ++filter_seq_;
-  record->refused = refused;
-  Agent& a = agents_.at(agent_handle);
-  if (a.filter_count++ == 0) {
+  if (it == l.filters.end()) {
+    it = l.filters.emplace(agent_handle, Filter{}).first;
+    ++filter_total_;
+    ++a.filter_count;
+  }
+  Filter& f = it->second;
+  f.expiry = expiry;
+  f.seq = ++filter_seq_;
+  f.refused = refused;
+  if (a.filter_count == 1) {
     a.min_refused = refused;
   } else {
     for (uint32_t r = 0; r < rcount_; ++r) a.min_refused.v[r] = std::min(a.min_refused.v[r], refused.v[r]);
   }
-  heap_.push(HeapEntry{expiry, record->seq, key});
+  heap_.push(HeapEntry{expiry, f.seq, fw, role, agent_handle});
   membership_dirty_ = true;
-  filters_.emplace(key, std::move(record));
-  frameworks_.at(fw).leaves.at(role)->filters += 1;
 }
 
-void Engine::remove_filter(uint64_t key) {
-  auto it = filters_.find(key);
-  uint32_t fw_handle = it->second->framework, role = it->second->role;
+void Engine::forget_filters(Leaf& l) {
   // min_refused stays a valid lower bound when a filter goes, so it is kept.
-  membership_dirty_ = true;
-  if (Agent* a = agents_.find(it->second->agent)) a->filter_count -= 1;
-  filters_.erase(it);
-  Framework* fw = frameworks_.find(fw_handle);
-  if (fw != nullptr && fw->leaves.count(role)) {
-    fw->leaves.at(role)->filters -= 1;
-    maybe_remove_leaf(*fw, role);
-  }
-}
-
-template <class Predicate>
-void Engine::drop_filters(Predicate predicate) {
-  std::vector<uint64_t> doomed;
-  for (const auto& entry : filters_)
-    if (predicate(*entry.second)) doomed.push_back(entry.first);
-  for (uint64_t key : doomed) remove_filter(key);
+  for (const auto& entry : l.filters)
+    if (Agent* a = agents_.find(entry.first)) a->filter_count -= 1;
+  filter_total_ -= l.filters.size();
+  if (!l.filters.empty()) membership_dirty_ = true;
+  l.filters.clear();
 }
 
 void Engine::expire_filters(double now) {
   while (!heap_.empty() && heap_.top().expiry <= now) {
     HeapEntry top = heap_.top();
     heap_.pop();
-    auto it = filters_.find(top.key);
-    if (it != filters_.end() && it->second->seq == top.seq) remove_filter(top.key);
+    // A filter replaced or dropped since leaves a stale entry: seq tells.
+    Framework* fw = frameworks_.find(top.framework);
+    if (fw == nullptr) continue;
+    auto lit = fw->leaves.find(top.role);
+    if (lit == fw->leaves.end()) continue;
+    auto& filters = lit->second->filters;
+    auto it = filters.find(top.agent);
+    if (it == filters.end() || it->second.seq != top.seq) continue;
+    filters.erase(it);
+    --filter_total_;
+    if (Agent* a = agents_.find(top.agent)) a->filter_count -= 1;
+    membership_dirty_ = true;
+    maybe_remove_leaf(*fw, top.role);
   }
 }
 
@@ -964,9 +978,9 @@ size_t Engine::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
 }
 
 bool Engine::filtered(Leaf& l, Agent& a, const Vec& total) const {
-  if (l.filters == 0) return false;
-  auto it = filters_.find(filter_key(l.framework, l.role->handle, a.handle));
-  return it != filters_.end() && subset(total, it->second->refused, rcount_);
+  if (l.filters.empty()) return false;
+  auto it = l.filters.find(a.handle);
+  return it != l.filters.end() && subset(total, it->second.refused, rcount_);
 }
 
 void Engine::give(Leaf& l, Agent& a, const Pool* pools, size_t n) {
@@ -1059,12 +1073,12 @@ void Engine::refresh_live() {
   const uint64_t agents = agents_.size();
   bool any = false;
   frameworks_.each([&](Framework& fw) {
-    for (auto& entry : fw.leaves) any = any || entry.second->filters >= agents;
+    for (auto& entry : fw.leaves) any = any || entry.second->filters.size() >= agents;
   });
   frameworks_.each([&](Framework& fw) {
     for (auto& entry : fw.leaves) {
       Leaf* l = entry.second.get();
-      bool everywhere = l->filters >= agents;
+      bool everywhere = l->filters.size() >= agents;
       bool eligible = fw.active && l->subscribed && !fw.suppressed.count(l->role->handle);
       set_membership(l->role->group->eligible, l, l->eligible_pos, l->in_eligible, eligible);
       set_membership(l->role->group->live, l, l->live_pos, l->in_live,

@@ -155,7 +155,7 @@ class Engine {
   uint64_t frameworks() const { return frameworks_.size(); }
   uint64_t agents() const { return agents_.size(); }
   uint64_t roles() const { return role_by_handle_.size(); }
-  uint64_t active_filters() const { return filters_.size(); }
+  uint64_t active_filters() const { return filter_total_; }
 
   struct Role;
   struct Group;
@@ -192,9 +192,8 @@ class Engine {
   void release(Agent& agent, size_t index, const Vec& vector);
   void add_filter(uint32_t framework, uint32_t role, uint32_t agent, const Vec& refused,
                   double expiry);
-  void remove_filter(uint64_t key);
-  template <class Predicate>
-  void drop_filters(Predicate predicate);
+  // Drops every filter of a leaf (revive, unsubscribe, removal).
+  void forget_filters(Leaf& leaf);
   void expire_filters(double now);
 
   void rebuild_order();
@@ -236,11 +235,11 @@ class Engine {
   std::unordered_map<uint32_t, Role*> role_by_handle_;
   Dense<Framework> frameworks_;
   Dense<Agent> agents_;
-  std::unordered_map<uint64_t, std::unique_ptr<Filter>> filters_;
+  uint64_t filter_total_ = 0;
   struct HeapEntry {
     double expiry;
     uint64_t seq;
-    uint64_t key;
+    uint32_t framework, role, agent;
     bool operator>(const HeapEntry& o) const {
       return expiry != o.expiry ? expiry > o.expiry : seq > o.seq;
     }
