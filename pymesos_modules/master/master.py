@@ -759,11 +759,11 @@ class Master:
 
         Returns what was taken per piece; CallError (naming ``who``) if it does not fit.
         """
-        # Regular resources come only from regular offered ones (Mesos), never
-        # from revocable ones.  Resources marked "revocable": {} come from
-        # revocable offered ones first; unlike Mesos, which refuses the task, what
-        # those lack is charged to regular ones (the agent still treats the task
-        # as revocable, i.e. preemptible, so nobody gets more than they asked).
+        # Each kind comes only from offered resources of the same kind, as in
+        # Mesos: regular ones never from revocable ones (those may vanish with
+        # the next estimate), and ones marked "revocable": {} never from regular
+        # ones (a framework would otherwise hold guaranteed resources that the
+        # QoS controller may preempt, and the allocator would count them twice).
         marked = [r for r in items if isinstance(r, dict) and "revocable" in r]
         revocable = res.from_json(marked, f"{who} resources")
         mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
@@ -777,7 +777,7 @@ class Master:
         taken: list[Piece] = []
         for need, own in (
             (regular_need, regular),
-            (list(marked_need), [piece for piece in pieces if piece[1]] + regular),
+            (list(marked_need), [piece for piece in pieces if piece[1]]),
         ):
             available = [sum(p[2][i] for p in own) for i in range(len(need))]
             if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):

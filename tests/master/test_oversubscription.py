@@ -148,6 +148,12 @@ async def test_revocable_and_regular_resources_are_matched_by_kind(cluster, sess
         error = (await framework.next("UPDATE"))["update"]["status"]
         assert error["state"] == "TASK_ERROR"
         assert "mixes revocable and non-revocable cpus" in error["message"]
+        # Revocable cpus never come from regular ones: 3 do not fit in 2 revocable.
+        offer = offers(await framework.next("OFFERS", where=both))[0]
+        assert await framework.call(revocable_task(offer, "greedy", 3.0)) == 202
+        error = (await framework.next("UPDATE"))["update"]["status"]
+        assert error["state"] == "TASK_ERROR" and "more resources than" in error["message"]
+        assert "greedy" not in master.master.frameworks[framework.framework_id].tasks
         # A fitting one takes revocable cpus only: all 4 regular ones are offered again.
         offer = offers(await framework.next("OFFERS", where=both))[0]
         assert await framework.call(revocable_task(offer, "fits", 2.0)) == 202
