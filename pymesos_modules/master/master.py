@@ -896,6 +896,21 @@ class Master:
         taken = self._take(pieces, wanted, items, f"executor '{executor_id}'")
         return _Executor(dict(executor), taken, wanted.ports, role)
 
+    def _executor_json(self, agent_id: str, executor: _Executor) -> dict[str, Any]:
+        """A running group executor in ``/state``: its ExecutorInfo, agent and holdings."""
+        names = self.flags.resource_names
+        held = [0.0] * len(names)
+        for _, _, vector in executor.pieces:
+            held = [h + v for h, v in zip(held, vector, strict=True)]
+        scalars = {n: v for n, v in zip(names, held, strict=True) if v}
+        return {
+            **executor.info,
+            "slave_id": agent_id,
+            "role": executor.role,
+            "resources": {**scalars, "ports": _ranges_text(executor.ports)},
+            "tasks": sorted(executor.task_ids),
+        }
+
     def _executor_task_ended(self, task: Task, release: bool) -> None:
         """A task ended: its group's executor ends with its last task, giving its resources back."""
         for key, executor in self.executors.items():
@@ -1507,9 +1522,17 @@ class Master:
     def state(self) -> dict[str, Any]:
         """``/state`` in the shape of Mesos' master state."""
 
+        # Tasks of a group name their executor, as Mesos' state does.
+        executor_of = {
+            (key[0], task_id): key[2]
+            for key, executor in self.executors.items()
+            for task_id in executor.task_ids
+        }
+
         def task_json(t: Task) -> dict[str, Any]:
             return {
                 "id": t.task_id,
+                "executor_id": executor_of.get((t.framework_id, t.task_id), ""),
                 "name": t.name,
                 "framework_id": t.framework_id,
                 "slave_id": t.agent_id,
@@ -1536,6 +1559,11 @@ class Master:
                     "failover_timeout": f.failover_timeout,
                     "tasks": [task_json(t) for t in f.tasks.values()],
                     "completed_tasks": [task_json(t) for t in f.completed],
+                    "executors": [
+                        self._executor_json(key[1], executor)
+                        for key, executor in self.executors.items()
+                        if key[0] == f.framework_id
+                    ],
                     "offers": [
                         self._offer_json(self.offers[o]) for o in f.offers if o in self.offers
                     ],

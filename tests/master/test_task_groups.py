@@ -166,6 +166,14 @@ async def test_a_second_group_joins_the_running_executor(master, scheduler):
     offer = await offer_with(1.5)
     key = (scheduler.framework_id, agent_id["value"], "group")
     assert master.master.executors[key].task_ids == {"x1", "x2"}
+    # /state shows the executor once, where it runs and what it holds, and the
+    # tasks name it.
+    (framework,) = master.master.state()["frameworks"]
+    (shown,) = framework["executors"]
+    assert shown["executor_id"] == {"value": "group"} and shown["slave_id"] == agent_id["value"]
+    assert shown["resources"]["cpus"] == 0.5 and shown["resources"]["mem"] == 32
+    assert shown["tasks"] == ["x1", "x2"]
+    assert {t["id"]: t["executor_id"] for t in framework["tasks"]} == {"x1": "group", "x2": "group"}
     # Another ExecutorInfo under the running executor's id is refused, though it would fit.
     changed = {**EXECUTOR, "type": "CUSTOM"}
     assert await scheduler.call(group_call(offer, launch(offer, "x3"), executor=changed)) == 202
