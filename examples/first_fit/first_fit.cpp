@@ -121,6 +121,9 @@ const pmm_allocator_vtable kVtable = {
     [](void*, pmm_error* e) { return unsupported(e, "resume"); },
     [](void* s, double, pmm_allocation_result* out, pmm_error* e) { return with(s, e, [&](FirstFit& f) { f.allocate(out); }); },
     [](void*, pmm_allocator_stats*, pmm_error* e) { return unsupported(e, "stats"); },
+    // allocate_agents is optional: without it the host runs allocate() over every agent
+    // when it asks for a cycle over a few.
+    nullptr,
 };
 
 }  // namespace

@@ -17,6 +17,14 @@
  *
  * Every call that can fail returns a pmm_status, writes a message into the
  * host's error buffer, and changes no state when it fails.
+ *
+ * Versioning: pmm_allocator_vtable only grows at its end.  A module sets its
+ * struct_size to sizeof(pmm_allocator_vtable) of the headers it was built
+ * with, and the host calls a field only when that size covers it and it is
+ * not NULL, so a module built before a call existed keeps loading.  A C++
+ * module that fills the table positionally (no designated initializers)
+ * gets a missing-initializer warning for a new field when rebuilt: add it,
+ * as NULL if the module does not implement it.
  */
 #ifndef PYMESOS_MODULES_ALLOCATOR_H
 #define PYMESOS_MODULES_ALLOCATOR_H
@@ -127,7 +135,7 @@ typedef struct pmm_allocation_result {
 typedef struct pmm_allocator_stats {
     uint32_t struct_size;
     uint32_t reserved0;
-    uint64_t allocation_runs;              /* allocate() calls that ran a cycle */
+    uint64_t allocation_runs;              /* cycles run (allocate, allocate_agents) */
     uint64_t offers_made;                  /* rows produced, all cycles */
     uint64_t filtered_skips;               /* (framework, agent) pairs skipped by a filter */
     uint64_t frameworks;
@@ -194,6 +202,26 @@ typedef struct pmm_allocator_vtable {
                            pmm_error *error);
 
     pmm_status (*stats)(void *self, pmm_allocator_stats *stats, pmm_error *error);
+
+    /* ---- Appended after ABI 1.0: a table whose struct_size ends before a
+     * field does not have it, and a NULL entry means the same.  The host
+     * checks both before calling, so modules built against older headers
+     * load and run unchanged. ---- */
+
+    /* Run one allocation cycle at time `now` over the active agents among
+     * `agents` (count handles; NULL only when count is 0), with the same
+     * rules as allocate() restricted to those agents: the master batches
+     * events about a few agents into one cycle over the union of their
+     * agents (Mesos' allocation candidates) instead of visiting them all.
+     * The handles are a set: order does not matter and duplicates are fine;
+     * inactive agents are skipped as in allocate().  An unknown handle fails
+     * the call with PMM_ERR_NOT_FOUND naming it, before any state changes.
+     * Cluster-wide quantities (dominant shares, quota headroom) still count
+     * every agent, not only the candidates.  A module without this call gets
+     * allocate() instead: a superset of the candidates, never fewer offers. */
+    pmm_status (*allocate_agents)(void *self, double now, uint32_t count,
+                                  const pmm_handle *agents, pmm_allocation_result *result,
+                                  pmm_error *error);
 } pmm_allocator_vtable;
 
 /* PMM_CDEF_END allocator */

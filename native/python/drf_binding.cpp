@@ -23,6 +23,22 @@ const double* data_of(const py::array_t<double, py::array::c_style | py::array::
 }
 
 using Doubles = py::array_t<double, py::array::c_style | py::array::forcecast>;
+// Agent handles: exactly uint32 and contiguous (no forcecast, so a handle
+// that does not fit is refused instead of silently wrapped).
+using Handles = py::array_t<uint32_t, py::array::c_style>;
+
+// (rows, values) of the engine's last cycle: views into its reused buffers,
+// kept alive by `self`.
+py::tuple offer_views(const py::object& self, const Engine& e) {
+  const auto& rows = e.rows();
+  const auto& values = e.values();
+  const py::ssize_t n = static_cast<py::ssize_t>(rows.size());
+  const py::ssize_t r = e.resource_count();
+  py::array_t<uint32_t> row_view({n, py::ssize_t(6)},
+                                 reinterpret_cast<const uint32_t*>(rows.data()), self);
+  py::array_t<double> value_view({n, r}, values.data(), self);
+  return py::make_tuple(row_view, value_view);
+}
 
 }  // namespace
 
@@ -117,15 +133,17 @@ PYBIND11_MODULE(_drf, m) {
                py::gil_scoped_release release;
                e.allocate(now);
              }
-             const auto& rows = e.rows();
-             const auto& values = e.values();
-             const py::ssize_t n = static_cast<py::ssize_t>(rows.size());
-             const py::ssize_t r = e.resource_count();
-             // Views into the engine's reused buffers; `self` keeps them alive.
-             py::array_t<uint32_t> row_view({n, py::ssize_t(6)},
-                                            reinterpret_cast<const uint32_t*>(rows.data()), self);
-             py::array_t<double> value_view({n, r}, values.data(), self);
-             return py::make_tuple(row_view, value_view);
+             return offer_views(self, e);
+           })
+      .def("allocate_agents",
+           [](py::object self, double now, Handles agents) {
+             Engine& e = self.cast<Engine&>();
+             {
+               // `agents` stays referenced by this frame, so its data outlives the call.
+               py::gil_scoped_release release;
+               e.allocate_agents(now, agents.data(), static_cast<size_t>(agents.size()));
+             }
+             return offer_views(self, e);
            })
       .def("stats", [](const Engine& e) {
         auto s = e.stats();

@@ -67,7 +67,14 @@ int main(int argc, char** argv) {
         }
         case 11: now += double(pick(4)); break;
         default: {
-          e.allocate(now);
+          if (pick(2)) {
+            e.allocate(now);
+          } else {
+            // A batched cycle over a few agents, duplicates and all; an unknown
+            // one (removed or never added) makes it a rejected call.
+            const uint32_t candidates[4] = {uint32_t(pick(12)), uint32_t(pick(12)), agent, agent};
+            e.allocate_agents(now, candidates, pick(5));
+          }
           rows += long(e.rows().size());
           // give back a random half of what was offered, some with filters
           for (size_t i = 0; i < e.rows().size(); ++i) {

@@ -136,6 +136,7 @@ struct Engine::Agent {
   Vec min_refused;            // lower bound of every filter's refused vector here
   Vec unreserved, revocable;
   std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
+  uint64_t candidate_of = 0;  // the last subset cycle (cycle_seq_) that visited it
 
   Vec* reserved(uint32_t role) {
     auto it = std::lower_bound(free_reserved.begin(), free_reserved.end(), role,
@@ -1098,9 +1099,40 @@ bool Engine::everywhere_filtered_block(const Agent& a) const {
   return subset(a.free, a.min_refused, rcount_);
 }
 
+void Engine::check_now(const char* call, double now) const {
+  ready(call);
+  if (std::isnan(now)) fail(kInvalid, std::string(call) + ": now must not be NaN");
+}
+
 void Engine::allocate(double now) {
-  ready("allocate");
-  if (std::isnan(now)) fail(kInvalid, "allocate: now must not be NaN");
+  check_now("allocate", now);
+  order_.clear();
+  agents_.each([&](const Agent& a) {
+    if (a.active) order_.push_back(a.handle);
+  });
+  cycle(now, false);
+}
+
+void Engine::allocate_agents(double now, const uint32_t* agents, size_t count) {
+  const char* call = "allocate_agents";
+  check_now(call, now);
+  if (count > 0 && agents == nullptr) fail(kInvalid, std::string(call) + ": agents is NULL");
+  for (size_t i = 0; i < count; ++i)
+    if (!agents_.count(agents[i]))
+      fail(kNotFound, std::string(call) + ": unknown agent " + std::to_string(agents[i]) +
+                          " among the agents to allocate");
+  // The candidates as a full cycle lists the cluster (distinct handles in
+  // increasing order, inactive ones left out), so the shuffle that follows is
+  // defined the same way for both, and for the Python twin.
+  order_.clear();
+  for (size_t i = 0; i < count; ++i)
+    if (agents_.at(agents[i]).active) order_.push_back(agents[i]);
+  std::sort(order_.begin(), order_.end());
+  order_.erase(std::unique(order_.begin(), order_.end()), order_.end());
+  cycle(now, true);
+}
+
+void Engine::cycle(double now, bool partial) {
   auto started = std::chrono::steady_clock::now();
   rows_.clear();
   values_.clear();
@@ -1109,10 +1141,6 @@ void Engine::allocate(double now) {
   if (dirty_) rebuild_order();
   refresh_live();
   const bool any_everywhere = any_everywhere_;
-  order_.clear();
-  agents_.each([&](const Agent& a) {
-    if (a.active) order_.push_back(a.handle);
-  });
   rng_.shuffle(order_);
   Pool pools[64];
 
@@ -1157,8 +1185,18 @@ void Engine::allocate(double now) {
   for (Role* node : quota_scratch_) add(required, unsatisfied(*node), rcount_);
   bool need_headroom = nonzero(required, rcount_);
   Vec headroom;
-  if (need_headroom)
+  if (need_headroom) {
     for (uint32_t handle : order_) add(headroom, agents_.at(handle).free, rcount_);
+    if (partial) {
+      // Headroom is what the whole cluster has unallocated (as Mesos), not
+      // only the candidates: the other active agents follow, in handle order.
+      ++cycle_seq_;
+      for (uint32_t handle : order_) agents_.at(handle).candidate_of = cycle_seq_;
+      agents_.each([&](const Agent& a) {
+        if (a.active && a.candidate_of != cycle_seq_) add(headroom, a.free, rcount_);
+      });
+    }
+  }
   // Agents come in random order, so each visit starts with cache misses;
   // fetch the lines of agents a few visits ahead while working on this one.
   auto prefetch = [&](size_t k) {

@@ -145,8 +145,15 @@ class Engine {
   void update_weights(const std::vector<std::pair<uint32_t, double>>& weights);
   void update_quota(uint32_t role, const double* guarantees, const double* limits);
   void pause(bool paused);
-  // Runs one cycle; rows()/values() hold the result until the next call.
+  // Runs one cycle over every active agent; rows()/values() hold the result
+  // until the next call.
   void allocate(double now);
+  // Runs one cycle over the active agents among agents[0..count) (a set:
+  // order and duplicates do not matter), deciding exactly as allocate() would
+  // with the other agents absent from the visit; shares and quota headroom
+  // still count the whole cluster.  An unknown handle fails before any state
+  // changes.
+  void allocate_agents(double now, const uint32_t* agents, size_t count);
 
   const std::vector<pmm_offer_row>& rows() const { return rows_; }
   const std::vector<double>& values() const { return values_; }
@@ -196,6 +203,10 @@ class Engine {
   void forget_filters(Leaf& leaf);
   void expire_filters(double now);
 
+  void check_now(const char* call, double now) const;
+  // The cycle over order_ (the visit's agents, distinct, in handle order);
+  // `partial`: order_ may leave out active agents.
+  void cycle(double now, bool partial);
   void rebuild_order();
   bool allocatable(const Vec& v) const;
   Framework* eligible(Leaf& leaf, Agent& agent);
@@ -246,6 +257,7 @@ class Engine {
   };
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>> heap_;
   uint64_t filter_seq_ = 0;
+  uint64_t cycle_seq_ = 0;  // tells this cycle's candidates apart (Agent::candidate_of)
   std::map<std::string, double> weights_;
   Stats stats_;
 

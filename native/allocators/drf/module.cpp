@@ -118,6 +118,19 @@ pmm_status with(void* self, pmm_error* error, Body&& body) {
   return pmm::call<DrfModule>(self, error, std::forward<Body>(body));
 }
 
+// allocate() and allocate_agents(): check the host's result struct before the
+// cycle runs (a failing call changes nothing), point it at the engine's
+// buffers after.
+template <class Run>
+void cycle(DrfModule& m, const char* call, pmm_allocation_result* out, Run&& run) {
+  if (out == nullptr || out->struct_size < sizeof(pmm_allocation_result))
+    throw pmm::Error(PMM_ERR_INVALID, std::string(call) + ": result struct is missing or too small");
+  run();
+  out->row_count = static_cast<uint32_t>(m.engine_.rows().size());
+  out->rows = m.engine_.rows().data();
+  out->values = m.engine_.values().data();
+}
+
 const pmm_allocator_vtable kVtable = {
     sizeof(pmm_allocator_vtable),
     0,
@@ -188,12 +201,7 @@ const pmm_allocator_vtable kVtable = {
     [](void* s, pmm_error* e) { return with(s, e, [&](DrfModule& m) { m.engine_.pause(false); }); },
     [](void* s, double now, pmm_allocation_result* out, pmm_error* e) {
       return with(s, e, [&](DrfModule& m) {
-        if (out == nullptr || out->struct_size < sizeof(pmm_allocation_result))
-          throw pmm::Error(PMM_ERR_INVALID, "allocate: result struct is missing or too small");
-        m.engine_.allocate(now);
-        out->row_count = static_cast<uint32_t>(m.engine_.rows().size());
-        out->rows = m.engine_.rows().data();
-        out->values = m.engine_.values().data();
+        cycle(m, "allocate", out, [&] { m.engine_.allocate(now); });
       });
     },
     [](void* s, pmm_allocator_stats* out, pmm_error* e) {
@@ -209,6 +217,12 @@ const pmm_allocator_vtable kVtable = {
         out->roles = m.engine_.roles();
         out->active_filters = m.engine_.active_filters();
         out->last_allocation_ms = st.last_allocation_ms;
+      });
+    },
+    [](void* s, double now, uint32_t count, const pmm_handle* agents, pmm_allocation_result* out,
+       pmm_error* e) {
+      return with(s, e, [&](DrfModule& m) {
+        cycle(m, "allocate_agents", out, [&] { m.engine_.allocate_agents(now, agents, count); });
       });
     },
 };
