@@ -84,6 +84,14 @@ _VTABLE_TYPES: dict[str, str] = {
     "http_authenticator": "pmm_http_authenticator_vtable",
 }
 
+#: Calls appended to a kind's function table after ABI 1.0, first one first.
+#: A table may end before them (a module built against older headers): the
+#: size check asks only for the fields before the first one, and
+#: :meth:`NativeInstance.has` tells the wrappers whether a module has them.
+_VTABLE_APPENDED: dict[str, tuple[str, ...]] = {
+    "pmm_allocator_vtable": ("allocate_agents",),
+}
+
 _FIX_REBUILD = (
     "Rebuild it against this release's headers "
     "(cmake -DCMAKE_PREFIX_PATH=$(python -m pymesos_modules --cmakedir), "
@@ -103,6 +111,14 @@ def vtable_type(kind: str) -> str | None:
     except ffi.error:
         return None
     return name
+
+
+def vtable_min_size(table_type: str) -> int:
+    """The smallest struct_size a module's ``table_type`` may have: its ABI 1.0 fields."""
+    appended = _VTABLE_APPENDED.get(table_type)
+    if appended:
+        return int(ffi.offsetof(table_type, appended[0]))
+    return int(ffi.sizeof(table_type))
 
 
 def _string(pointer: Any) -> str:
@@ -448,10 +464,10 @@ def check_descriptor(path: str, index: int, pointer: Any) -> DescriptorInfo:
         if d.vtable == ffi.NULL:
             raise errors.MissingFieldError(f"{where}: {kind} module has no function table")
         size = ffi.cast("const uint32_t *", d.vtable)[0]
-        if size < ffi.sizeof(table_type):
+        if size < vtable_min_size(table_type):
             raise errors.StructSizeError(
                 f"{where}: {table_type} struct_size is {size} bytes, expected at least "
-                f"{ffi.sizeof(table_type)}. {_FIX_REBUILD}"
+                f"{vtable_min_size(table_type)}. {_FIX_REBUILD}"
             )
     return DescriptorInfo(
         library=path,
@@ -752,6 +768,8 @@ class AllocatorCalls:
         self._stats = ffi.new("pmm_allocator_stats *")
         self._stats.struct_size = ffi.sizeof("pmm_allocator_stats")
         self._vector = ffi.new("double[]", 1)
+        #: Whether the module's table has allocate_agents (tables built before it do not).
+        self.has_allocate_agents = instance.has("allocate_agents")
 
     def _doubles(self, values: Any) -> Any:
         return ffi.new("double[]", [float(v) for v in values]) if len(values) else ffi.NULL
@@ -836,10 +854,19 @@ class AllocatorCalls:
         info.active = 1 if active else 0
         return info, keep
 
-    def allocate(self, now: float) -> tuple[Any, Any, int]:
-        """Run a cycle; return zero-copy buffers over the rows and values, and the row count."""
+    def allocate(self, now: float, agents: Any = None) -> tuple[Any, Any, int]:
+        """Run a cycle; return zero-copy buffers over the rows and values, and the row count.
+
+        ``agents``: None for every agent (``allocate``), else a C-contiguous
+        uint32 array (``allocate_agents``, read in place without a copy);
+        the caller checks :attr:`has_allocate_agents` first.
+        """
         result = self._result
-        self.instance.call("allocate", now, result)
+        if agents is None:
+            self.instance.call("allocate", now, result)
+        else:
+            handles = ffi.from_buffer("pmm_handle[]", agents) if len(agents) else ffi.NULL
+            self.instance.call("allocate_agents", now, len(agents), handles, result)
         count = result.row_count
         if count == 0:
             return b"", b"", 0

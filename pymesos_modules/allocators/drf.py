@@ -8,7 +8,8 @@ check offer for offer.
 One cycle (:meth:`DRFAllocator.allocate`):
 
 1. Expire filters (``expiry <= now``).
-2. Shuffle the active agents (sorted by handle) with :class:`SplitMix64` and a
+2. Shuffle the active agents (sorted by handle; for a cycle over a set of
+   agents, the active ones among them) with :class:`SplitMix64` and a
    Fisher-Yates pass: ``for i = n-1 .. 1: j = next() % (i + 1); swap(i, j)``.
 3. Stage 1 (quota guarantees), then stage 2 (fair share); each stage visits
    the agents in the shuffled order.  At each agent the candidate order is a
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
@@ -881,11 +882,27 @@ class DRFAllocator:
         assert node.guarantees is not None
         return [max(g - a, 0.0) for g, a in zip(node.guarantees, node.alloc, strict=True)]
 
-    def allocate(self, now: float) -> OfferBatch:
-        """Run one allocation cycle at time ``now``."""
+    def allocate(self, now: float, agents: Collection[int] | None = None) -> OfferBatch:
+        """Run one allocation cycle at time ``now`` over every active agent, or those in ``agents``.
+
+        A cycle over a set of agents is the full cycle's rules applied to
+        those agents only: they are listed as a full cycle lists the cluster
+        (distinct, by handle) before the shuffle, and quota headroom still
+        counts every active agent.
+        """
         self._ready("allocate")
         if math.isnan(now):
             raise self._fail("allocate", INVALID, "now must not be NaN")
+        candidates = None
+        if agents is not None:
+            candidates = set(agents)
+            for handle in agents:
+                if handle not in self._agents:
+                    raise self._fail(
+                        "allocate",
+                        NOT_FOUND,
+                        f"unknown agent {handle!r} among the agents to allocate",
+                    )
         rows: list[tuple[int, int, int, int, int]] = []
         values: list[list[float]] = []
         if self._paused:
@@ -893,13 +910,14 @@ class DRFAllocator:
         self._expire_filters(now)
         if self._dirty:
             self._rebuild_order()
-        order = [h for h in sorted(self._agents) if self._agents[h].active]
+        listed = sorted(self._agents) if candidates is None else sorted(candidates)
+        order = [h for h in listed if self._agents[h].active]
         self._rng.shuffle(order)
-        agents = [self._agents[h] for h in order]
+        visit = [self._agents[h] for h in order]
 
         # Stage 1: quota guarantees, one framework per quota role per agent.
         if any(_nonzero(self._unsatisfied(n)) for n in self._roles.values() if n.guarantees):
-            for agent in agents:
+            for agent in visit:
                 pending: list = []
                 for node in self._quota_roles():
                     need = self._unsatisfied(node)
@@ -936,9 +954,15 @@ class DRFAllocator:
             _add(required, self._unsatisfied(node))
         headroom = [0.0] * self._rcount
         if _nonzero(required):
-            for agent in agents:
+            for agent in visit:
                 _add(headroom, agent.free)
-        for agent in agents:
+            if candidates is not None:
+                # Headroom is what the whole cluster has unallocated (as Mesos),
+                # not only the candidates: the other active agents, by handle.
+                for h in sorted(self._agents):
+                    if self._agents[h].active and h not in candidates:
+                        _add(headroom, self._agents[h].free)
+        for agent in visit:
             pending = []
             for leaf in self._candidates(self._root):
                 if self._agent_empty(agent):

@@ -9,7 +9,7 @@ template for writing your own policy in Python before porting it to C.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pymesos_modules.kinds.allocator import (
     ALL_ROLES,
@@ -198,13 +198,17 @@ class FirstFitAllocator:
         """Undo pause()."""
         self.paused = False
 
-    def allocate(self, now: float) -> OfferBatch:
-        """Each active agent, whole, to the first framework that has not refused it."""
+    def allocate(self, now: float, agents: Collection[int] | None = None) -> OfferBatch:
+        """Each active agent (of ``agents``, if given), whole, to the first framework taking it."""
+        if agents is not None:
+            for handle in agents:
+                self._known("allocate", self.free, "agent", handle)
         rows, values = [], []
         if self.paused:
             return OfferBatch.empty(self.rcount)
         self.runs += 1
-        for agent in sorted(self.active_agents):
+        visit = self.active_agents if agents is None else self.active_agents & set(agents)
+        for agent in sorted(visit):
             free = self.free[agent]
             if not any(x > 0 for x in free):
                 continue

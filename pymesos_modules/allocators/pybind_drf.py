@@ -6,7 +6,7 @@ ABI: the benchmark sets the two side by side to show what the cffi bridge costs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from pymesos_modules.kinds.allocator import (
     AllocatorOptions,
     FrameworkInfo,
     OfferBatch,
+    agent_handles,
 )
 
 
@@ -157,9 +158,13 @@ class PybindDRFAllocator:
         """Undo pause()."""
         self._call("resume", "pause", False)
 
-    def allocate(self, now: float) -> OfferBatch:
-        """One cycle; zero-copy views of the engine's buffers."""
-        rows, values = self._call("allocate", "allocate", now)
+    def allocate(self, now: float, agents: Collection[int] | None = None) -> OfferBatch:
+        """One cycle (over ``agents`` if given); zero-copy views of the engine's buffers."""
+        if agents is None:
+            rows, values = self._call("allocate", "allocate", now)
+        else:
+            handles = agent_handles(self.name, agents)
+            rows, values = self._call("allocate", "allocate_agents", now, handles)
         count = len(rows)
         if count == 0:
             return OfferBatch.empty(self._rcount)

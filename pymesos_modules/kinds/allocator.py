@@ -14,8 +14,9 @@ the allocator) and leaves the allocator's state unchanged.
 from __future__ import annotations
 
 import enum
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -289,14 +290,64 @@ class Allocator(Protocol):
     def resume(self) -> None:
         """Undo pause()."""
 
-    def allocate(self, now: float) -> OfferBatch:
-        """Run one allocation cycle over every active agent."""
+    def allocate(self, now: float, agents: Collection[int] | None = None) -> OfferBatch:
+        """Run one allocation cycle over every active agent, or over those among ``agents``.
+
+        ``agents`` is a set of agent handles (order and duplicates do not
+        matter): the master batches events about a few agents into one cycle
+        over the union of their agents, as Mesos does.  That cycle decides as
+        a full one would with the other agents left out of the visit; shares
+        and quota headroom still count the whole cluster, and inactive agents
+        are skipped.  An unknown handle raises :class:`AllocatorCallError`
+        (``PMM_ERR_NOT_FOUND``) and changes nothing.
+        """
 
     def stats(self) -> dict[str, float]:
         """Counters for metrics: allocation_runs, offers_made, filtered_skips, ..."""
 
     def close(self) -> None:
         """Release the allocator (a native one destroys its instance, exactly once)."""
+
+
+def takes_agents(allocator: Allocator) -> bool:
+    """Whether ``allocator.allocate`` accepts ``agents``.
+
+    Python allocators written before the argument existed take only ``now``;
+    the master runs full cycles for them, as the native wrapper does for
+    modules whose function table predates ``allocate_agents``.
+    """
+    try:
+        parameters = inspect.signature(allocator.allocate).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: assume the old form
+        return False
+    return "agents" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def agent_handles(allocator: str, agents: Collection[int]) -> npt.NDArray[np.uint32]:
+    """``agents`` as the C-contiguous uint32 array the native calls read in place.
+
+    A value no agent handle can be (negative, too large, not an integer) is
+    an unknown agent: :class:`AllocatorCallError` with ``PMM_ERR_NOT_FOUND``,
+    as the Python allocators answer for it.
+    """
+    values = agents if isinstance(agents, np.ndarray) else list(agents)
+    array = np.asarray(values)
+    if array.size and (
+        array.dtype.kind not in "iu" or int(array.min()) < 0 or int(array.max()) > 0xFFFFFFFF
+    ):
+        bad = next(v for v in values if not _handle_like(v))
+        raise AllocatorCallError(allocator, "allocate", 3, f"unknown agent {bad!r}")
+    return np.ascontiguousarray(array, dtype=np.uint32)
+
+
+def _handle_like(value: object) -> bool:
+    return (
+        isinstance(value, int | np.integer)
+        and not isinstance(value, bool)
+        and 0 <= int(value) <= 0xFFFFFFFF
+    )
 
 
 def check_vector(
@@ -493,10 +544,17 @@ class NativeAllocator(NativeModule):
         """Undo pause()."""
         self._call("resume")
 
-    def allocate(self, now: float) -> OfferBatch:
-        """One cycle; the batch views the module's buffer without copying."""
+    def allocate(self, now: float, agents: Collection[int] | None = None) -> OfferBatch:
+        """One cycle; the batch views the module's buffer without copying.
+
+        A module whose table predates ``allocate_agents`` runs a full cycle
+        for ``agents`` instead: a superset of the candidates.
+        """
+        handles = None
+        if agents is not None and self._calls.has_allocate_agents:
+            handles = agent_handles(self.name, agents)
         try:
-            rows, values, count = self._calls.allocate(now)
+            rows, values, count = self._calls.allocate(now, handles)
         except NativeCallError as exc:
             raise AllocatorCallError(self.name, "allocate", exc.status, exc.detail) from None
         if count == 0:

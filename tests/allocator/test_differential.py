@@ -1,6 +1,6 @@
 """Hypothesis drives the three DRF implementations through the same random call
-sequences and asserts identical offers, bit for bit, every cycle, and identical
-errors for bad calls."""
+sequences and asserts identical offers, bit for bit, every cycle (full ones and
+cycles over a set of agents), and identical errors for bad calls."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ operation = st.one_of(
     st.tuples(st.just("quota"), role, small_vector, st.sampled_from([None, 2.0, 64.0])),
     st.tuples(st.just("advance"), st.sampled_from([0.5, 1.0, 3.0, 10.0])),
     st.tuples(st.just("allocate")),
+    # A cycle over a set of agents; handle 6 is never an agent (an error in all three).
+    st.tuples(st.just("allocate"), st.lists(st.integers(0, 6), max_size=5)),
+    # The master's batched cycle: over the agents calls touched since the last cycle.
+    st.tuples(st.just("allocate_touched")),
     st.tuples(st.just("pause"), st.booleans()),
     st.tuples(st.just("bad_recover"), handle, handle),
 )  # fmt: skip
@@ -68,6 +72,7 @@ class Driver:
             self.allocator.add_role(i, name)
         self.now = 0.0
         self.held: list[tuple] = []  # offers outstanding: (fw, agent, role, pool, flags, values)
+        self.touched: set[int] = set()  # agents added, updated, activated or given back to
         # A populated cluster to start from, so most operations act on something.
         for fw, roles, caps in [(0, (0,), 0), (1, (1, 2), 3), (2, (3,), 2), (3, (4, 5), 1)]:
             self.allocator.add_framework(fw, FrameworkInfo(roles, Capability(caps)))
@@ -95,9 +100,11 @@ class Driver:
             elif name == "add_agent":
                 _, agent, unreserved, reservations, revocable = op
                 a.add_agent(agent, AgentInfo(unreserved, reservations, revocable))
+                self.touched.add(agent)
             elif name == "update_agent":
                 _, agent, unreserved, reservations = op
                 a.update_agent(agent, AgentInfo(unreserved, reservations))
+                self.touched.add(agent)
             elif name in (
                 "remove_framework",
                 "deactivate_framework",
@@ -111,11 +118,15 @@ class Driver:
                     self.held = [h for h in self.held if h[0] != op[1]]
                 if name == "remove_agent":
                     self.held = [h for h in self.held if h[1] != op[1]]
+                    self.touched.discard(op[1])
+                if name == "activate_agent":
+                    self.touched.add(op[1])
             elif name in ("decline", "recover_part"):
                 if not self.held:
                     return "no offers"
                 index = op[1] % len(self.held)
                 fw, agent, role, pool, flags, values = self.held[index]
+                self.touched.add(agent)
                 if name == "decline":
                     self.held.pop(index)
                     a.recover_resources(fw, agent, role, values, op[2], self.now, pool, bool(flags))
@@ -144,8 +155,13 @@ class Driver:
                 a.pause() if op[1] else a.resume()
             elif name == "bad_recover":
                 a.recover_resources(op[1], op[2], 0, (1e9, 0.0, 0.0, 0.0), 0.0, self.now)
-            elif name == "allocate":
-                batch = a.allocate(self.now)
+            elif name in ("allocate", "allocate_touched"):
+                if name == "allocate_touched":
+                    agents = sorted(self.touched)
+                else:
+                    agents = op[1] if len(op) > 1 else None  # None: a full cycle
+                batch = a.allocate(self.now) if agents is None else a.allocate(self.now, agents)
+                self.touched = set() if agents is None else self.touched - set(agents)
                 offers = batch.as_tuples()
                 self.held += offers
                 return offers

@@ -186,6 +186,52 @@ def test_same_seed_same_offers_other_seed_other_order(make):
     assert run(7) != run(8)
 
 
+def test_a_cycle_over_some_agents_offers_only_those(make):
+    a = make()
+    for fw in range(2):
+        a.add_framework(fw, FrameworkInfo((0,)))
+    for agent in range(6):
+        a.add_agent(agent, AgentInfo(CPU))
+    a.deactivate_agent(4)
+    rows = a.allocate(0.0, [4, 1, 3, 1]).as_tuples()  # a set: order and duplicates do not matter
+    assert sorted(r[1] for r in rows) == [1, 3]  # 4 is inactive: skipped as in a full cycle
+    assert sorted(r[1] for r in offers(a)) == [0, 2, 5]
+    assert a.allocate(1.0, []).as_tuples() == []
+    assert a.stats()["allocation_runs"] == 3
+
+
+def test_a_cycle_over_every_agent_decides_as_a_full_cycle(make):
+    def cluster():
+        a = make(random_seed=11)
+        a.add_framework(0, FrameworkInfo((1,)))
+        a.add_framework(1, FrameworkInfo((2,)))
+        a.add_framework(2, FrameworkInfo((3,), Capability.REVOCABLE_RESOURCES))
+        a.update_quota(3, (6.0, 0.0, 0.0), (math.inf, math.inf, math.inf))
+        for agent in range(12):
+            a.add_agent(agent, AgentInfo(CPU, revocable=(1.0, 0.0, 0.0) if agent % 3 else None))
+        return a
+
+    full, listed = cluster(), cluster()
+    for now in (0.0, 1.0):
+        everyone = list(reversed(range(12)))
+        assert listed.allocate(now, everyone).as_tuples() == offers(full, now)
+
+
+def test_quota_headroom_counts_the_whole_cluster_not_the_candidates(make):
+    a = make()
+    a.add_framework(0, FrameworkInfo((1,)))  # eng, guaranteed 8 cpus, but suppressed
+    a.add_framework(1, FrameworkInfo((3,)))  # ops, no quota
+    a.suppress(0, ALL_ROLES)
+    a.update_quota(1, (8.0, 0.0, 0.0), (math.inf, math.inf, math.inf))
+    for agent in range(4):
+        a.add_agent(agent, AgentInfo(CPU))
+    # 16 cpus free in the cluster, 8 held back: ops may take two agents, one at a time...
+    assert [r[:2] for r in a.allocate(0.0, [0]).as_tuples()] == [(1, 0)]
+    assert [r[:2] for r in a.allocate(0.0, [1]).as_tuples()] == [(1, 1)]
+    # ...but not a third, although the candidate alone would look like spare capacity.
+    assert a.allocate(0.0, [2]).as_tuples() == []
+
+
 BAD_CALLS = [
     ("unknown framework", lambda a: a.recover_resources(9, 0, 0, CPU, 0.0, 0.0), 3),
     ("unknown agent", lambda a: a.remove_agent(9), 3),
@@ -204,6 +250,7 @@ BAD_CALLS = [
     ("empty role path segment", lambda a: a.add_role(9, "eng//x"), 2),
     ("no roles", lambda a: a.add_framework(6, FrameworkInfo(())), 2),
     ("suppress a role it is not in", lambda a: a.suppress(0, 3), 2),
+    ("unknown agent among the agents to allocate", lambda a: a.allocate(0.0, [1, 9]), 3),
     ("initialize twice", lambda a: a.initialize(__import__("pymesos_modules.kinds.allocator", fromlist=["x"]).AllocatorOptions()), 7),
 ]  # fmt: skip
 

@@ -67,4 +67,7 @@ def test_example_builds_out_of_tree_and_allocates(tmp_path):
         ]
         allocator.recover_resources(3, 1, 0, (1.0, 256.0), 0.0, 0.0)
         assert [r[1] for r in allocator.allocate(1.0).as_tuples()] == [1]
+        # No allocate_agents in its table (NULL): a cycle over some agents runs allocate().
+        allocator.recover_resources(3, 0, 0, (2.0, 512.0), 0.0, 1.0)
+        assert [r[1] for r in allocator.allocate(2.0, [1]).as_tuples()] == [0]
     manager.unload_all()

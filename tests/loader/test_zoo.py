@@ -10,6 +10,7 @@ import pytest
 from support.modules import config_for
 
 from pymesos_modules import abi, errors
+from pymesos_modules.kinds.allocator import UNRESERVED, AllocatorOptions
 
 # animal -> (exception class, parts the message must contain)
 CASES = {
@@ -59,6 +60,16 @@ def test_create_failure_carries_the_modules_message(zoo, manager):
     manager.load(config_for((zoo["create_fails"], ["zoo_Good"])))
     with pytest.raises(errors.ModuleCreateError, match=r"zoo_Good.*parameter 'size' is required"):
         manager.create("zoo_Good")
+
+
+def test_an_allocator_built_before_allocate_agents_loads_and_runs_full_cycles(zoo, manager):
+    # Its table ends before allocate_agents: a cycle over some agents is a full cycle.
+    manager.load(config_for((zoo["old_allocator"], ["zoo_OldAlloc"])))
+    with manager.create("zoo_OldAlloc", kind="allocator") as allocator:
+        allocator.initialize(AllocatorOptions(resource_names=("cpus",)))
+        offered = [(7, 42, 0, UNRESERVED, 0, (1.0,))]
+        assert allocator.allocate(0.0, [1, 2]).as_tuples() == offered
+        assert allocator.allocate(1.0).as_tuples() == offered
 
 
 def test_cxx_exception_in_create_becomes_an_error_not_a_crash(zoo, manager):

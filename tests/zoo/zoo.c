@@ -52,10 +52,46 @@ static pmm_status zoo_create(const pmm_host_api *host, const pmm_parameters *par
 
 static void zoo_destroy(void *instance) { (void)instance; }
 
+#ifdef ZOO_OLD_ALLOCATOR
+/* An allocator built before allocate_agents was appended to the table: its
+ * struct_size ends at stats, so the host must load it and never call past
+ * that.  Its one cycle offers agent 42 to framework 7, whatever is asked. */
+static pmm_status zoo_initialize(void *self, const pmm_allocator_options *options,
+                                 pmm_error *error) {
+    (void)self;
+    (void)options;
+    (void)error;
+    return PMM_OK;
+}
+
+static const pmm_offer_row zoo_row = {7, 42, 0, PMM_UNRESERVED_HANDLE, 0, 0};
+static const double zoo_values[1] = {1.0};
+
+static pmm_status zoo_allocate(void *self, double now, pmm_allocation_result *result,
+                               pmm_error *error) {
+    (void)self;
+    (void)now;
+    (void)error;
+    result->row_count = 1;
+    result->rows = &zoo_row;
+    result->values = zoo_values;
+    return PMM_OK;
+}
+
+static const pmm_allocator_vtable zoo_table = {
+    .struct_size = (uint32_t)offsetof(pmm_allocator_vtable, allocate_agents),
+    .initialize = zoo_initialize,
+    .allocate = zoo_allocate,
+};
+#define ZOO_VTABLE (&zoo_table)
+#else
+#define ZOO_VTABLE NULL
+#endif
+
 static const pmm_module_descriptor zoo_descriptor = {
     ZOO_MAGIC, ZOO_MAJOR, ZOO_MINOR, (uint32_t)(ZOO_SIZE), ZOO_KIND,
     ZOO_NAME, "0.1.0", "Zoo Keeper", "zoo@example.invalid", "A module of the test zoo",
-    ZOO_COMPATIBLE, zoo_create, zoo_destroy, NULL,
+    ZOO_COMPATIBLE, zoo_create, zoo_destroy, ZOO_VTABLE,
 };
 
 #ifdef ZOO_WITH_FUTURE_KIND
