@@ -5,6 +5,16 @@ worker thread (the native allocator releases the GIL) so the loop keeps
 serving HTTP while a cycle runs.  Allocator calls are serialised by a lock:
 the allocator Protocol is not re-entrant.
 
+Allocation cycles are batched as Mesos batches them (its allocation
+candidates): an event about one agent (added, re-activated, updated,
+resources given back on it) names that agent; an event about a framework
+(subscribed or re-subscribed, revived) names every agent.  Events that come
+while a cycle is pending or running join the next one, so a burst of events
+becomes one cycle over the union of the agents they named, and at most one
+cycle waits.  Every ``allocation_interval`` a cycle visits every agent, which
+is also when expired refusal filters are seen (a filter lasts at least one
+interval).
+
 Frameworks speak Mesos v1 scheduler calls (dicts in the protobuf JSON
 mapping) through :meth:`Master.subscribe` and :meth:`Master.call`, either
 from the HTTP API or in-process; agents register through
@@ -40,6 +50,7 @@ from pymesos_modules.kinds.allocator import (
     FrameworkInfo,
     OfferBatch,
     materialize,
+    takes_agents,
 )
 from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
 from pymesos_modules.kinds.hook import HookChain
@@ -167,6 +178,15 @@ class Master:
         self._loop_task: asyncio.Task | None = None
         self._stopping = False
         self._pending_batch: OfferBatch | None = None
+        #: Handles of the agents the next cycle visits, named by events since the
+        #: last one (Mesos' allocation candidates); every agent when _everywhere.
+        self._candidates: set[int] = set()
+        self._everywhere = False
+        #: The candidates of a cycle taken but not run yet: a removed agent leaves
+        #: them too, under the lock, so the allocator is never asked for it.
+        self._taken: set[int] | None = None
+        #: False for Python allocators written before allocate() took ``agents``.
+        self._agent_sets = takes_agents(allocator)
         #: ids of removed frameworks: they may not subscribe again with the same id.
         self._completed_ids: set[str] = set()
         #: executors of task groups by (framework id, agent id, executor id)
@@ -216,11 +236,33 @@ class Master:
         if self._wake is not None:
             self._wake.set()
 
+    def _allocate_on(self, agent: int) -> None:
+        """An event about one agent: the next cycle visits it (and whatever else is pending)."""
+        self._candidates.add(agent)
+        self._wake_up()
+
+    def _allocate_everywhere(self) -> None:
+        """An event about a framework: the next cycle visits every agent."""
+        self._everywhere = True
+        self._wake_up()
+
+    def _cycle_pending(self) -> bool:
+        return self._everywhere or bool(self._candidates)
+
+    def _take_candidates(self) -> set[int] | None:
+        """The next cycle's agents (None: every agent); events from now on join the cycle after."""
+        agents = None if self._everywhere else self._candidates
+        self._candidates, self._everywhere = set(), False
+        self._taken = agents
+        return agents
+
     # --- the allocation loop -----------------------------------------------------------
 
     async def start(self) -> None:
         """Start the allocation loop on the running event loop."""
         self._wake = asyncio.Event()
+        if self._cycle_pending():  # events before the start need not wait for the timer
+            self._wake.set()
         self._loop_task = asyncio.create_task(self._allocation_loop())
 
     async def stop(self) -> None:
@@ -239,28 +281,64 @@ class Master:
     async def _allocation_loop(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
+        # The periodic cycle keeps its own schedule: a steady stream of events
+        # must not postpone it (Mesos' timer runs beside event-driven cycles).
+        tick = loop.time() + self.flags.allocation_interval
         # A flag as well as cancel(): on Python 3.11 a cancel that lands as the
         # wait ends can be swallowed, and the loop would then run forever.
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flags.allocation_interval):
+                async with asyncio.timeout_at(tick):
                     await self._wake.wait()
-            # Events that arrived while waiting are one burst: at most one cycle.
+            # Events that arrived while waiting, or during the last cycle, are
+            # one burst: one cycle over the union of their agents.
             self._wake.clear()
-            await loop.run_in_executor(None, self._allocate_in_thread)
+            periodic = loop.time() >= tick
+            if periodic:
+                self._everywhere = True
+            if not self._cycle_pending():
+                continue  # woken by an event that named no agent still here
+            agents = self._take_candidates()
+            await loop.run_in_executor(None, self._allocate_in_thread, agents)
             self._deliver(self._pending_batch)
             self._expire_offers()
+            if periodic:
+                tick = loop.time() + self.flags.allocation_interval
 
-    def _allocate_in_thread(self) -> None:
+    def _allocate_in_thread(self, agents: set[int] | None = None) -> None:
+        """One cycle over ``agents`` (None: every agent); its offers wait in _pending_batch."""
         started = time.perf_counter()
         with self._lock:
+            now = self.clock()
+            if agents is None or not self._agent_sets:
+                batch = self.allocator.allocate(now)
+            else:
+                # Read under the lock: remove_agent() drops removed agents from
+                # this very set under it.  Sorted for reproducible calls.
+                batch = self.allocator.allocate(now, sorted(agents))
             # Set under the lock: whoever takes the lock next sees this cycle's offers.
-            self._pending_batch = self.allocator.allocate(self.clock()).copy()
+            self._pending_batch = batch.copy()
+            self._taken = None
         self.last_allocation_ms = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "allocation cycle over %s in %.2f ms",
+            "every agent" if agents is None else f"{len(agents)} agent(s)",
+            self.last_allocation_ms,
+        )
 
     def allocate_now(self) -> int:
-        """Run one cycle now and send its offers (tests, simulator); returns offers made."""
-        self._allocate_in_thread()
+        """Run a cycle over every agent now, as the allocation_interval timer does, and send
+        its offers (tests, simulator); returns offers made.  It covers pending events too."""
+        self._candidates, self._everywhere = set(), False
+        self._allocate_in_thread(None)
+        return self._deliver(self._pending_batch)
+
+    def allocate_pending(self) -> int:
+        """Run the batched cycle events asked for, as the loop does when woken, and send its
+        offers; returns offers made (0, and no cycle, when no event asked for one)."""
+        if not self._cycle_pending():
+            return 0
+        self._allocate_in_thread(self._take_candidates())
         return self._deliver(self._pending_batch)
 
     def _deliver(self, batch: OfferBatch | None) -> int:
@@ -327,6 +405,8 @@ class Master:
         pieces: list[Piece],
         refuse: float,
     ) -> None:
+        if agent is not None:  # resources come back on it: offer them again soon
+            self._allocate_on(agent.handle)
         for pool, revocable, vector in pieces:
             if not any(v > 0 for v in vector):
                 continue
@@ -365,7 +445,6 @@ class Master:
                 offer.pieces,
                 refuse,
             )
-        self._wake_up()
 
     def _rescind(self, offer: Offer) -> None:
         framework = self.frameworks.get(offer.framework_id)
@@ -487,7 +566,7 @@ class Master:
         )
         for event in framework.unacknowledged.values():
             sink.send(event)
-        self._wake_up()
+        self._allocate_everywhere()
         return framework
 
     def _resubscribe(
@@ -560,6 +639,10 @@ class Master:
             offer = self.offers.get(offer_id)
             if offer is not None:
                 self._release_offer(offer, 0.0)
+        # The allocator frees what its tasks and executors hold with the
+        # framework: those agents have resources to offer again.
+        freed = {t.agent_id for t in framework.tasks.values() if not t.state.terminal}
+        freed |= {key[1] for key in self.executors if key[0] == framework_id}
         for task in list(framework.tasks.values()):
             agent = self.agents.get(task.agent_id)
             if agent is not None and not task.state.terminal:
@@ -578,7 +661,9 @@ class Master:
         if framework.sink is not None:
             framework.sink.close()
         logger.info("framework %s removed", framework_id)
-        self._wake_up()
+        for agent_id in sorted(freed):
+            if (agent := self.agents.get(agent_id)) is not None:
+                self._allocate_on(agent.handle)
 
     def framework_for_call(self, call: dict[str, Any], stream_id: str | None) -> Framework:
         """The framework a non-SUBSCRIBE call is from, checking its stream id as Mesos does."""
@@ -737,7 +822,7 @@ class Master:
                 refuse,
             )
         agent.free_ports = tuple(sorted(agent.free_ports + ports))
-        self._wake_up()
+        self._allocate_on(agent.handle)
 
     @staticmethod
     def _task_user(framework: Framework, task: Any) -> str:
@@ -1042,7 +1127,7 @@ class Master:
         for role in self._roles_of(framework, body):
             framework.suppressed.discard(role)
             self._alloc("revive", framework.handle, self.roles.add(role))
-        self._wake_up()
+        self._allocate_everywhere()
 
     def _call_suppress(self, framework: Framework, body: dict[str, Any]) -> None:
         for role in self._roles_of(framework, body):
@@ -1172,7 +1257,7 @@ class Master:
         if adopted:
             logger.info("agent %s re-registered: adopted %d task(s)", agent_id, len(adopted))
         logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
-        self._wake_up()
+        self._allocate_on(handle)
         return agent_id
 
     def listed_tasks(self, tasks: Any) -> set[tuple[str, str]]:
@@ -1348,10 +1433,15 @@ class Master:
                     },
                     release=False,
                 )
-        self._alloc("remove_agent", agent.handle)
+        with self._lock:
+            self.allocator.remove_agent(agent.handle)
+            # Under the lock: a cycle that took it as a candidate has either
+            # run already or will not ask for it (its handle may be reused).
+            self._candidates.discard(agent.handle)
+            if self._taken is not None:
+                self._taken.discard(agent.handle)
         self.agent_handles.remove(agent_id)
         self.hook_chain.agent_lost(agent_id, agent.hostname)
-        self._wake_up()
 
     def disconnect_agent(self, agent_id: str) -> None:
         """An agent's connection is gone: offer nothing on it until it re-registers."""
@@ -1370,7 +1460,7 @@ class Master:
         if not agent.active:
             agent.active = True
             self._alloc("activate_agent", agent.handle)
-            self._wake_up()
+            self._allocate_on(agent.handle)
 
     def update_oversubscribed(self, agent_id: str, revocable: res.Resources) -> None:
         """The agent's estimator reports this much revocable capacity (a total, not a delta).
@@ -1406,7 +1496,7 @@ class Master:
             except AllocatorCallError as exc:
                 if attempt:  # a cycle ran in between once; twice is a real refusal
                     raise CallError(400, str(exc)) from None
-        self._wake_up()
+        self._allocate_on(agent.handle)
 
     def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
         """A status update from an agent; forwarded to the framework. False if invalid."""
@@ -1462,7 +1552,8 @@ class Master:
                 framework.completed.append(task)
                 del framework.completed[:-1000]
             self._executor_task_ended(task, release)
-            self._wake_up()
+            if agent is not None:  # its resources (and ports) are free again
+                self._allocate_on(agent.handle)
         if framework is None:
             return
         event = {"type": "UPDATE", "update": {"status": status}}
