@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from support.agent_tasks import follow, launch, task_info, until
+from support.agent_tasks import follow, holds_revocable_cpus, launch, task_info, until
 from support.scheduler import Scheduler
 
 from pymesos_modules.errors import ModuleError
@@ -108,17 +108,32 @@ async def test_limitation_reported_by_watch_fails_the_task(agent_factory, schedu
     assert final["message"] == "Memory limit exceeded: 80 MB used of 64 MB"
 
 
-async def test_qos_controller_preempts_only_revocable_tasks(agent_factory, scheduler):
+async def test_qos_controller_preempts_only_revocable_tasks(master, agent_factory, session):
     running = await agent_factory(
-        modules=modules(("PreemptEverything", "preempt", {})),
+        modules=modules(
+            ("PreemptEverything", "preempt", {}),
+            ("FixedEstimator", "fixed", {"cpus": "2", "mem": "256"}),
+        ),
         qos_controller="preempt",
         qos_correction_interval_min=0.1,
+        resource_estimator="fixed",
+        oversubscribed_resources_interval=0.1,
     )
-    await launch(
-        scheduler,
-        lambda o: task_info(o, "steady", "sleep 600"),
-        lambda o: task_info(o, "spare", "sleep 600", revocable=True),
-    )
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
+    try:
+        await launch(
+            scheduler,
+            lambda o: task_info(o, "steady", "sleep 600"),
+            lambda o: task_info(o, "spare", "sleep 600", revocable=True),
+            where=holds_revocable_cpus,
+        )
+        await _preempted(running, scheduler)
+    finally:
+        await scheduler.close()
+
+
+async def _preempted(running: Any, scheduler: Scheduler) -> None:
     final = (await follow(scheduler, "spare"))[-1]
     assert final["state"] == "TASK_KILLED"
     assert final["reason"] == "REASON_EXECUTOR_PREEMPTED"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from support.agent_tasks import follow, launch, master_args, task_info, until
+from support.agent_tasks import follow, holds_revocable_cpus, launch, master_args, task_info, until
 from support.scheduler import Scheduler
 
 from pymesos_modules.master.cli import start_master
@@ -54,20 +54,35 @@ async def test_fixed_estimator_makes_revocable_offers(master, agent_factory, ses
         await framework.close()
 
 
-async def test_load_controller_preempts_revocable_tasks(agent_factory, scheduler, tmp_path):
+async def test_load_controller_preempts_revocable_tasks(master, agent_factory, session, tmp_path):
     loadavg = tmp_path / "loadavg"
     loadavg.write_text("0.1 0.1 0.1 1/1 1\n")
     params = {"load_threshold_5min": "4", "loadavg_path": str(loadavg)}
     running = await agent_factory(
-        modules=config(("pmm_oversubscription", "org_pymesos_LoadQoSController", params)),
+        modules=config(
+            ("pmm_oversubscription", "org_pymesos_LoadQoSController", params),
+            ("pmm_oversubscription", "org_pymesos_FixedEstimator", {"resources": "cpus:2;mem:256"}),
+        ),
         qos_controller="load",
         qos_correction_interval_min=0.1,
+        resource_estimator="fixed",
+        oversubscribed_resources_interval=0.1,
     )
-    await launch(
-        scheduler,
-        lambda o: task_info(o, "steady", "sleep 600"),
-        lambda o: task_info(o, "spare", "sleep 600", revocable=True),
-    )
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
+    try:
+        await launch(
+            scheduler,
+            lambda o: task_info(o, "steady", "sleep 600"),
+            lambda o: task_info(o, "spare", "sleep 600", revocable=True),
+            where=holds_revocable_cpus,
+        )
+        await _loaded(running, scheduler, loadavg)
+    finally:
+        await scheduler.close()
+
+
+async def _loaded(running: Any, scheduler: Scheduler, loadavg: Any) -> None:
     await follow(scheduler, "spare", until="TASK_RUNNING")
     loadavg.write_text("8.0 6.5 2.0 1/1 1\n")
     final = (await follow(scheduler, "spare"))[-1]

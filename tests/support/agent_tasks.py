@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from pymesos_modules.agent import cli as agent_cli
@@ -50,9 +51,25 @@ def task_info(
     }
 
 
-async def launch(scheduler: Scheduler, *tasks_of_offer, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait for an offer, launch ``tasks_of_offer(offer)`` on it; returns the offer."""
-    offer = (await scheduler.next("OFFERS", timeout))["offers"]["offers"][0]
+def holds_revocable_cpus(offer: dict[str, Any]) -> bool:
+    """True when the offer has revocable cpus as well as regular ones."""
+    kinds = {"revocable" in r for r in offer["resources"] if r["name"] == "cpus"}
+    return kinds == {True, False}
+
+
+async def launch(
+    scheduler: Scheduler,
+    *tasks_of_offer,
+    timeout: float = 20.0,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Wait for an offer (``where`` it holds), launch ``tasks_of_offer(offer)`` on it."""
+
+    def wanted(event: dict[str, Any]) -> bool:
+        return where is None or any(where(o) for o in event["offers"]["offers"])
+
+    event = await scheduler.next("OFFERS", timeout, where=wanted)
+    offer = next(o for o in event["offers"]["offers"] if where is None or where(o))
     tasks = [make(offer) for make in tasks_of_offer]
     call = {
         "type": "ACCEPT",
