@@ -137,7 +137,9 @@ class _Leaf(_Keyed):
     alloc: list[float]
     count: int = 0
     subscribed: bool = True
-    filters: int = 0
+    #: this (framework, role)'s refusal filters by agent handle: revive and
+    #: removal then touch only these, not every filter in the cluster
+    filters: dict[int, _Filter] = field(default_factory=dict)
     key: tuple = ()
 
     def compute_key(self) -> tuple:
@@ -304,7 +306,6 @@ class DRFAllocator:
         self._roles: dict[int, _Role] = {}
         self._frameworks: dict[int, _Framework] = {}
         self._agents: dict[int, _Agent] = {}
-        self._filters: dict[tuple[int, int, int], _Filter] = {}
         self._filter_heap: list[tuple[float, int, _Filter]] = []
         self._filter_seq = 0
         self._weights: dict[str, float] = {}
@@ -395,9 +396,7 @@ class DRFAllocator:
         for role, leaf in list(fw.leaves.items()):
             leaf.subscribed = role in fw.roles
             if not leaf.subscribed:
-                self._drop_filters(
-                    lambda f, fw_=framework, r=role: f.framework == fw_ and f.role == r
-                )
+                self._forget_filters(leaf)
                 self._maybe_remove_leaf(fw, role)
         for role in fw.roles:
             self._leaf(fw, role).subscribed = True
@@ -406,7 +405,7 @@ class DRFAllocator:
         leaf = fw.leaves.get(role)
         if leaf is None:  # already gone (e.g. dropping its last filter removed it)
             return
-        if not leaf.subscribed and not _nonzero(leaf.alloc) and leaf.filters == 0:
+        if not leaf.subscribed and not _nonzero(leaf.alloc) and not leaf.filters:
             assert leaf.role.group is not None
             leaf.role.group.leaves.remove(leaf)
             del fw.leaves[role]
@@ -419,8 +418,8 @@ class DRFAllocator:
             agent = self._agents[agent_handle]
             for key in sorted(k for k in agent.allocations if k[0] == framework):
                 self._release(agent, key, list(agent.allocations[key]))
-        self._drop_filters(lambda f: f.framework == framework)
         for leaf in fw.leaves.values():
+            self._forget_filters(leaf)
             assert leaf.role.group is not None
             leaf.role.group.leaves.remove(leaf)
         del self._frameworks[framework]
@@ -452,7 +451,11 @@ class DRFAllocator:
             raise self._fail("revive", INVALID, f"framework {framework} is not in role {role}")
         roles = set(fw.roles) if role == ALL_ROLES else {role}
         fw.suppressed -= roles
-        self._drop_filters(lambda f: f.framework == framework and f.role in roles)
+        for role_handle in sorted(roles):
+            leaf = fw.leaves.get(role_handle)
+            if leaf is not None:
+                self._forget_filters(leaf)
+                self._maybe_remove_leaf(fw, role_handle)
 
     # --- agents -----------------------------------------------------------------------
 
@@ -558,7 +561,11 @@ class DRFAllocator:
         record = self._agent("remove_agent", agent)
         for key in sorted(record.allocations):
             self._release(record, key, list(record.allocations[key]))
-        self._drop_filters(lambda f: f.agent == agent)
+        for fw in list(self._frameworks.values()):
+            for leaf in list(fw.leaves.values()):
+                refusal = leaf.filters.get(agent)
+                if refusal is not None:
+                    self._remove_filter(refusal)
         self._change_total(record, -1)
         del self._agents[agent]
 
@@ -661,8 +668,8 @@ class DRFAllocator:
     def _add_filter(
         self, framework: int, role: int, agent: int, refused: list[float], expiry: float
     ) -> None:
-        key = (framework, role, agent)
-        existing = self._filters.get(key)
+        leaf = self._frameworks[framework].leaves[role]
+        existing = leaf.filters.get(agent)
         if existing is not None and existing.expiry == expiry:
             # Several pools of one declined offer arrive as several recovers.
             _add(existing.refused, refused)
@@ -670,22 +677,21 @@ class DRFAllocator:
         if existing is not None:
             self._remove_filter(existing)
         record = _Filter(framework, role, agent, expiry, list(refused))
-        self._filters[key] = record
-        self._frameworks[framework].leaves[role].filters += 1
+        leaf.filters[agent] = record
         self._filter_seq += 1
         heapq.heappush(self._filter_heap, (expiry, self._filter_seq, record))
 
     def _remove_filter(self, record: _Filter) -> None:
         record.alive = False
-        del self._filters[(record.framework, record.role, record.agent)]
-        fw = self._frameworks.get(record.framework)
-        if fw is not None and record.role in fw.leaves:
-            fw.leaves[record.role].filters -= 1
-            self._maybe_remove_leaf(fw, record.role)
+        fw = self._frameworks[record.framework]
+        del fw.leaves[record.role].filters[record.agent]
+        self._maybe_remove_leaf(fw, record.role)
 
-    def _drop_filters(self, predicate: object) -> None:
-        for record in [f for f in self._filters.values() if predicate(f)]:  # type: ignore[operator]
-            self._remove_filter(record)
+    def _forget_filters(self, leaf: _Leaf) -> None:
+        """Drop every filter of a leaf (its stale heap entries are skipped on expiry)."""
+        for record in leaf.filters.values():
+            record.alive = False
+        leaf.filters.clear()
 
     def _expire_filters(self, now: float) -> None:
         heap = self._filter_heap
@@ -830,7 +836,7 @@ class DRFAllocator:
         return result
 
     def _filtered(self, leaf: _Leaf, agent: _Agent, total: list[float]) -> bool:
-        record = self._filters.get((leaf.framework, leaf.role.handle, agent.handle))  # type: ignore[arg-type]
+        record = leaf.filters.get(agent.handle)
         return record is not None and _subset(total, record.refused)
 
     def _give(
@@ -1000,12 +1006,14 @@ class DRFAllocator:
     def stats(self) -> dict[str, float]:
         """Counters for metrics."""
         self._ready("stats")
+        leaves = (leaf for fw in self._frameworks.values() for leaf in fw.leaves.values())
+        filters = sum(len(leaf.filters) for leaf in leaves)
         return {
             **{k: float(v) for k, v in self._stats.items()},
             "frameworks": float(len(self._frameworks)),
             "agents": float(len(self._agents)),
             "roles": float(len(self._roles)),
-            "active_filters": float(len(self._filters)),
+            "active_filters": float(filters),
         }
 
     def close(self) -> None:
