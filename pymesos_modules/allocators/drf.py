@@ -899,9 +899,9 @@ class DRFAllocator:
         self._ready("allocate")
         if math.isnan(now):
             raise self._fail("allocate", INVALID, "now must not be NaN")
-        candidates = None
+        agent_set = None
         if agents is not None:
-            candidates = set(agents)
+            agent_set = set(agents)
             for handle in agents:
                 if handle not in self._agents:
                     raise self._fail(
@@ -916,7 +916,7 @@ class DRFAllocator:
         self._expire_filters(now)
         if self._dirty:
             self._rebuild_order()
-        listed = sorted(self._agents) if candidates is None else sorted(candidates)
+        listed = sorted(self._agents) if agent_set is None else sorted(agent_set)
         order = [h for h in listed if self._agents[h].active]
         self._rng.shuffle(order)
         visit = [self._agents[h] for h in order]
@@ -962,11 +962,11 @@ class DRFAllocator:
         if _nonzero(required):
             for agent in visit:
                 _add(headroom, agent.free)
-            if candidates is not None:
+            if agent_set is not None:
                 # Headroom is what the whole cluster has unallocated (as Mesos),
                 # not only the candidates: the other active agents, by handle.
                 for h in sorted(self._agents):
-                    if self._agents[h].active and h not in candidates:
+                    if self._agents[h].active and h not in agent_set:
                         _add(headroom, self._agents[h].free)
         for agent in visit:
             pending = []
