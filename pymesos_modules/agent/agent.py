@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -54,6 +55,10 @@ DEFAULT_HEARTBEAT = 15.0
 TERMINAL = frozenset(
     {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
 )
+
+
+class RecoveryError(Exception):
+    """A checkpoint of a previous agent on this work_dir cannot be read."""
 
 
 class RegistrationRefused(Exception):
@@ -97,7 +102,7 @@ class Container:
     ports: list[int]
     revocable: bool
     state: str = "TASK_STAGING"
-    process: asyncio.subprocess.Process | None = None
+    process: containers.TaskProcess | None = None
     prepared: list[Named] = field(default_factory=list)
     kill_requested: bool = False
     kill_grace: float = 0.0
@@ -109,6 +114,12 @@ class Container:
     runner: asyncio.Task | None = None
     started: float = field(default_factory=time.time)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the run's checkpoint folder (task.json, and the launcher's status file)
+    run_dir: Path | None = None
+    #: found running (or ended) by a restarted agent rather than launched by this one
+    recovered: bool = False
+    #: the terminal update, kept until acknowledged so a restarted agent resends it
+    terminal_status: dict[str, Any] | None = None
 
     @property
     def executor_id(self) -> str:
@@ -243,6 +254,130 @@ class Agent:
         temporary.write_text(json.dumps({"agent_id": self.agent_id, "master_id": self.master_id}))
         temporary.replace(self.meta_file)  # atomic: a crash never leaves half a file
 
+    @property
+    def runs_dir(self) -> Path:
+        """Checkpoints of the tasks this agent runs, one folder per container."""
+        return self.work_dir / "meta" / "runs"
+
+    def _checkpoint(self, container: Container) -> None:
+        """Write what a restarted agent needs to take the task over (atomically)."""
+        if container.run_dir is None or not container.run_dir.is_dir():
+            return  # not launched yet: nothing outlives the agent
+        pid = container.process.pid if container.process is not None else None
+        record = {
+            "framework_id": container.framework_id,
+            "framework_info": container.framework_info,
+            "task_info": container.info,
+            "container_id": container.container_id,
+            "sandbox": str(container.sandbox),
+            "state": container.state,
+            "pid": pid,
+            "pid_start": containers.process_start_time(pid) if pid is not None else None,
+            "terminal_status": container.terminal_status,
+        }
+        path = container.run_dir / "task.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(path)
+
+    def _recover(self) -> None:
+        """Take over the tasks a previous agent on this work_dir left (Mesos' agent recovery).
+
+        A task whose launcher still runs is re-attached (watched, killable); one
+        that ended meanwhile gets its terminal update from the launcher's status
+        file; a terminal update not acknowledged before is sent again.  A bad
+        checkpoint stops the agent with an error naming the file.
+        """
+        if not self.runs_dir.is_dir():
+            return
+        for run_dir in sorted(self.runs_dir.iterdir()):
+            path = run_dir / "task.json"
+            if not path.is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)  # died before its first checkpoint
+                continue
+            try:
+                record = json.loads(path.read_text())
+                container = self._recovered_container(run_dir, record)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise RecoveryError(f"cannot recover from the checkpoint {path}: {exc}") from None
+            self.frameworks.setdefault(container.framework_id, record["framework_info"])
+            self.containers.setdefault(container.framework_id, {})[container.task_id] = container
+            logger.info(
+                "recovered task %s of framework %s (%s)",
+                container.task_id,
+                container.framework_id,
+                container.state,
+            )
+            if container.terminal_status is not None:
+                container.finished.set()
+                self.updates.add(container.framework_id, container.terminal_status)
+            else:
+                container.runner = asyncio.get_running_loop().create_task(
+                    self._resume(container), name=f"task-{container.task_id}"
+                )
+
+    def _recovered_container(self, run_dir: Path, record: dict[str, Any]) -> Container:
+        info = record["task_info"]
+        items = info.get("resources") or []
+        container = Container(
+            str(record["framework_id"]),
+            str(info["task_id"]["value"]),
+            str(record["container_id"]),
+            info,
+            dict(record["framework_info"]),
+            Path(record["sandbox"]),
+            _scalars(items),
+            _ports(items),
+            any("revocable" in r for r in items if isinstance(r, dict)),
+            state=str(record["state"]),
+            run_dir=run_dir,
+            recovered=True,
+        )
+        terminal = record.get("terminal_status")
+        if terminal is not None and not isinstance(terminal, dict):
+            raise ValueError("terminal_status must be an object")
+        container.terminal_status = terminal
+        pid = record.get("pid")
+        if pid is not None:
+            process = containers.TaskProcess(int(pid), run_dir / "status")
+            if containers.process_start_time(int(pid)) != record.get("pid_start"):
+                process.ended()  # gone, or its pid reused: its status file tells
+            container.process = process
+        return container
+
+    async def _resume(self, container: Container) -> None:
+        """A recovered task: wait for its launcher, then report how it ended."""
+        process = container.process
+        try:
+            if process is None:  # the agent died between launch and spawn
+                self._status(
+                    container,
+                    "TASK_FAILED",
+                    "the agent restarted before the task was started",
+                    "REASON_EXECUTOR_TERMINATED",
+                    "SOURCE_SLAVE",
+                )
+                return
+            returncode = await process.wait()
+            container.returncode = returncode
+            containers.signal_group(process.pid, signal.SIGKILL)
+            if not process.recorded:
+                self._status(
+                    container,
+                    "TASK_FAILED",
+                    "the task's launcher ended without recording an exit status",
+                    "REASON_EXECUTOR_TERMINATED",
+                    "SOURCE_SLAVE",
+                )
+            else:
+                self._final_status(container, returncode)
+        finally:
+            container.finished.set()
+            if container.state in TERMINAL and not self.updates.pending(
+                container.framework_id, container.task_id
+            ):
+                self._forget(container)
+
     def agent_info(self) -> dict[str, Any]:
         """Mesos' AgentInfo of this agent (what hooks' decorators see)."""
         info: dict[str, Any] = {
@@ -259,6 +394,8 @@ class Agent:
         """Decorate resources/attributes by hooks, then connect and start the loops."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._load_id()
+        if self.agent_id is not None:
+            self._recover()
         self.resources = self.modules.hook_chain(
             "agent_resources_decorator",
             lambda current: ({**self.agent_info(), "resources": current},),
@@ -280,8 +417,13 @@ class Agent:
         if self.modules.qos_controller is not None:
             self._loops.append(asyncio.create_task(self._qos_loop(), name="agent-qos"))
 
-    async def stop(self) -> None:
-        """Kill every task (no orphans), stop the loops, close the connection and modules."""
+    async def stop(self, kill_tasks: bool = True) -> None:
+        """Stop the loops, close the connection and modules; kill every task unless told not to.
+
+        ``kill_tasks=False`` is an agent going away to be restarted (an upgrade,
+        a crash): its tasks keep running under their launchers, checkpointed,
+        and the next agent on this work_dir re-attaches to them.
+        """
         self._stopping = True
         for loop in self._loops:
             loop.cancel()
@@ -290,10 +432,19 @@ class Agent:
                 await loop
         self._loops.clear()
         running = [c for c in self._all_containers() if not c.finished.is_set()]
-        for container in running:
-            self.kill(container, message="the agent is shutting down")
-        if running:
-            await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
+        if kill_tasks:
+            for container in running:
+                self.kill(container, message="the agent is shutting down")
+            if running:
+                await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
+        else:
+            for container in running:
+                if container.runner is not None:
+                    container.runner.cancel()
+            for container in running:
+                if container.runner is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await container.runner
         await self.updates.stop()
         if self._stream is not None:
             self._stream.close()
@@ -319,6 +470,10 @@ class Agent:
             return {"type": "REGISTER", "register": body}
         body["agent_id"] = {"value": self.agent_id}
         body["tasks"] = [self._task_entry(c) for c in self._all_containers()]
+        body["frameworks"] = [
+            {**self.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
+            for framework_id in sorted(self.containers)
+        ]
         return {"type": "REREGISTER", "reregister": body}
 
     @staticmethod
@@ -567,6 +722,7 @@ class Agent:
             _ports(items),
             any("revocable" in r for r in items if isinstance(r, dict)),
         )
+        container.run_dir = self.runs_dir / container_id
         self.containers.setdefault(framework_id, {})[task_id] = container
         container.runner = asyncio.get_running_loop().create_task(
             self._run(container), name=f"task-{task_id}"
@@ -644,6 +800,8 @@ class Agent:
             self._forget(container)
 
     def _forget(self, container: Container) -> None:
+        if container.run_dir is not None:
+            shutil.rmtree(container.run_dir, ignore_errors=True)
         tasks = self.containers.get(container.framework_id, {})
         tasks.pop(container.task_id, None)
         if not tasks:
@@ -681,9 +839,11 @@ class Agent:
         key = f"tasks_{state.removeprefix('TASK_').lower()}"
         if state in TERMINAL and key in self.counters:
             self.counters[key] += 1
-        self.updates.add(
-            container.framework_id, self._decorate_status(container.framework_id, status)
-        )
+        decorated = self._decorate_status(container.framework_id, status)
+        self.updates.add(container.framework_id, decorated)
+        if state in TERMINAL:
+            container.terminal_status = decorated
+        self._checkpoint(container)
 
     def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
         """Hooks' status decorators: labels and container_status merged into the update."""
@@ -788,9 +948,12 @@ class Agent:
         rlimits = containers.check_rlimits(limits)
         if container.kill_requested:
             return
-        container.process = await containers.spawn(
-            program, argv, env, cwd, container.sandbox, rlimits
+        assert container.run_dir is not None
+        container.run_dir.mkdir(parents=True, exist_ok=True)
+        container.process = containers.spawn(
+            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir / "status"
         )
+        self._checkpoint(container)
         for named in self.modules.isolators:
             ok, message = call(named, "isolate", container.container_id, container.process.pid)
             if not ok:

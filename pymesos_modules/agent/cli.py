@@ -21,7 +21,7 @@ from aiohttp import web
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import machine
-from pymesos_modules.agent.agent import Agent, AgentFlags, master_url
+from pymesos_modules.agent.agent import Agent, AgentFlags, RecoveryError, master_url
 from pymesos_modules.agent.http import create_app
 from pymesos_modules.agent.modules import create_modules
 from pymesos_modules.config import load_flags
@@ -128,9 +128,9 @@ class RunningAgent:
     runner: web.AppRunner
     url: str
 
-    async def stop(self) -> None:
-        """Kill tasks, stop the loops, release modules, stop serving."""
-        await self.agent.stop()
+    async def stop(self, kill_tasks: bool = True) -> None:
+        """Stop the loops, release modules, stop serving; kill tasks unless told not to."""
+        await self.agent.stop(kill_tasks=kill_tasks)
         await self.runner.cleanup()
 
 
@@ -195,7 +195,12 @@ async def start_agent(
     port = runner.addresses[0][1] if runner.addresses else flags.port
     flags.port = port
     agent.endpoint = f"{flags.ip}:{port}"
-    await agent.start()
+    try:
+        await agent.start()
+    except BaseException:  # e.g. a checkpoint it cannot recover from
+        await runner.cleanup()
+        modules.close()
+        raise
     return RunningAgent(agent, runner, f"http://{flags.ip}:{port}")
 
 
@@ -218,6 +223,6 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except (ModuleError, res.ResourceError, ValueError, OSError) as exc:
+    except (ModuleError, RecoveryError, res.ResourceError, ValueError, OSError) as exc:
         logger.error("%s", exc)
         return 1

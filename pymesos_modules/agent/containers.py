@@ -15,6 +15,11 @@ agent (no allocation, no imports, no locks: what is safe to run in a child
 forked from a threaded process).  The limits are checked in the agent first, so
 a bad one fails the task with a clear message instead of a bare
 "Exception occurred in preexec_fn".
+
+Every task runs under ``pmm-launcher`` (native/agent/launcher.c), the group
+leader: it waits for the task and writes its wait status into the run's
+checkpoint folder, so a task outlives the agent and a restarted agent, which
+is no longer its parent, still learns how it ended (:class:`RecoveredProcess`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ import contextlib
 import os
 import resource
 import shlex
+import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pymesos_modules.kinds.isolator import RLIMITS
+from pymesos_modules.paths import LAUNCHER
 
 
 class LaunchError(Exception):
@@ -165,21 +173,37 @@ def rlimit_preexec(limits: list[tuple[int, int, int]]) -> Callable[[], None] | N
     return apply
 
 
-async def spawn(
+def spawn(
     program: str,
     argv: list[str],
     env: Mapping[str, str],
     cwd: Path,
     sandbox: Path,
     limits: list[tuple[int, int, int]],
-) -> asyncio.subprocess.Process:
-    """Start the task process in a new session, output into the sandbox's files."""
+    status_file: Path,
+) -> TaskProcess:
+    """Start the task under the launcher in a new session, output into the sandbox's files.
+
+    The launcher records the task's wait status in ``status_file``.  A plain
+    ``Popen`` rather than an asyncio subprocess: asyncio kills a child whose
+    transport closes, and a task must outlive an agent that stops to restart.
+    """
+    if not os.access(LAUNCHER, os.X_OK):
+        raise LaunchError(f"the task launcher {LAUNCHER} is missing: reinstall the package")
+    # Resolved here, as execvp would, so a missing program fails the launch
+    # with its name rather than as an exit status 127 from the launcher.
+    if "/" in program:
+        path = Path(cwd, program)  # a relative one is looked up where the task runs
+        resolved = program if path.is_file() and os.access(path, os.X_OK) else None
+    else:
+        resolved = shutil.which(program, path=env.get("PATH", os.defpath))
+    if resolved is None:
+        raise LaunchError(f"failed to run {shlex.join(argv)}: {program}: no such executable")
     with open(sandbox / "stdout", "ab") as stdout, open(sandbox / "stderr", "ab") as stderr:
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                executable=program,
-                stdin=asyncio.subprocess.DEVNULL,
+            popen = subprocess.Popen(
+                [str(LAUNCHER), str(status_file), resolved, *argv],
+                stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 env=dict(env),
@@ -189,6 +213,7 @@ async def spawn(
             )
         except OSError as exc:
             raise LaunchError(f"failed to run {shlex.join(argv)}: {exc.strerror or exc}") from None
+    return TaskProcess(popen.pid, status_file, popen)
 
 
 def signal_group(pid: int, signum: int) -> bool:
@@ -216,3 +241,85 @@ def describe_exit(returncode: int) -> str:
     except ValueError:
         name = f"signal {-returncode}"
     return f"Command terminated with signal {name} ({-returncode})"
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks after boot), or None if there is no such process.
+
+    A pid with another start time than the one checkpointed was reused by
+    someone else's process after the task ended.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may contain spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def read_wait_status(status_file: Path) -> int | None:
+    """The launcher's record of how a task ended (a raw wait status), if it wrote one."""
+    try:
+        text = status_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"cannot read {status_file}: {exc}") from None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{status_file}: expected a wait status, found {text[:40]!r}") from None
+
+
+def returncode_of(wait: int) -> int:
+    """asyncio's returncode for a raw wait status (negative: the signal)."""
+    return -os.WTERMSIG(wait) if os.WIFSIGNALED(wait) else os.WEXITSTATUS(wait)
+
+
+class TaskProcess:
+    """A task's launcher: the agent's child, or one a restarted agent found running.
+
+    ``wait()`` notices the exit through a pidfd (a found launcher is not the
+    agent's child, so it cannot be waited for); the exit status is the
+    child's own (the launcher ends as its task did) or, for a found one, what
+    the launcher recorded in its status file.  ``recorded`` is False when
+    there is no such record (e.g. the launcher itself was SIGKILLed).
+    """
+
+    def __init__(self, pid: int, status_file: Path, popen: subprocess.Popen | None = None) -> None:
+        self.pid = pid
+        self.status_file = status_file
+        self.returncode: int | None = None
+        self.recorded = True
+        self._popen = popen
+
+    def ended(self) -> None:
+        """The launcher is gone (found so at recovery): take its record as the exit status."""
+        wait = read_wait_status(self.status_file)
+        self.recorded = wait is not None
+        self.returncode = returncode_of(wait) if wait is not None else -signal.SIGKILL
+
+    async def wait(self) -> int:
+        """Wait for the launcher to exit; the task's returncode (negative: its signal)."""
+        if self.returncode is not None:
+            return self.returncode
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            fd = None
+        if fd is not None:
+            gone = loop.create_future()
+            loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+            try:
+                await gone
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+        if self._popen is not None:
+            self.returncode = self._popen.wait()  # exited already: reaps at once
+        else:
+            self.ended()
+        assert self.returncode is not None
+        return self.returncode
