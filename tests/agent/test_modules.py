@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from support.agent_tasks import follow, holds_revocable_cpus, launch, task_info, until
+from support.agent_tasks import follow, launch, steady_and_spare, task_info, until
 from support.scheduler import Scheduler
 
 from pymesos_modules.errors import ModuleError
@@ -119,34 +119,20 @@ async def test_qos_controller_preempts_only_revocable_tasks(master, agent_factor
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
-    scheduler = Scheduler(master.url, session)
-    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
-    try:
-        await launch(
-            scheduler,
-            lambda o: task_info(o, "steady", "sleep 600"),
-            lambda o: task_info(o, "spare", "sleep 600", revocable=True),
-            where=holds_revocable_cpus,
-        )
-        await _preempted(running, scheduler)
-    finally:
-        await scheduler.close()
-
-
-async def _preempted(running: Any, scheduler: Scheduler) -> None:
-    final = (await follow(scheduler, "spare"))[-1]
-    assert final["state"] == "TASK_KILLED"
-    assert final["reason"] == "REASON_EXECUTOR_PREEMPTED"
-    assert final["source"] == "SOURCE_SLAVE"
-    assert final["message"] == "load too high"
-    agent = running.agent
-    steady = agent.find(scheduler.framework_id, "steady")
-    controller = agent.modules.qos_controller.module
-    rounds = controller.rounds
-    # The controller keeps naming the steady task in later rounds; the agent keeps refusing.
-    await until(lambda: controller.rounds >= rounds + 3, what="more QoS rounds")
-    assert steady.running and not steady.kill_requested
-    assert agent.counters["qos_corrections"] == 1
+    async with steady_and_spare(master.url, session) as scheduler:
+        final = (await follow(scheduler, "spare"))[-1]
+        assert final["state"] == "TASK_KILLED"
+        assert final["reason"] == "REASON_EXECUTOR_PREEMPTED"
+        assert final["source"] == "SOURCE_SLAVE"
+        assert final["message"] == "load too high"
+        agent = running.agent
+        steady = agent.find(scheduler.framework_id, "steady")
+        controller = agent.modules.qos_controller.module
+        rounds = controller.rounds
+        # The controller keeps naming the steady task in later rounds; the agent keeps refusing.
+        await until(lambda: controller.rounds >= rounds + 3, what="more QoS rounds")
+        assert steady.running and not steady.kill_requested
+        assert agent.counters["qos_corrections"] == 1
 
 
 class RevocableScheduler(Scheduler):

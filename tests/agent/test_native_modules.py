@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from support.agent_tasks import follow, holds_revocable_cpus, launch, master_args, task_info, until
+from support.agent_tasks import follow, launch, master_args, steady_and_spare, task_info, until
 from support.scheduler import Scheduler
 
 from pymesos_modules.master.cli import start_master
@@ -68,28 +68,14 @@ async def test_load_controller_preempts_revocable_tasks(master, agent_factory, s
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
-    scheduler = Scheduler(master.url, session)
-    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
-    try:
-        await launch(
-            scheduler,
-            lambda o: task_info(o, "steady", "sleep 600"),
-            lambda o: task_info(o, "spare", "sleep 600", revocable=True),
-            where=holds_revocable_cpus,
-        )
-        await _loaded(running, scheduler, loadavg)
-    finally:
-        await scheduler.close()
-
-
-async def _loaded(running: Any, scheduler: Scheduler, loadavg: Any) -> None:
-    await follow(scheduler, "spare", until="TASK_RUNNING")
-    loadavg.write_text("8.0 6.5 2.0 1/1 1\n")
-    final = (await follow(scheduler, "spare"))[-1]
-    assert final["state"] == "TASK_KILLED"
-    assert final["reason"] == "REASON_EXECUTOR_PREEMPTED"
-    assert final["message"] == "5-minute load average 6.50 is above 4.00"
-    assert running.agent.find(scheduler.framework_id, "steady").running
+    async with steady_and_spare(master.url, session) as scheduler:
+        await follow(scheduler, "spare", until="TASK_RUNNING")
+        loadavg.write_text("8.0 6.5 2.0 1/1 1\n")
+        final = (await follow(scheduler, "spare"))[-1]
+        assert final["state"] == "TASK_KILLED"
+        assert final["reason"] == "REASON_EXECUTOR_PREEMPTED"
+        assert final["message"] == "5-minute load average 6.50 is above 4.00"
+        assert running.agent.find(scheduler.framework_id, "steady").running
 
 
 async def test_example_and_service_discovery_hooks_on_the_agent(agent_factory, scheduler, tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pymesos_modules.agent import cli as agent_cli
@@ -81,6 +82,27 @@ async def launch(
     }
     assert await scheduler.call(call) == 202, scheduler.last_text
     return offer
+
+
+@contextlib.asynccontextmanager
+async def steady_and_spare(master_url: str, session: Any) -> AsyncIterator[Scheduler]:
+    """A REVOCABLE_RESOURCES framework running a regular task "steady" and a revocable "spare".
+
+    The agent must report revocable cpus and mem (a fixed estimator) for the
+    offer the two are launched on.
+    """
+    scheduler = Scheduler(master_url, session)
+    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
+    try:
+        await launch(
+            scheduler,
+            lambda o: task_info(o, "steady", "sleep 600"),
+            lambda o: task_info(o, "spare", "sleep 600", revocable=True),
+            where=holds_revocable_cpus,
+        )
+        yield scheduler
+    finally:
+        await scheduler.close()
 
 
 async def ack(scheduler: Scheduler, status: dict[str, Any]) -> None:
