@@ -396,16 +396,8 @@ class Agent:
         self._load_id()
         if self.agent_id is not None:
             self._recover()
-        self.resources = self.modules.hook_chain(
-            "agent_resources_decorator",
-            lambda current: ({**self.agent_info(), "resources": current},),
-            self.resources,
-        )
-        self.attributes = self.modules.hook_chain(
-            "agent_attributes_decorator",
-            lambda current: ({**self.agent_info(), "attributes": current},),
-            self.attributes,
-        )
+        self.resources = self.modules.hook_chain.decorate_resources(self.agent_info())
+        self.attributes = self.modules.hook_chain.decorate_attributes(self.agent_info())
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
         )
@@ -701,14 +693,7 @@ class Agent:
         self.frameworks[framework_id] = framework_info
         items = task.get("resources") or []
         container_id = str(uuid.uuid4())
-        for named in self.modules.hooks:
-            if getattr(named.module, "agent_run_task_label_decorator", None) is None:
-                continue
-            ok, labels = call(
-                named, "agent_run_task_label_decorator", task, framework_info, self.agent_info()
-            )
-            if ok and isinstance(labels, list):
-                task = {**task, "labels": {"labels": labels}}
+        task = self.modules.hook_chain.decorate_agent_task(task, framework_info, self.agent_info())
         container = Container(
             framework_id,
             task_id,
@@ -846,24 +831,8 @@ class Agent:
         self._checkpoint(container)
 
     def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Hooks' status decorators: labels and container_status merged into the update."""
-
-        decorated = status
-        for named in self.modules.hooks:
-            if getattr(named.module, "agent_task_status_decorator", None) is None:
-                continue
-            ok, result = call(named, "agent_task_status_decorator", framework_id, decorated)
-            if not ok or not isinstance(result, dict):
-                continue
-            decorated = dict(decorated)
-            if isinstance(result.get("labels"), list):
-                decorated["labels"] = {"labels": result["labels"]}
-            if isinstance(result.get("container_status"), dict):
-                decorated["container_status"] = {
-                    **decorated.get("container_status", {}),
-                    **result["container_status"],
-                }
-        return decorated
+        """Hooks' status decorators: their labels and container_status go into the update."""
+        return self.modules.hook_chain.decorate_status(framework_id, status)
 
     def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
         """The task's environment (docs/agent.md lists every variable and the order)."""
@@ -889,9 +858,7 @@ class Agent:
         env.update(containers.port_environment(container.ports))
         env.update(isolator_env)
         env.update(containers.command_environment(container.info.get("command")))
-        decorated = self.modules.hook_chain(
-            "agent_task_environment_decorator", lambda e: (container.info, dict(e)), env
-        )
+        decorated = self.modules.hook_chain.decorate_environment(container.info, env)
         return {str(k): str(v) for k, v in decorated.items()}
 
     def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:

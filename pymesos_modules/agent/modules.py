@@ -10,13 +10,13 @@ the QoS controller means "none" unless a module of that name is loaded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymesos_modules.errors import UnknownModuleError
 from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.builtin import names, resolve
+from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.manager import ModuleManager
 
 logger = logging.getLogger(__name__)
@@ -69,20 +69,10 @@ class AgentModules:
         if self.manager is not None:
             self.manager.unload_all()
 
-    def hook_chain(self, method: str, args: Callable[[Any], tuple[Any, ...]], value: Any) -> Any:
-        """Run ``method`` through ``--hooks`` in order; each sees the previous result.
-
-        ``args(value)`` builds a hook's arguments from the current value; a hook
-        without the method, or answering None, leaves the value alone; a hook
-        that raises is logged with its name and skipped (Mesos does the same).
-        """
-        for named in self.hooks:
-            if getattr(named.module, method, None) is None:
-                continue
-            ok, result = call(named, method, *args(value))
-            if ok and result is not None:
-                value = result
-        return value
+    @property
+    def hook_chain(self) -> HookChain:
+        """``--hooks`` in order, as the chain the master uses too (one place runs hooks)."""
+        return HookChain([n.module for n in self.hooks], [n.name for n in self.hooks])
 
 
 def create_modules(
