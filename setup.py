@@ -94,5 +94,12 @@ class CMakeBuild(build_ext):
 setup(
     ext_modules=[Extension("pymesos_modules._drf", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
-    package_data={"pymesos_modules": ["lib/*.so", "lib/pmm-launcher", "include/pymesos_modules/*", "cmake/*.cmake"]},
+    package_data={
+        "pymesos_modules": [
+            "lib/*.so",
+            "lib/pmm-launcher",
+            "include/pymesos_modules/*",
+            "cmake/*.cmake",
+        ]
+    },
 )
