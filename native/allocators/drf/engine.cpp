@@ -1248,7 +1248,8 @@ void Engine::cycle(double now, bool partial) {
           if (pools[i].pool == kUnreserved && pools[i].flags == 0)
             sub(headroom, pools[i].amount, rcount_);
       give(l, a, pools, n);
-      return true;
+      // An emptied agent ends the walk here rather than at the next leaf.
+      return !agent_empty(a);
     };
     walk(*root_, visit, any_everywhere && everywhere_filtered_block(a));
     apply_pending();
