@@ -131,6 +131,12 @@ class Container:
         """The task process exists and has not been reaped."""
         return self.process is not None and self.returncode is None
 
+    @property
+    def revocable_resources(self) -> dict[str, float]:
+        """The scalars of the task's resources that are revocable."""
+        items = self.info.get("resources") or []
+        return _scalars([r for r in items if isinstance(r, dict) and "revocable" in r])
+
 
 def _scalars(items: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -641,7 +647,7 @@ class Agent:
         logger.info("registered with master %s as agent %s", self.url, agent_id)
         self.updates.set_connected(True)
         self._oversubscribed_sent = None
-        if self.oversubscribed:
+        if self.modules.resource_estimator is not None and self.oversubscribed_total():
             asyncio.get_running_loop().create_task(self._send_oversubscribed())
 
     def _shutdown_by_master(self, message: str) -> str:
@@ -1098,12 +1104,23 @@ class Agent:
             ok, estimate = call(named, "oversubscribable", self.agent_usage())
             if ok and isinstance(estimate, dict):
                 self.oversubscribed = {k: float(v) for k, v in estimate.items() if float(v) > 0}
-                if self.registered and self.oversubscribed != self._oversubscribed_sent:
+                if self.registered and self.oversubscribed_total() != self._oversubscribed_sent:
                     await self._send_oversubscribed()
             await asyncio.sleep(self.flags.oversubscribed_resources_interval)
 
+    def oversubscribed_total(self) -> dict[str, float]:
+        """What UPDATE_OVERSUBSCRIBED reports: the estimator's oversubscribable amount plus
+        the revocable resources tasks hold, as Mesos' agent forwards it (a total, of which
+        the allocator offers what tasks do not use)."""
+        total = dict(self.oversubscribed)
+        for container in self._all_containers():
+            if container.state not in TERMINAL:
+                for name, amount in container.revocable_resources.items():
+                    total[name] = total.get(name, 0.0) + amount
+        return total
+
     async def _send_oversubscribed(self) -> None:
-        amounts = dict(self.oversubscribed)
+        amounts = self.oversubscribed_total()
         items = res.to_json(res.Resources(amounts))
         try:
             await self._post(
@@ -1183,7 +1200,7 @@ class Agent:
                 values[f"slave/{name}_percent"] = (
                     used.get(name, 0.0) / total[name] if total[name] else 0.0
                 )
-        for name, amount in self.oversubscribed.items():
+        for name, amount in self.oversubscribed_total().items():
             values[f"slave/{name}_revocable_total"] = amount
         values.update(self.metrics.snapshot())
         return values

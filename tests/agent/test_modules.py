@@ -7,7 +7,15 @@ import json
 from typing import Any
 
 import pytest
-from support.agent_tasks import follow, launch, steady_and_spare, task_info, until
+from support.agent_tasks import (
+    follow,
+    holds_revocable_cpus,
+    launch,
+    revocable_cpus,
+    steady_and_spare,
+    task_info,
+    until,
+)
 from support.scheduler import Scheduler
 
 from pymesos_modules.errors import ModuleError
@@ -183,6 +191,30 @@ async def test_resource_estimator_makes_revocable_offers(master, agent_factory, 
         estimator = running.agent.modules.resource_estimator.module
         assert estimator.seen[0].total["cpus"] == 4
         assert running.agent.counters["oversubscribed_updates"] == 1  # sent once: unchanged since
+    finally:
+        await framework.close()
+
+
+async def test_oversubscribed_resources_count_what_revocable_tasks_hold(
+    master, agent_factory, session
+):
+    """As a Mesos agent, UPDATE_OVERSUBSCRIBED reports the estimate plus the revocable
+    resources tasks hold: the master offers the whole estimate besides the tasks' share."""
+    running = await agent_factory(
+        modules=modules(("FixedEstimator", "fixed", {"cpus": "2", "mem": "256"})),
+        resource_estimator="fixed",
+        oversubscribed_resources_interval=0.1,
+    )
+    framework = RevocableScheduler(master.url, session)
+    try:
+        await framework.subscribe()
+        spare = lambda o: task_info(o, "spare", "sleep 600", cpus=0.5, revocable=True)  # noqa: E731
+        await launch(framework, spare, where=holds_revocable_cpus)
+        # A pool of just the estimate (2) would leave 1.5 cpus to offer besides the task.
+        event = await framework.next("OFFERS", 20, where=lambda e: revocable_cpus(e) == 2.0)
+        assert revocable_cpus(event) == 2.0
+        assert running.agent.oversubscribed_total() == {"cpus": 2.5, "mem": 320.0}
+        assert running.agent.snapshot_metrics()["slave/cpus_revocable_total"] == 2.5
     finally:
         await framework.close()
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from support.agent_tasks import follow, launch, master_args, steady_and_spare, task_info, until
+from support.agent_tasks import (
+    follow,
+    launch,
+    master_args,
+    revocable_cpus,
+    steady_and_spare,
+    task_info,
+    until,
+)
 from support.scheduler import Scheduler
 
 from pymesos_modules.master.cli import start_master
@@ -25,15 +32,6 @@ def config(*modules: tuple[str, str, dict[str, str]]) -> str:
                 for library, name, p in modules
             ]
         }
-    )
-
-
-def revocable_cpus(event: dict[str, Any]) -> float:
-    return sum(
-        r["scalar"]["value"]
-        for o in event["offers"]["offers"]
-        for r in o["resources"]
-        if "revocable" in r and r["name"] == "cpus"
     )
 
 

@@ -58,6 +58,16 @@ def holds_revocable_cpus(offer: dict[str, Any]) -> bool:
     return kinds == {True, False}
 
 
+def revocable_cpus(event: dict[str, Any]) -> float:
+    """How many revocable cpus an OFFERS event holds."""
+    return sum(
+        r["scalar"]["value"]
+        for o in event["offers"]["offers"]
+        for r in o["resources"]
+        if "revocable" in r and r["name"] == "cpus"
+    )
+
+
 async def launch(
     scheduler: Scheduler,
     *tasks_of_offer,
