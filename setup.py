@@ -97,7 +97,6 @@ setup(
     package_data={
         "pymesos_modules": [
             "lib/*.so",
-            "lib/pmm-launcher",
             "include/pymesos_modules/*",
             "cmake/*.cmake",
         ]

@@ -12,5 +12,3 @@ INCLUDE_DIR = PACKAGE_DIR / "include"
 CMAKE_DIR = PACKAGE_DIR / "cmake"
 #: Folder with the module libraries built and shipped with the package.
 BUNDLED_MODULES_DIR = PACKAGE_DIR / "lib"
-#: The launcher every task runs under, so it outlives an agent restart (native/agent/).
-LAUNCHER = BUNDLED_MODULES_DIR / "pmm-launcher"

@@ -6,8 +6,13 @@ One asyncio loop does everything:
   with the tasks it still runs once it has an id; read the command stream; on
   EOF, a reset or a silent master (no event for 3 heartbeat intervals) keep
   the tasks running and try again with backoff (1 s doubling to 30 s);
-- one coroutine per task (:meth:`Agent._run`): sandbox, isolators' prepare,
-  spawn, isolate, wait, last watch, isolators' cleanup, the terminal update;
+- one coroutine per task (:meth:`Agent._run`): checkpoint, sandbox,
+  isolators' prepare, start under a launcher (:mod:`.launcher`), isolate, wait
+  for the launcher, last watch, isolators' cleanup, the terminal update;
+- recovery at start (:meth:`Agent._recover`): the previous agent's checkpoint
+  (:mod:`.checkpoint`) gives back the id, the tasks (re-attached to their
+  launchers, or finished from the launcher's record) and the unacknowledged
+  updates;
 - the status update manager (:mod:`.status_updates`) that resends each update
   until the master forwards the framework's acknowledgement;
 - periodic loops: isolator watch (limitations), resource estimator
@@ -35,8 +40,10 @@ from typing import Any
 import aiohttp
 
 from pymesos_modules import __version__, metrics
-from pymesos_modules.agent import containers
+from pymesos_modules.agent import checkpoint, containers
+from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunState, Termination
 from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.launcher import ProcessId, is_alive
 from pymesos_modules.agent.modules import AgentModules, Named, call
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.kinds.isolator import ContainerConfig
@@ -51,14 +58,12 @@ AGENT_HEADER = "Pmm-Agent-Id"
 REGISTRATION_BACKOFF_MAX = 30.0
 #: Until REGISTERED says otherwise, the heartbeat interval we expect (Mesos' default).
 DEFAULT_HEARTBEAT = 15.0
+#: How long --recover=cleanup waits for the killed tasks' launchers to record their ends.
+CLEANUP_TIMEOUT = 30.0
 
 TERMINAL = frozenset(
     {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
 )
-
-
-class RecoveryError(Exception):
-    """A checkpoint of a previous agent on this work_dir cannot be read."""
 
 
 class RegistrationRefused(Exception):
@@ -84,6 +89,10 @@ class AgentFlags:
     status_update_retry_interval_min: float = 10.0
     status_update_retry_interval_max: float = 600.0
     container_watch_interval: float = 1.0
+    #: Mesos' --recover: "reconnect" to checkpointed tasks, or "cleanup" (kill them, new id)
+    recover: str = "reconnect"
+    #: Mesos' --strict: an unreadable checkpoint file stops the agent (else it is skipped)
+    strict: bool = True
     #: every flag as given, for /flags
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -102,7 +111,14 @@ class Container:
     ports: list[int]
     revocable: bool
     state: str = "TASK_STAGING"
-    process: containers.TaskProcess | None = None
+    #: the task's process (the leader of its process group), once started
+    process: ProcessId | None = None
+    #: the launcher supervising it (see :mod:`.launcher`)
+    launcher: ProcessId | None = None
+    #: the run's checkpoint folder; None: not checkpointed (any more)
+    run_dir: Path | None = None
+    #: taken over from a previous agent's checkpoint
+    recovered: bool = False
     prepared: list[Named] = field(default_factory=list)
     kill_requested: bool = False
     kill_grace: float = 0.0
@@ -110,16 +126,12 @@ class Container:
     kill_message: str | None = None
     kill_source: str = "SOURCE_EXECUTOR"
     limitation: Any = None
+    #: the raw waitpid status and its returncode form (negative: the signal)
+    wait_status: int | None = None
     returncode: int | None = None
     runner: asyncio.Task | None = None
     started: float = field(default_factory=time.time)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    #: the run's checkpoint folder (task.json, and the launcher's status file)
-    run_dir: Path | None = None
-    #: found running (or ended) by a restarted agent rather than launched by this one
-    recovered: bool = False
-    #: the terminal update, kept until acknowledged so a restarted agent resends it
-    terminal_status: dict[str, Any] | None = None
 
     @property
     def executor_id(self) -> str:
@@ -128,7 +140,7 @@ class Container:
 
     @property
     def running(self) -> bool:
-        """The task process exists and has not been reaped."""
+        """The task process was started and has not ended."""
         return self.process is not None and self.returncode is None
 
     @property
@@ -206,6 +218,8 @@ class Agent:
         self.containers: dict[str, dict[str, Container]] = {}
         self.completed: list[Container] = []
         self.frameworks: dict[str, dict[str, Any]] = {}
+        #: the checkpoint was written before this machine last booted
+        self.rebooted = False
         self.started = time.time()
         self.endpoint = f"{flags.ip}:{flags.port}"
         self.counters = {
@@ -219,10 +233,12 @@ class Agent:
             "qos_corrections": 0,
             "oversubscribed_updates": 0,
         }
+        self.meta = checkpoint.MetaDir(self.work_dir)
         self.updates = StatusUpdateManager(
             self._send_update,
             flags.status_update_retry_interval_min,
             flags.status_update_retry_interval_max,
+            checkpoint=self._checkpoint_updates,
         )
         self.resources = list(flags.resources)
         self.attributes = list(flags.attributes)
@@ -231,6 +247,7 @@ class Agent:
         self._session: aiohttp.ClientSession | None = None
         self._loops: list[asyncio.Task] = []
         self._stopping = False
+        self._stopped = False
         self._stream: aiohttp.ClientResponse | None = None
         #: set when the agent cannot go on (e.g. the master refused it); run() exits
         self.failed = asyncio.Event()
@@ -238,151 +255,13 @@ class Agent:
 
     # --- life cycle ------------------------------------------------------------------------
 
-    @property
-    def meta_file(self) -> Path:
-        """Where the agent id is kept across restarts."""
-        return self.work_dir / "meta" / "agent.json"
-
-    def _load_id(self) -> None:
+    def _save_agent(self) -> None:
+        """slave.info and ``latest``: a restarted agent comes back under this id."""
+        assert self.agent_id is not None
         try:
-            data = json.loads(self.meta_file.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            logger.warning("ignoring unreadable %s: %s", self.meta_file, exc)
-            return
-        if isinstance(data, dict) and isinstance(data.get("agent_id"), str):
-            self.agent_id = data["agent_id"]
-
-    def _save_id(self) -> None:
-        self.meta_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.meta_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"agent_id": self.agent_id, "master_id": self.master_id}))
-        temporary.replace(self.meta_file)  # atomic: a crash never leaves half a file
-
-    @property
-    def runs_dir(self) -> Path:
-        """Checkpoints of the tasks this agent runs, one folder per container."""
-        return self.work_dir / "meta" / "runs"
-
-    def _checkpoint(self, container: Container) -> None:
-        """Write what a restarted agent needs to take the task over (atomically)."""
-        if container.run_dir is None or not container.run_dir.is_dir():
-            return  # not launched yet: nothing outlives the agent
-        pid = container.process.pid if container.process is not None else None
-        record = {
-            "framework_id": container.framework_id,
-            "framework_info": container.framework_info,
-            "task_info": container.info,
-            "container_id": container.container_id,
-            "sandbox": str(container.sandbox),
-            "state": container.state,
-            "pid": pid,
-            "pid_start": containers.process_start_time(pid) if pid is not None else None,
-            "terminal_status": container.terminal_status,
-        }
-        path = container.run_dir / "task.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(record))
-        temporary.replace(path)
-
-    def _recover(self) -> None:
-        """Take over the tasks a previous agent on this work_dir left (Mesos' agent recovery).
-
-        A task whose launcher still runs is re-attached (watched, killable); one
-        that ended meanwhile gets its terminal update from the launcher's status
-        file; a terminal update not acknowledged before is sent again.  A bad
-        checkpoint stops the agent with an error naming the file.
-        """
-        if not self.runs_dir.is_dir():
-            return
-        for run_dir in sorted(self.runs_dir.iterdir()):
-            path = run_dir / "task.json"
-            if not path.is_file():
-                shutil.rmtree(run_dir, ignore_errors=True)  # died before its first checkpoint
-                continue
-            try:
-                record = json.loads(path.read_text())
-                container = self._recovered_container(run_dir, record)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise RecoveryError(f"cannot recover from the checkpoint {path}: {exc}") from None
-            self.frameworks.setdefault(container.framework_id, record["framework_info"])
-            self.containers.setdefault(container.framework_id, {})[container.task_id] = container
-            logger.info(
-                "recovered task %s of framework %s (%s)",
-                container.task_id,
-                container.framework_id,
-                container.state,
-            )
-            if container.terminal_status is not None:
-                container.finished.set()
-                self.updates.add(container.framework_id, container.terminal_status)
-            else:
-                container.runner = asyncio.get_running_loop().create_task(
-                    self._resume(container), name=f"task-{container.task_id}"
-                )
-
-    def _recovered_container(self, run_dir: Path, record: dict[str, Any]) -> Container:
-        info = record["task_info"]
-        items = info.get("resources") or []
-        container = Container(
-            str(record["framework_id"]),
-            str(info["task_id"]["value"]),
-            str(record["container_id"]),
-            info,
-            dict(record["framework_info"]),
-            Path(record["sandbox"]),
-            _scalars(items),
-            _ports(items),
-            any("revocable" in r for r in items if isinstance(r, dict)),
-            state=str(record["state"]),
-            run_dir=run_dir,
-            recovered=True,
-        )
-        terminal = record.get("terminal_status")
-        if terminal is not None and not isinstance(terminal, dict):
-            raise ValueError("terminal_status must be an object")
-        container.terminal_status = terminal
-        pid = record.get("pid")
-        if pid is not None:
-            process = containers.TaskProcess(int(pid), run_dir / "status")
-            if containers.process_start_time(int(pid)) != record.get("pid_start"):
-                process.ended()  # gone, or its pid reused: its status file tells
-            container.process = process
-        return container
-
-    async def _resume(self, container: Container) -> None:
-        """A recovered task: wait for its launcher, then report how it ended."""
-        process = container.process
-        try:
-            if process is None:  # the agent died between launch and spawn
-                self._status(
-                    container,
-                    "TASK_FAILED",
-                    "the agent restarted before the task was started",
-                    "REASON_EXECUTOR_TERMINATED",
-                    "SOURCE_SLAVE",
-                )
-                return
-            returncode = await process.wait()
-            container.returncode = returncode
-            containers.signal_group(process.pid, signal.SIGKILL)
-            if not process.recorded:
-                self._status(
-                    container,
-                    "TASK_FAILED",
-                    "the task's launcher ended without recording an exit status",
-                    "REASON_EXECUTOR_TERMINATED",
-                    "SOURCE_SLAVE",
-                )
-            else:
-                self._final_status(container, returncode)
-        finally:
-            container.finished.set()
-            if container.state in TERMINAL and not self.updates.pending(
-                container.framework_id, container.task_id
-            ):
-                self._forget(container)
+            self.meta.save_agent(self.agent_id, self.agent_info())
+        except OSError as exc:
+            logger.error("cannot checkpoint the agent's id in %s: %s", self.meta.root, exc)
 
     def agent_info(self) -> dict[str, Any]:
         """Mesos' AgentInfo of this agent (what hooks' decorators see)."""
@@ -397,13 +276,22 @@ class Agent:
         return info
 
     async def start(self) -> None:
-        """Decorate resources/attributes by hooks, then connect and start the loops."""
+        """Recover (or clean up) the previous agent's tasks, decorate resources and
+        attributes by hooks, then connect and start the loops.
+
+        A checkpoint file that cannot be read raises :class:`CheckpointError`
+        naming it (``--strict``), before anything was started.
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._load_id()
-        if self.agent_id is not None:
+        if self.flags.recover == "cleanup":
+            await self._cleanup_previous()
+        else:
             self._recover()
-        self.resources = self.modules.hook_chain.decorate_resources(self.agent_info())
-        self.attributes = self.modules.hook_chain.decorate_attributes(self.agent_info())
+        hooks = self.modules.hook_chain
+        self.resources = hooks.decorate_resources(self.agent_info())
+        self.attributes = hooks.decorate_attributes(self.agent_info())
+        if self.agent_id is not None:
+            self._save_agent()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
         )
@@ -415,14 +303,22 @@ class Agent:
         if self.modules.qos_controller is not None:
             self._loops.append(asyncio.create_task(self._qos_loop(), name="agent-qos"))
 
+    @property
+    def stopped(self) -> bool:
+        """stop() was called."""
+        return self._stopped
+
     async def stop(self, kill_tasks: bool = True) -> None:
         """Stop the loops, close the connection and modules; kill every task unless told not to.
 
-        ``kill_tasks=False`` is an agent going away to be restarted (an upgrade,
-        a crash): its tasks keep running under their launchers, checkpointed,
-        and the next agent on this work_dir re-attaches to them.
+        ``kill_tasks=False`` is an agent going away to come back (an upgrade, a
+        restart): its tasks keep running under their launchers, checkpointed,
+        and the next agent on this work_dir re-attaches to them.  Stopping a
+        stopped agent does nothing.
         """
-        self._stopping = True
+        if self._stopped:
+            return
+        self._stopped = self._stopping = True
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:
@@ -436,13 +332,10 @@ class Agent:
             if running:
                 await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
         else:
-            for container in running:
-                if container.runner is not None:
-                    container.runner.cancel()
-            for container in running:
-                if container.runner is not None:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await container.runner
+            runners = [c.runner for c in running if c.runner is not None]
+            for runner in runners:
+                runner.cancel()  # detach: the launchers keep their tasks and record their ends
+            await asyncio.gather(*runners, return_exceptions=True)
         await self.updates.stop()
         if self._stream is not None:
             self._stream.close()
@@ -468,6 +361,7 @@ class Agent:
             return {"type": "REGISTER", "register": body}
         body["agent_id"] = {"value": self.agent_id}
         body["tasks"] = [self._task_entry(c) for c in self._all_containers()]
+        # A restarted master knows the frameworks of adopted tasks from these alone.
         body["frameworks"] = [
             {**self.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
             for framework_id in sorted(self.containers)
@@ -637,29 +531,45 @@ class Agent:
         interval = body.get("heartbeat_interval_seconds")
         if isinstance(interval, int | float) and interval > 0:
             self.heartbeat_interval = float(interval)
-        new_master = body.get("master_id") != self.master_id
         self.master_id = body.get("master_id")
-        if agent_id != self.agent_id or new_master:
+        if agent_id != self.agent_id:
+            if self.agent_id is not None:
+                logger.warning(
+                    "the master gave this agent a new id %s (was %s)", agent_id, self.agent_id
+                )
             self.agent_id = agent_id
-            self._save_id()
+            self._save_agent()
         self.registered = True
         self.counters["registrations"] += 1
         logger.info("registered with master %s as agent %s", self.url, agent_id)
         self.updates.set_connected(True)
         self._oversubscribed_sent = None
         if self.modules.resource_estimator is not None and self.oversubscribed_total():
-            asyncio.get_running_loop().create_task(self._send_oversubscribed())
+            self._background(self._send_oversubscribed())
 
     def _shutdown_by_master(self, message: str) -> str:
         """The master removed this agent: kill everything, forget the id, register anew."""
         logger.warning("the master removed this agent (%s); registering anew", message)
-        for container in self._all_containers():
+        dying = self._all_containers()
+        for container in dying:
             self.kill(container, message=f"agent removed by the master: {message}")
         self.updates.clear()
+        self.meta.forget_agent(None)  # a restart from now on registers anew
+        if self.agent_id is not None:
+            old = self.meta.agent_dir(self.agent_id)
+            # Kept until the killed tasks' launchers have recorded their ends there.
+            self._background(self._remove_when_done(dying, old))
         self.agent_id = None
-        with contextlib.suppress(FileNotFoundError):
-            self.meta_file.unlink()
         return "reregister"
+
+    @staticmethod
+    async def _remove_when_done(dying: list[Container], folder: Path) -> None:
+        waits = [asyncio.ensure_future(c.finished.wait()) for c in dying]
+        if waits:
+            await asyncio.wait(waits)
+        for container in dying:
+            container.run_dir = None
+        shutil.rmtree(folder, ignore_errors=True)
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -697,10 +607,28 @@ class Agent:
             self.updates.add(framework_id, self._decorate_status(framework_id, status))
             return
         self.frameworks[framework_id] = framework_info
-        items = task.get("resources") or []
-        container_id = str(uuid.uuid4())
         task = self.modules.hook_chain.decorate_agent_task(task, framework_info, self.agent_info())
-        container = Container(
+        container = self._container(framework_id, framework_info, task, str(uuid.uuid4()))
+        container.run_dir = self.meta.run_dir(
+            self.agent_id, framework_id, container.executor_id, container.container_id
+        )
+        self.containers.setdefault(framework_id, {})[task_id] = container
+        container.runner = asyncio.get_running_loop().create_task(
+            self._run(container), name=f"task-{task_id}"
+        )
+
+    def _container(
+        self,
+        framework_id: str,
+        framework_info: dict[str, Any],
+        task: dict[str, Any],
+        container_id: str,
+    ) -> Container:
+        """The Container of a task (its sandbox in Mesos' layout, its resources)."""
+        assert self.agent_id is not None
+        task_id = task["task_id"]["value"]
+        items = task.get("resources") or []
+        return Container(
             framework_id,
             task_id,
             container_id,
@@ -712,11 +640,6 @@ class Agent:
             _scalars(items),
             _ports(items),
             any("revocable" in r for r in items if isinstance(r, dict)),
-        )
-        container.run_dir = self.runs_dir / container_id
-        self.containers.setdefault(framework_id, {})[task_id] = container
-        container.runner = asyncio.get_running_loop().create_task(
-            self._run(container), name=f"task-{task_id}"
         )
 
     def kill_task(self, framework_id: str, task_id: str, policy: Any = None) -> None:
@@ -760,12 +683,12 @@ class Agent:
         container.kill_message = message
         container.kill_source = source
         if container.running:
-            asyncio.get_running_loop().create_task(self._terminate(container))
+            self._background(self._terminate(container))
 
     async def _terminate(self, container: Container) -> None:
         process = container.process
         assert process is not None
-        containers.signal_group(process.pid, signal.SIGTERM)
+        containers.signal_group(process, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(container.finished.wait()), container.kill_grace)
         except TimeoutError:
@@ -774,7 +697,7 @@ class Agent:
                 container.task_id,
                 container.kill_grace,
             )
-            containers.signal_group(process.pid, signal.SIGKILL)
+            containers.signal_group(process, signal.SIGKILL)
 
     def shutdown_framework(self, framework_id: str) -> None:
         """SHUTDOWN_FRAMEWORK: kill every task of the framework."""
@@ -791,14 +714,150 @@ class Agent:
             self._forget(container)
 
     def _forget(self, container: Container) -> None:
+        """The task is over and its terminal update acknowledged: drop it and its checkpoint."""
         if container.run_dir is not None:
-            shutil.rmtree(container.run_dir, ignore_errors=True)
+            self.meta.forget_run(container.run_dir)
+        self.updates.forget_task(container.framework_id, container.task_id)
         tasks = self.containers.get(container.framework_id, {})
         tasks.pop(container.task_id, None)
         if not tasks:
             self.containers.pop(container.framework_id, None)
         self.completed.append(container)
         del self.completed[:-1000]
+
+    # --- checkpointing and recovery ------------------------------------------------------------
+
+    def _checkpoint_task(self, container: Container) -> None:
+        """framework.info and task.info, before anything of the task runs; LaunchError if not."""
+        assert container.run_dir is not None and self.agent_id is not None
+        try:
+            self.meta.save_framework(
+                self.agent_id, container.framework_id, container.framework_info
+            )
+            self.meta.save_task(container.run_dir, container.task_id, container.info)
+        except OSError as exc:
+            raise LaunchError(f"cannot checkpoint the task in {container.run_dir}: {exc}") from None
+
+    def _checkpoint_updates(
+        self, framework_id: str, task_id: str, records: list[dict[str, Any]]
+    ) -> None:
+        """The status update manager's hook: a task's update stream, before it goes out."""
+        container = self.find(framework_id, task_id)
+        if container is None or container.run_dir is None:
+            return  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
+        try:
+            self.meta.save_updates(container.run_dir, task_id, records)
+        except OSError as exc:
+            logger.error("cannot checkpoint the updates of task %s: %s", task_id, exc)
+
+    def _recover(self) -> None:
+        """Take over what the previous agent on this work_dir left (Mesos' agent recovery).
+
+        Its id, its frameworks, and each task: re-attached when its launcher
+        still runs, finished from the launcher's record when it ended
+        meanwhile, failed when neither can be told; unacknowledged updates are
+        resent in order.  Every file is read before anything is started, so a
+        bad one (:class:`CheckpointError`, ``--strict``) changes nothing.
+        """
+        state = self.meta.recover(self.flags.strict)
+        if state is None:
+            return
+        self.agent_id = state.agent_id
+        self.rebooted = not state.same_boot
+        if self.rebooted:
+            logger.warning("the machine rebooted since the last run: no checkpointed task survived")
+        for orphan in state.orphans if state.same_boot else ():
+            containers.signal_group(orphan, signal.SIGKILL)
+        for folder in state.unrecoverable:
+            self.meta.forget_run(folder)
+        for run in state.runs:
+            self._recover_run(state, run)
+        logger.info(
+            "recovered agent %s: %d task(s) of %d framework(s)",
+            self.agent_id,
+            len(self._all_containers()),
+            len(self.containers),
+        )
+
+    def _recover_run(self, state: AgentState, run: RunState) -> None:
+        framework_info = state.frameworks.get(run.framework_id, {})
+        self.frameworks.setdefault(run.framework_id, framework_info)
+        container = self._container(
+            run.framework_id, framework_info, run.task_info, run.container_id
+        )
+        container.run_dir = run.path
+        container.recovered = True
+        statuses = run.statuses()
+        if statuses:
+            container.state = statuses[-1]["state"]
+        pending = run.pending()
+        self.updates.recover(run.framework_id, run.task_id, run.records, pending)
+        self.containers.setdefault(run.framework_id, {})[run.task_id] = container
+        if container.state in TERMINAL:
+            container.finished.set()
+            if not pending:  # acknowledged, but the agent stopped before forgetting it
+                self._forget(container)
+            return
+        if state.same_boot:  # after a reboot no pid of the checkpoint means anything
+            container.launcher, container.process = run.launcher, run.task
+        container.runner = asyncio.get_running_loop().create_task(
+            self._resume(container, run.termination), name=f"task-{run.task_id}"
+        )
+
+    async def _resume(self, container: Container, termination: Termination | None) -> None:
+        """A recovered task: isolators re-attached while it runs, then as for any task."""
+        launcher, process = container.launcher, container.process
+        if launcher is not None and process is not None and is_alive(launcher):
+            self._reattach_isolators(container)
+            logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
+        await self._supervise(container, termination)
+
+    def _reattach_isolators(self, container: Container) -> None:
+        """The isolator ABI has no recover(): prepare, isolate and update again.
+
+        The launch info prepare() answers is dropped (the task runs with the
+        environment and rlimits it got at launch); what isolators keep per
+        container (the pid to sample, the limits to watch) is set up anew.
+        """
+        assert container.process is not None
+        for named in self.modules.isolators:
+            ok, _ = call(named, "prepare", self._container_config(container))
+            if not ok:
+                continue  # logged; the task keeps running, unwatched by this isolator
+            container.prepared.append(named)
+            call(named, "isolate", container.container_id, container.process.pid)
+            call(named, "update", container.container_id, dict(container.resources))
+
+    async def _cleanup_previous(self) -> None:
+        """``--recover=cleanup``: kill what the previous agent left, forget it, start anew."""
+        try:
+            state = self.meta.recover(strict=False)
+        except CheckpointError as exc:  # only `latest` itself can be this bad
+            logger.error("%s", exc)
+            state = None
+        if state is not None and state.same_boot:
+            for run in state.runs:
+                # The task's group; a launcher that never said which task it started, itself.
+                target = run.task or run.launcher
+                if target is not None and containers.signal_group(target, signal.SIGKILL):
+                    logger.info("killed task %s of the previous agent", run.task_id)
+            for orphan in state.orphans:
+                containers.signal_group(orphan, signal.SIGKILL)
+            interval = self.flags.container_watch_interval
+            waits = [
+                asyncio.ensure_future(containers.wait_exit(run.launcher, interval))
+                for run in state.runs
+                if run.launcher is not None
+            ]
+            if waits:
+                # Bounded: a task stuck in the kernel must not keep the agent from starting.
+                _, stuck = await asyncio.wait(waits, timeout=CLEANUP_TIMEOUT)
+                for wait in stuck:
+                    wait.cancel()
+                if stuck:
+                    logger.warning("%d launcher(s) of the previous agent did not exit", len(stuck))
+        self.meta.forget_agent(state.agent_id if state is not None else None)
+        logger.info("--recover=cleanup: the previous agent's tasks are gone; registering anew")
 
     # --- one task from launch to its terminal update -------------------------------------------
 
@@ -830,14 +889,12 @@ class Agent:
         key = f"tasks_{state.removeprefix('TASK_').lower()}"
         if state in TERMINAL and key in self.counters:
             self.counters[key] += 1
-        decorated = self._decorate_status(container.framework_id, status)
-        self.updates.add(container.framework_id, decorated)
-        if state in TERMINAL:
-            container.terminal_status = decorated
-        self._checkpoint(container)
+        self.updates.add(
+            container.framework_id, self._decorate_status(container.framework_id, status)
+        )
 
     def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Hooks' status decorators: their labels and container_status go into the update."""
+        """Hooks' status decorators: their labels and container_status replace the update's."""
         return self.modules.hook_chain.decorate_status(framework_id, status)
 
     def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
@@ -867,8 +924,10 @@ class Agent:
         decorated = self.modules.hook_chain.decorate_environment(container.info, env)
         return {str(k): str(v) for k, v in decorated.items()}
 
-    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:
-        config = ContainerConfig(
+    @staticmethod
+    def _container_config(container: Container) -> ContainerConfig:
+        """What isolators' prepare() learns about the container."""
+        return ContainerConfig(
             container_id=container.container_id,
             task_id=container.task_id,
             framework_id=container.framework_id,
@@ -878,6 +937,9 @@ class Agent:
             resources=dict(container.resources),
             task=container.info,
         )
+
+    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:
+        config = self._container_config(container)
         envs: list[tuple[str, dict[str, str]]] = []
         limits: list[tuple[str, Any]] = []
         workdir: tuple[str, str] | None = None
@@ -904,7 +966,11 @@ class Agent:
         return containers.merge_environments(envs), limits, cwd
 
     async def _launch(self, container: Container) -> None:
-        """Sandbox, prepare, spawn, isolate; LaunchError says what went wrong."""
+        """Checkpoint, sandbox, prepare, start under a launcher, isolate; LaunchError says
+        what went wrong."""
+        assert container.run_dir is not None
+        # First: every update of the task (even a launch failure) has its task.info beside it.
+        self._checkpoint_task(container)
         command = container.info.get("command")
         if "executor" in container.info:
             raise LaunchError("custom executors are not supported; give TaskInfo.command")
@@ -921,12 +987,10 @@ class Agent:
         rlimits = containers.check_rlimits(limits)
         if container.kill_requested:
             return
-        assert container.run_dir is not None
-        container.run_dir.mkdir(parents=True, exist_ok=True)
-        container.process = containers.spawn(
-            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir / "status"
+        launched = await containers.launch(
+            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir
         )
-        self._checkpoint(container)
+        container.launcher, container.process = launched.launcher, launched.task
         for named in self.modules.isolators:
             ok, message = call(named, "isolate", container.container_id, container.process.pid)
             if not ok:
@@ -938,59 +1002,123 @@ class Agent:
                 raise LaunchError(message)
 
     async def _run(self, container: Container) -> None:
+        """A task from RUN_TASK to its terminal update."""
         try:
-            try:
-                await self._launch(container)
-            except LaunchError as exc:
-                await self._launch_failed(container, str(exc))
-                return
-            if container.process is None:  # killed before it could start
-                self._cleanup(container)
-                self._status(
-                    container,
-                    "TASK_KILLED",
-                    container.kill_message or "killed before the command started",
-                    container.kill_reason,
-                    container.kill_source,
-                )
-                return
-            if container.kill_requested:  # a kill came in while we were spawning
-                asyncio.get_running_loop().create_task(self._terminate(container))
-            else:
-                self._status(container, "TASK_RUNNING")
-            returncode = await container.process.wait()
-            container.returncode = returncode
-            # Whatever the task forked is part of it: nothing may outlive it.
-            containers.signal_group(container.process.pid, signal.SIGKILL)
-            self._watch(container, containers.wait_status(returncode))
-            self._cleanup(container)
-            self._final_status(container, returncode)
+            await self._launch(container)
+        except LaunchError as exc:
+            await self._launch_failed(container, str(exc))
+            self._finished(container)
+            return
         except Exception as exc:  # never lose a task silently
-            logger.exception("task %s failed inside the agent", container.task_id)
-            if container.process is not None and container.returncode is None:
-                containers.signal_group(container.process.pid, signal.SIGKILL)
-            if container.state not in TERMINAL:
-                self._cleanup(container)
-                self._status(
-                    container,
-                    "TASK_FAILED",
-                    f"agent error: {exc}",
-                    "REASON_EXECUTOR_TERMINATED",
-                    "SOURCE_SLAVE",
-                )
-        finally:
-            container.finished.set()
-            if container.state in TERMINAL and not self.updates.pending(
-                container.framework_id, container.task_id
-            ):
-                self._forget(container)
+            await self._agent_error(container, exc)
+            self._finished(container)
+            return
+        if container.process is None:  # killed before it could start
+            self._cleanup(container)
+            self._status(
+                container,
+                "TASK_KILLED",
+                container.kill_message or "killed before the command started",
+                container.kill_reason,
+                container.kill_source,
+            )
+            self._finished(container)
+            return
+        if container.kill_requested:  # a kill came in while we were spawning
+            self._background(self._terminate(container))
+        else:
+            self._status(container, "TASK_RUNNING")
+        await self._supervise(container)
+
+    async def _supervise(
+        self, container: Container, termination: Termination | None = None
+    ) -> None:
+        """Wait for the task's launcher, then the last watch, cleanup and the terminal update.
+
+        ``termination`` is the launcher's record when recovery already read it.
+        Cancelled (the agent detaches from its tasks), it leaves everything as
+        it is: the launcher still records the end for the next agent.
+        """
+        try:
+            if container.launcher is not None:
+                await containers.wait_exit(container.launcher, self.flags.container_watch_interval)
+                termination = self._termination(container)
+            if termination is not None and termination.wait_status is not None:
+                self._ended(container, termination.wait_status)
+            elif termination is not None and termination.launch_error is not None:
+                await self._launch_failed(container, termination.launch_error)
+            else:
+                self._launcher_lost(container)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never lose a task silently
+            await self._agent_error(container, exc)
+        self._finished(container)
+
+    def _termination(self, container: Container) -> Termination | None:
+        if container.run_dir is None:
+            return None
+        try:
+            return checkpoint.read_termination(container.run_dir)
+        except CheckpointError as exc:
+            logger.error("task %s: %s", container.task_id, exc)
+            return None
+
+    def _ended(self, container: Container, wait_status: int) -> None:
+        container.wait_status = wait_status
+        container.returncode = containers.returncode_of(wait_status)
+        self._watch(container, wait_status)
+        self._cleanup(container)
+        self._final_status(container, container.returncode)
+
+    def _launcher_lost(self, container: Container) -> None:
+        """Nobody can tell how the task ended: its launcher is gone without a record
+        (killed, or never started because the agent stopped first)."""
+        if container.process is not None:
+            containers.signal_group(container.process, signal.SIGKILL)  # an orphan otherwise
+        launcher = container.launcher
+        if launcher is not None:
+            what = f"the task's launcher (pid {launcher.pid}) ended without recording its end"
+        elif self.rebooted:
+            what = "the machine restarted while the task ran"
+        else:
+            what = "the agent stopped before the task's launcher started it"
+        if container.recovered:
+            what = f"the restarted agent could not recover the task: {what}"
+        self._cleanup(container)
+        self._status(container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE")
+
+    async def _agent_error(self, container: Container, exc: Exception) -> None:
+        logger.error("task %s failed inside the agent", container.task_id, exc_info=exc)
+        if container.process is not None and container.returncode is None:
+            containers.signal_group(container.process, signal.SIGKILL)
+        if container.state not in TERMINAL:
+            self._cleanup(container)
+            self._status(
+                container,
+                "TASK_FAILED",
+                f"agent error: {exc}",
+                "REASON_EXECUTOR_TERMINATED",
+                "SOURCE_SLAVE",
+            )
+
+    def _finished(self, container: Container) -> None:
+        container.finished.set()
+        if container.state in TERMINAL and not self.updates.pending(
+            container.framework_id, container.task_id
+        ):
+            self._forget(container)
 
     async def _launch_failed(self, container: Container, message: str) -> None:
         self.counters["launch_failures"] += 1
         logger.warning("task %s failed to launch: %s", container.task_id, message)
-        if container.process is not None:
-            containers.signal_group(container.process.pid, signal.SIGKILL)
-            container.returncode = await container.process.wait()
+        if container.process is not None and container.launcher is not None:
+            containers.signal_group(container.process, signal.SIGKILL)
+            await containers.wait_exit(container.launcher, self.flags.container_watch_interval)
+            termination = self._termination(container)
+            if termination is not None and termination.wait_status is not None:
+                container.wait_status = termination.wait_status
+                container.returncode = containers.returncode_of(termination.wait_status)
         self._cleanup(container)
         self._status(
             container, "TASK_FAILED", message, "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_SLAVE"

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import machine
-from pymesos_modules.agent.agent import Agent, AgentFlags, RecoveryError, master_url
+from pymesos_modules.agent.agent import Agent, AgentFlags, master_url
+from pymesos_modules.agent.checkpoint import CheckpointError
 from pymesos_modules.agent.http import create_app
 from pymesos_modules.agent.modules import create_modules
 from pymesos_modules.config import load_flags
@@ -33,6 +34,23 @@ logger = logging.getLogger(__name__)
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0}
 _UNITS |= {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "days": 86400.0}
+
+
+def boolean(value: str) -> bool:
+    """Mesos' boolean flag values: true/false (also 1/0, yes/no)."""
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false; found {value!r}")
+
+
+def recover_mode(value: str) -> str:
+    """``--recover``: reconnect or cleanup (Mesos' values)."""
+    if value not in ("reconnect", "cleanup"):
+        raise argparse.ArgumentTypeError(f"expected reconnect or cleanup; found {value!r}")
+    return value
 
 
 def duration(value: str) -> float:
@@ -92,6 +110,20 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
     ),
     ("status_update_retry_interval_max", duration, 600.0, "cap of the status update resend"),
     ("container_watch_interval", duration, 1.0, "how often isolators' watch() is polled"),
+    (
+        "recover",
+        recover_mode,
+        "reconnect",
+        "reconnect: take over the tasks a previous agent on this work_dir left; "
+        "cleanup: kill them and register as a new agent",
+    ),
+    (
+        "strict",
+        boolean,
+        True,
+        "true: a checkpoint file that cannot be read stops the agent; "
+        "false: it is logged and skipped",
+    ),
 ]
 
 
@@ -122,14 +154,17 @@ def agent_resources(text: str | None, work_dir: str) -> list[dict[str, Any]]:
 
 @dataclass
 class RunningAgent:
-    """An agent serving HTTP; ``stop()`` kills its tasks and shuts it down."""
+    """An agent serving HTTP; ``stop()`` shuts it down (killing its tasks unless told not to)."""
 
     agent: Agent
     runner: web.AppRunner
     url: str
 
     async def stop(self, kill_tasks: bool = True) -> None:
-        """Stop the loops, release modules, stop serving; kill tasks unless told not to."""
+        """Stop the loops, release modules, stop serving; ``kill_tasks=False`` leaves the
+        tasks running for the next agent on this work_dir to recover.  Idempotent."""
+        if self.agent.stopped:
+            return
         await self.agent.stop(kill_tasks=kill_tasks)
         await self.runner.cleanup()
 
@@ -157,6 +192,8 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         status_update_retry_interval_min=args.status_update_retry_interval_min,
         status_update_retry_interval_max=args.status_update_retry_interval_max,
         container_watch_interval=args.container_watch_interval,
+        recover=args.recover,
+        strict=args.strict,
         raw={name: getattr(args, name, None) for name, *_ in FLAGS},
     )
 
@@ -166,8 +203,9 @@ async def start_agent(
 ) -> RunningAgent:
     """Parse flags, load and create modules, serve HTTP, then register with the master.
 
-    Any bad flag or module fails here, before anything runs (nothing is left
-    loaded). ``registry`` receives the modules' metrics (default: the process's).
+    Any bad flag or module, or an unreadable checkpoint (CheckpointError),
+    fails here, before anything runs (nothing is left loaded). ``registry``
+    receives the modules' metrics (default: the process's).
     """
     flags = agent_flags(args)
     registry = registry if registry is not None else metrics.REGISTRY
@@ -197,32 +235,47 @@ async def start_agent(
     agent.endpoint = f"{flags.ip}:{port}"
     try:
         await agent.start()
-    except BaseException:  # e.g. a checkpoint it cannot recover from
+    except BaseException:
+        await agent.stop(kill_tasks=False)  # tasks of a checkpoint it could not read live on
         await runner.cleanup()
-        modules.close()
         raise
     return RunningAgent(agent, runner, f"http://{flags.ip}:{port}")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGINT/SIGTERM (tasks are killed on the way out)."""
+    """Run until a signal: SIGINT/SIGTERM leave the tasks running for the next agent on
+    this work_dir (as a Mesos agent that exits), SIGUSR1 kills them first (as Mesos')."""
 
     async def main() -> int:
         running = await start_agent(args)
         print(f"agent listening on {running.url}", flush=True)
         stop = asyncio.Event()
+        kill_tasks = False
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+
+        def stop_on(sig: signal.Signals) -> None:
+            nonlocal kill_tasks
+            kill_tasks = kill_tasks or sig == signal.SIGUSR1
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            loop.add_signal_handler(sig, stop_on, sig)
         failed = asyncio.ensure_future(running.agent.failed.wait())
         await asyncio.wait(
             [failed, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED"
         )
-        await running.stop()
+        kill_tasks = kill_tasks or running.agent.failed.is_set()
+        left = len(running.agent.containers) and not kill_tasks
+        await running.stop(kill_tasks=kill_tasks)
+        if left:
+            logger.info(
+                "tasks keep running; an agent started on --work_dir=%s takes them over",
+                running.agent.work_dir,
+            )
         return 1 if running.agent.failure else 0
 
     try:
         return asyncio.run(main())
-    except (ModuleError, RecoveryError, res.ResourceError, ValueError, OSError) as exc:
+    except (ModuleError, res.ResourceError, CheckpointError, ValueError, OSError) as exc:
         logger.error("%s", exc)
         return 1

@@ -1,43 +1,44 @@
-"""Running one command task: its sandbox, argv, environment, rlimits, process group and kill.
+"""Running one command task: its sandbox, argv, environment, rlimits, launcher, process group, kill.
 
-Every task runs in its own session (``start_new_session``: the task process
-leads a new process group), so a kill reaches everything the task forked and
-nothing of the agent's.  Output goes to ``stdout`` / ``stderr`` files in the
-sandbox, as Mesos' command executor does.
+Every task runs under its own launcher (:mod:`.launcher`), a small process in
+a session of its own that starts the task, waits for it and records how it
+ended in the run's checkpoint folder: so a task outlives the agent, and a
+restarted agent, which is no longer anyone's parent, still learns its end.
+The task runs in a session of its own too (it leads a process group), so a
+kill reaches everything the task forked and nothing of the launcher's or the
+agent's.  Output goes to ``stdout`` / ``stderr`` files in the sandbox, as
+Mesos' command executor does.
 
 rlimits: ``setrlimit`` has to run in the child between fork and exec, so the
 limits hold from the task's first instruction and bind everything it forks;
-``prlimit()`` from the agent after the spawn would leave the task running
-unlimited for a moment, and a shell ``ulimit`` wrapper would change argv and
-cannot express every Mesos RLimitInfo.  So the limits go into a ``preexec_fn``
-that only calls ``resource.setrlimit`` with values computed beforehand in the
-agent (no allocation, no imports, no locks: what is safe to run in a child
-forked from a threaded process).  The limits are checked in the agent first, so
-a bad one fails the task with a clear message instead of a bare
-"Exception occurred in preexec_fn".
+``prlimit()`` after the spawn would leave the task running unlimited for a
+moment, and a shell ``ulimit`` wrapper would change argv and cannot express
+every Mesos RLimitInfo.  The launcher does it (single-threaded, so its
+``preexec_fn`` is safe); the limits are checked here first, so a bad one
+fails the task with a clear message instead of "Exception occurred in
+preexec_fn".
 
-Every task runs under ``pmm-launcher`` (native/agent/launcher.c), the group
-leader: it waits for the task and writes its wait status into the run's
-checkpoint folder, so a task outlives the agent and a restarted agent, which
-is no longer its parent, still learns how it ended (:class:`RecoveredProcess`).
+A restarted agent watches a launcher it did not start through a pidfd
+(:func:`wait_exit`), and trusts a pid only with its start time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import resource
-import shlex
-import shutil
 import signal
-import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pymesos_modules.agent import launcher
+from pymesos_modules.agent.launcher import LaunchSpec, ProcessId, is_alive, process_stat
 from pymesos_modules.kinds.isolator import RLIMITS
-from pymesos_modules.paths import LAUNCHER
 
 
 class LaunchError(Exception):
@@ -159,77 +160,159 @@ def check_rlimits(limits: Iterable[tuple[str, Any]]) -> list[tuple[int, int, int
     return out
 
 
-def rlimit_preexec(limits: list[tuple[int, int, int]]) -> Callable[[], None] | None:
-    """The child-side step applying ``limits`` before exec (see module docstring)."""
-    if not limits:
-        return None
-    prepared = tuple((which, (soft, hard)) for which, soft, hard in limits)
-    setrlimit = resource.setrlimit
+@dataclass(frozen=True)
+class Launched:
+    """A started task: its launcher and the task process (the leader of its process group)."""
 
-    def apply() -> None:
-        for which, values in prepared:
-            setrlimit(which, values)
-
-    return apply
+    launcher: ProcessId
+    task: ProcessId
 
 
-def spawn(
+async def launch(
     program: str,
     argv: list[str],
     env: Mapping[str, str],
     cwd: Path,
     sandbox: Path,
     limits: list[tuple[int, int, int]],
-    status_file: Path,
-) -> TaskProcess:
-    """Start the task under the launcher in a new session, output into the sandbox's files.
+    run_dir: Path,
+) -> Launched:
+    """Start the task under a launcher that records its end in ``run_dir``; LaunchError if not.
 
-    The launcher records the task's wait status in ``status_file``.  A plain
-    ``Popen`` rather than an asyncio subprocess: asyncio kills a child whose
-    transport closes, and a task must outlive an agent that stops to restart.
+    Output goes into the sandbox's ``stdout`` and ``stderr`` (the launcher's
+    own messages, if any, into ``stderr`` too).
     """
-    if not os.access(LAUNCHER, os.X_OK):
-        raise LaunchError(f"the task launcher {LAUNCHER} is missing: reinstall the package")
-    # Resolved here, as execvp would, so a missing program fails the launch
-    # with its name rather than as an exit status 127 from the launcher.
-    if "/" in program:
-        path = Path(cwd, program)  # a relative one is looked up where the task runs
-        resolved = program if path.is_file() and os.access(path, os.X_OK) else None
-    else:
-        resolved = shutil.which(program, path=env.get("PATH", os.defpath))
-    if resolved is None:
-        raise LaunchError(f"failed to run {shlex.join(argv)}: {program}: no such executable")
-    with open(sandbox / "stdout", "ab") as stdout, open(sandbox / "stderr", "ab") as stderr:
-        try:
-            popen = subprocess.Popen(
-                [str(LAUNCHER), str(status_file), resolved, *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                env=dict(env),
-                cwd=str(cwd),
-                start_new_session=True,
-                preexec_fn=rlimit_preexec(limits),
-            )
-        except OSError as exc:
-            raise LaunchError(f"failed to run {shlex.join(argv)}: {exc.strerror or exc}") from None
-    return TaskProcess(popen.pid, status_file, popen)
-
-
-def signal_group(pid: int, signum: int) -> bool:
-    """Send ``signum`` to the task's process group; False when nothing is left in it."""
+    spec = LaunchSpec(
+        program,
+        argv,
+        dict(env),
+        str(cwd),
+        str(sandbox / "stdout"),
+        str(sandbox / "stderr"),
+        limits,
+    )
+    spec_read, spec_write = os.pipe()
+    reply_read, reply_write = os.pipe()
     try:
-        os.killpg(pid, signum)
+        # posix_spawn rather than asyncio's subprocesses: those kill their child
+        # when the transport is closed, and a launcher must outlive this agent.
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-S", launcher.__file__, str(run_dir)],
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, spec_read, 0),
+                (os.POSIX_SPAWN_DUP2, reply_write, 1),
+                (
+                    os.POSIX_SPAWN_OPEN,
+                    2,
+                    spec.stderr,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                    0o644,
+                ),
+            ],
+            setsid=True,
+        )
+    except OSError as exc:
+        os.close(spec_write)
+        os.close(reply_read)
+        raise LaunchError(f"cannot start the task launcher: {exc}") from None
+    finally:
+        os.close(spec_read)  # the launcher's ends: it holds its own copies now
+        os.close(reply_write)
+    started = ProcessId(pid, launcher.start_time(pid))
+    try:
+        # Before the spec goes out: a launcher that can start a task is on record.
+        launcher.write_atomically(
+            run_dir / launcher.PIDS_DIR / launcher.LAUNCHER_PID_FILE, started.to_json()
+        )
+        payload = json.dumps(asdict(spec)).encode()
+        line = await asyncio.to_thread(_handshake, spec_write, reply_read, payload)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        await wait_exit(started)
+        raise
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        await wait_exit(started)
+        raise LaunchError(
+            f"the task launcher (pid {pid}) exited before starting the task; "
+            f"its messages are in {spec.stderr}"
+        ) from None
+    if "error" in reply:
+        await wait_exit(started)
+        raise LaunchError(str(reply["error"]))
+    return Launched(started, ProcessId(int(reply["pid"]), reply.get("start_time")))
+
+
+def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
+    """Send the spec, read the one-line answer (blocking: runs in a thread)."""
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(spec_write, view) :]
+    except BrokenPipeError:
+        pass  # the launcher died: its missing answer says so
+    finally:
+        os.close(spec_write)
+    with open(reply_read, "rb") as reply:
+        return reply.readline()
+
+
+async def wait_exit(process: ProcessId, poll_interval: float = 1.0) -> None:
+    """Return once ``process`` has exited (and reap it if it is this process' child)."""
+    try:
+        fd = os.pidfd_open(process.pid)
     except ProcessLookupError:
+        fd = -1
+    except OSError:  # no pidfd (a kernel before 5.3): look now and then
+        while is_alive(process):
+            await asyncio.sleep(poll_interval)
+        fd = -1
+    if fd >= 0:
+        try:
+            # Checked after opening, so the pidfd names the process we mean.
+            if is_alive(process):
+                loop = asyncio.get_running_loop()
+                exited = loop.create_future()
+                loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+                try:
+                    await exited
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+    # A launcher this agent process started stays a zombie until reaped here; the
+    # start time check keeps a later child that reused the pid out of it.
+    stat = process_stat(process.pid)
+    if stat is not None and stat[0] == "Z" and stat[1] == process.start_time:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(process.pid, os.WNOHANG)
+
+
+def signal_group(process: ProcessId, signum: int) -> bool:
+    """Send ``signum`` to the process group ``process`` leads; False when it is gone.
+
+    The leader is checked first (pid and start time); a zombie leader its
+    launcher has not reaped yet still counts, as its group id cannot be reused.
+    """
+    stat = process_stat(process.pid)
+    if stat is None or (process.start_time is not None and stat[1] != process.start_time):
         return False
-    except PermissionError:  # the group leader's pid was reused by someone else's process
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 
 
-def wait_status(returncode: int) -> int:
-    """The raw ``waitpid`` status asyncio's returncode stands for (signal or exit code)."""
-    return -returncode & 0x7F if returncode < 0 else (returncode & 0xFF) << 8
+def returncode_of(wait_status: int) -> int:
+    """A wait status as a returncode: the exit code, or minus the signal that ended it."""
+    if os.WIFSIGNALED(wait_status):
+        return -os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
 
 
 def describe_exit(returncode: int) -> str:
@@ -241,85 +324,3 @@ def describe_exit(returncode: int) -> str:
     except ValueError:
         name = f"signal {-returncode}"
     return f"Command terminated with signal {name} ({-returncode})"
-
-
-def process_start_time(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks after boot), or None if there is no such process.
-
-    A pid with another start time than the one checkpointed was reused by
-    someone else's process after the task ended.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22; the command name (field 2) may contain spaces and parentheses.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def read_wait_status(status_file: Path) -> int | None:
-    """The launcher's record of how a task ended (a raw wait status), if it wrote one."""
-    try:
-        text = status_file.read_text().strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ValueError(f"cannot read {status_file}: {exc}") from None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{status_file}: expected a wait status, found {text[:40]!r}") from None
-
-
-def returncode_of(wait: int) -> int:
-    """asyncio's returncode for a raw wait status (negative: the signal)."""
-    return -os.WTERMSIG(wait) if os.WIFSIGNALED(wait) else os.WEXITSTATUS(wait)
-
-
-class TaskProcess:
-    """A task's launcher: the agent's child, or one a restarted agent found running.
-
-    ``wait()`` notices the exit through a pidfd (a found launcher is not the
-    agent's child, so it cannot be waited for); the exit status is the
-    child's own (the launcher ends as its task did) or, for a found one, what
-    the launcher recorded in its status file.  ``recorded`` is False when
-    there is no such record (e.g. the launcher itself was SIGKILLed).
-    """
-
-    def __init__(self, pid: int, status_file: Path, popen: subprocess.Popen | None = None) -> None:
-        self.pid = pid
-        self.status_file = status_file
-        self.returncode: int | None = None
-        self.recorded = True
-        self._popen = popen
-
-    def ended(self) -> None:
-        """The launcher is gone (found so at recovery): take its record as the exit status."""
-        wait = read_wait_status(self.status_file)
-        self.recorded = wait is not None
-        self.returncode = returncode_of(wait) if wait is not None else -signal.SIGKILL
-
-    async def wait(self) -> int:
-        """Wait for the launcher to exit; the task's returncode (negative: its signal)."""
-        if self.returncode is not None:
-            return self.returncode
-        loop = asyncio.get_running_loop()
-        try:
-            fd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            fd = None
-        if fd is not None:
-            gone = loop.create_future()
-            loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
-            try:
-                await gone
-            finally:
-                loop.remove_reader(fd)
-                os.close(fd)
-        if self._popen is not None:
-            self.returncode = self._popen.wait()  # exited already: reaps at once
-        else:
-            self.ended()
-        assert self.returncode is not None
-        return self.returncode

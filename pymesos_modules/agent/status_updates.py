@@ -6,6 +6,13 @@ doubling to 10 min) until the master forwards the framework's acknowledgement
 (ACKNOWLEDGED on the agent's stream); then the task's next update goes out.
 While the master is away nothing is sent and nothing is dropped; after
 (re-)registration every stream's head is sent at once.
+
+Each task's stream is also a log of records, ``{"type": "UPDATE", "status"}``
+and ``{"type": "ACK", "uuid"}`` in the order they happened (Mesos'
+StatusUpdateRecord); the ``checkpoint`` callback gets the whole log after
+every change, before the update can go out, so an agent that restarts
+recovers its unacknowledged updates (:meth:`~StatusUpdateManager.recover`), in
+order and with their uuids.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ RETRY_BASE = 10.0
 RETRY_MAX = 600.0
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[None]]
+#: (framework id, task id, the stream's records) -> None; writes them where they survive a restart
+Checkpointer = Callable[[str, str, list[dict[str, Any]]], None]
 
 
 def new_uuid() -> str:
@@ -61,11 +70,15 @@ class StatusUpdateManager:
         send: Sender,
         retry_base: float = RETRY_BASE,
         retry_max: float = RETRY_MAX,
+        checkpoint: Checkpointer | None = None,
     ) -> None:
         self._send = send
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self._checkpoint = checkpoint
         self._streams: dict[tuple[str, str], deque[PendingUpdate]] = {}
+        #: every task's records until the task is forgotten (what the checkpoint holds)
+        self._logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._wake = asyncio.Event()
         self._connected = False
         self._task: asyncio.Task | None = None
@@ -81,11 +94,35 @@ class StatusUpdateManager:
         status.setdefault("uuid", new_uuid())
         status.setdefault("timestamp", time.time())
         key = (framework_id, status["task_id"]["value"])
+        self._record(key, {"type": "UPDATE", "status": status})
         queue = self._streams.setdefault(key, deque())
         queue.append(PendingUpdate(framework_id, status, self.retry_base))
         if len(queue) == 1:
             self._wake.set()
         return status
+
+    def recover(
+        self,
+        framework_id: str,
+        task_id: str,
+        records: list[dict[str, Any]],
+        pending: list[dict[str, Any]],
+    ) -> None:
+        """Take over a stream a previous agent checkpointed: its log and its unacknowledged
+        ``pending`` statuses, which go out in order (with their uuids) once connected."""
+        key = (framework_id, task_id)
+        self._logs[key] = list(records)
+        if pending:
+            self._streams[key] = deque(
+                PendingUpdate(framework_id, s, self.retry_base) for s in pending
+            )
+            self._wake.set()
+
+    def _record(self, key: tuple[str, str], record: dict[str, Any]) -> None:
+        log = self._logs.setdefault(key, [])
+        log.append(record)
+        if self._checkpoint is not None:
+            self._checkpoint(key[0], key[1], log)
 
     def acknowledge(self, framework_id: str, task_id: str, ack: str) -> dict[str, Any] | None:
         """The master says the framework acknowledged ``ack``; the acked status, or None."""
@@ -98,6 +135,7 @@ class StatusUpdateManager:
                 framework_id,
             )
             return None
+        self._record((framework_id, task_id), {"type": "ACK", "uuid": ack})
         done = queue.popleft()
         if queue:
             queue[0].due = 0.0
@@ -106,14 +144,20 @@ class StatusUpdateManager:
             del self._streams[(framework_id, task_id)]
         return done.status
 
+    def forget_task(self, framework_id: str, task_id: str) -> None:
+        """Drop a task's stream and log (the agent forgot the task)."""
+        self._streams.pop((framework_id, task_id), None)
+        self._logs.pop((framework_id, task_id), None)
+
     def forget_framework(self, framework_id: str) -> None:
         """Drop every pending update of a framework (the master removed it)."""
-        for key in [k for k in self._streams if k[0] == framework_id]:
-            del self._streams[key]
+        for key in [k for k in self._logs if k[0] == framework_id]:
+            self.forget_task(*key)
 
     def clear(self) -> None:
         """Drop everything (the master removed this agent)."""
         self._streams.clear()
+        self._logs.clear()
 
     def set_connected(self, connected: bool) -> None:
         """Registered (send every head now) or lost the master (hold everything)."""
@@ -144,7 +188,7 @@ class StatusUpdateManager:
         self._task = asyncio.create_task(self._run(), name="status-update-manager")
 
     async def stop(self) -> None:
-        """Stop the sending loop (pending updates are kept in memory only)."""
+        """Stop the sending loop (pending updates stay where the checkpoint put them)."""
         # A flag as well as cancel(): Python 3.11's wait_for can swallow a cancel.
         self._stopping = True
         self._wake.set()

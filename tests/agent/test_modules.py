@@ -11,6 +11,7 @@ from support.agent_tasks import (
     follow,
     holds_revocable_cpus,
     launch,
+    python_modules,
     revocable_cpus,
     steady_and_spare,
     task_info,
@@ -21,33 +22,13 @@ from support.scheduler import Scheduler
 from pymesos_modules.errors import ModuleError
 
 
-def modules(*entries: tuple[str, str, dict[str, str]]) -> str:
-    """--modules JSON for (class in support.agent_modules, module name, parameters)."""
-    return json.dumps(
-        {
-            "libraries": [
-                {
-                    "python": f"support.agent_modules:{cls}",
-                    "modules": [
-                        {
-                            "name": name,
-                            "parameters": [{"key": k, "value": v} for k, v in params.items()],
-                        }
-                    ],
-                }
-                for cls, name, params in entries
-            ]
-        }
-    )
-
-
 def isolator(agent, name: str) -> Any:
     return next(n.module for n in agent.agent.modules.isolators if n.name == name)
 
 
 async def test_isolator_environment_rlimits_usage_and_call_order(agent_factory, scheduler, session):
     running = await agent_factory(
-        modules=modules(("EnvIsolator", "env", {"value": "yes"})), isolation="env"
+        modules=python_modules(("EnvIsolator", "env", {"value": "yes"})), isolation="env"
     )
     command = "echo $ISOLATED; ulimit -n; while [ ! -e go ]; do sleep 0.05; done"
     await launch(scheduler, lambda o: task_info(o, "iso", command, cpus=0.5, mem=64))
@@ -75,7 +56,7 @@ async def test_isolator_environment_rlimits_usage_and_call_order(agent_factory, 
 
 async def test_isolators_setting_one_variable_differently_fail_the_task(agent_factory, scheduler):
     await agent_factory(
-        modules=modules(("EnvIsolator", "env", {}), ("ClashingIsolator", "clash", {})),
+        modules=python_modules(("EnvIsolator", "env", {}), ("ClashingIsolator", "clash", {})),
         isolation="env,clash",
     )
     await launch(scheduler, lambda o: task_info(o, "clash", "true"))
@@ -89,7 +70,7 @@ async def test_isolator_prepare_failure_fails_the_task_with_the_module_message(
     agent_factory, scheduler
 ):
     running = await agent_factory(
-        modules=modules(("BaseIsolator", "first", {}), ("FailingIsolator", "failing", {})),
+        modules=python_modules(("BaseIsolator", "first", {}), ("FailingIsolator", "failing", {})),
         isolation="first,failing",
     )
     await launch(scheduler, lambda o: task_info(o, "prep", "echo must not run > ran"))
@@ -107,7 +88,9 @@ async def test_isolator_prepare_failure_fails_the_task_with_the_module_message(
 
 
 async def test_limitation_reported_by_watch_fails_the_task(agent_factory, scheduler):
-    await agent_factory(modules=modules(("FileLimitIsolator", "limit", {})), isolation="limit")
+    await agent_factory(
+        modules=python_modules(("FileLimitIsolator", "limit", {})), isolation="limit"
+    )
     await launch(scheduler, lambda o: task_info(o, "hog", "touch over; sleep 600"))
     final = (await follow(scheduler, "hog"))[-1]
     assert final["state"] == "TASK_FAILED"
@@ -118,7 +101,7 @@ async def test_limitation_reported_by_watch_fails_the_task(agent_factory, schedu
 
 async def test_qos_controller_preempts_only_revocable_tasks(master, agent_factory, session):
     running = await agent_factory(
-        modules=modules(
+        modules=python_modules(
             ("PreemptEverything", "preempt", {}),
             ("FixedEstimator", "fixed", {"cpus": "2", "mem": "256"}),
         ),
@@ -171,7 +154,7 @@ class RevocableScheduler(Scheduler):
 
 async def test_resource_estimator_makes_revocable_offers(master, agent_factory, session):
     running = await agent_factory(
-        modules=modules(("FixedEstimator", "fixed", {"cpus": "2"})),
+        modules=python_modules(("FixedEstimator", "fixed", {"cpus": "2"})),
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
@@ -201,7 +184,7 @@ async def test_oversubscribed_resources_count_what_revocable_tasks_hold(
     """As a Mesos agent, UPDATE_OVERSUBSCRIBED reports the estimate plus the revocable
     resources tasks hold: the master offers the whole estimate besides the tasks' share."""
     running = await agent_factory(
-        modules=modules(("FixedEstimator", "fixed", {"cpus": "2", "mem": "256"})),
+        modules=python_modules(("FixedEstimator", "fixed", {"cpus": "2", "mem": "256"})),
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
@@ -223,7 +206,7 @@ async def test_hooks_decorate_labels_environment_status_resources_and_attributes
     master, agent_factory, scheduler
 ):
     running = await agent_factory(
-        modules=modules(
+        modules=python_modules(
             ("TaggingHook", "hook_a", {"tag": "a"}),
             ("BrokenHook", "broken", {}),
             ("TaggingHook", "hook_b", {"tag": "b"}),
@@ -272,7 +255,7 @@ async def test_anonymous_native_module_lives_as_long_as_the_agent(agent_factory,
         ({"hooks": "nope"}, "--hooks: unknown module 'nope'"),
         ({"qos_controller": "nope"}, "--qos_controller: unknown module 'nope'"),
         (
-            {"modules": modules(("FixedEstimator", "fixed", {})), "isolation": "fixed"},
+            {"modules": python_modules(("FixedEstimator", "fixed", {})), "isolation": "fixed"},
             "needs a module of kind 'isolator'",
         ),
         (

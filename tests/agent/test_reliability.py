@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from aiohttp import web
 from support.agent_tasks import (
@@ -132,8 +133,10 @@ async def test_a_silent_master_is_left_and_its_updates_resent_after_reregisterin
         kinds = lambda: [c["type"] for c in calls]  # noqa: E731
         await until(lambda: kinds().count("REREGISTER") >= 2, what="re-registrations")
         assert kinds()[0] == "REGISTER"
-        saved = json.loads((tmp_path / "a" / "meta" / "agent.json").read_text())
-        assert saved["agent_id"] == "silent-S0"
+        latest = tmp_path / "a" / "meta" / "slaves" / "latest"
+        assert os.readlink(latest) == "silent-S0"
+        assert json.loads((latest / "slave.info").read_text())["id"] == {"value": "silent-S0"}
+        assert reregister_frameworks(calls) == [[{"id": {"value": "fw"}}]]
         reregister = next(c for c in calls if c["type"] == "REREGISTER")["reregister"]
         assert reregister["agent_id"] == {"value": "silent-S0"}
         (listed,) = reregister["tasks"]
@@ -195,6 +198,11 @@ async def test_a_live_agent_answers_pings_and_stays_connected(agent_factory):
         assert pongs >= 20
     finally:
         await master.stop()
+
+
+def reregister_frameworks(calls: list[dict]) -> list[list[dict]]:
+    """The FrameworkInfo lists the REREGISTER calls carried."""
+    return [c["reregister"]["frameworks"] for c in calls if c["type"] == "REREGISTER"][:1]
 
 
 def test_reregister_task_entries_carry_the_role_the_task_was_offered_in(tmp_path):

@@ -231,32 +231,3 @@ def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path):
     assert modules.exists()
     _clean(done)
     assert "loader ok" in done.stdout
-
-
-@pytest.mark.parametrize(
-    ("command", "wait_status", "returncode"),
-    [
-        (["/bin/true"], 0, 0),
-        (["/bin/sh", "-c", "exit 3"], 3 << 8, 3),
-        (["/bin/sh", "-c", "kill -TERM $$"], 15, -15),
-    ],
-)
-def test_task_launcher_is_clean_under_asan_and_ubsan(tmp_path, command, wait_status, returncode):
-    """pmm-launcher records the task's wait status and ends as the task did."""
-    launcher = tmp_path / "pmm-launcher"
-    subprocess.run(
-        ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-fsanitize=address,undefined",
-         "-fno-omit-frame-pointer", str(ROOT / "native" / "agent" / "launcher.c"),
-         "-o", str(launcher)],
-        check=True,
-    )  # fmt: skip
-    status = tmp_path / "status"
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    done = subprocess.run(
-        [str(launcher), str(status), command[0], *command], capture_output=True, text=True, env=env
-    )
-    for marker in REPORTS:
-        assert marker not in done.stderr, done.stderr[-4000:]
-    assert done.returncode == returncode, done.stderr
-    assert status.read_text() == f"{wait_status}\n"
-    assert not (tmp_path / "status.tmp").exists()

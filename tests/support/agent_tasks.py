@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -50,6 +51,26 @@ def task_info(
         "command": command,
         **extra,
     }
+
+
+def python_modules(*entries: tuple[str, str, dict[str, str]]) -> str:
+    """--modules JSON for (class in support.agent_modules, module name, parameters)."""
+    return json.dumps(
+        {
+            "libraries": [
+                {
+                    "python": f"support.agent_modules:{cls}",
+                    "modules": [
+                        {
+                            "name": name,
+                            "parameters": [{"key": k, "value": v} for k, v in params.items()],
+                        }
+                    ],
+                }
+                for cls, name, params in entries
+            ]
+        }
+    )
 
 
 def holds_revocable_cpus(offer: dict[str, Any]) -> bool:
