@@ -219,11 +219,13 @@ class MetaDir:
 
     @staticmethod
     def forget_run(run_dir: Path) -> None:
-        """Remove a finished run's executor folder, and its framework's once it has no other."""
+        """Remove a finished run, then its executor's and framework's folders once empty."""
+        shutil.rmtree(run_dir, ignore_errors=True)
         executor = run_dir.parent.parent
-        shutil.rmtree(executor, ignore_errors=True)
         framework = executor.parent.parent
-        with contextlib.suppress(OSError):  # not empty: other executors still run
+        with contextlib.suppress(OSError):  # not empty: another run or executor is there
+            (executor / RUNS_DIR).rmdir()
+            executor.rmdir()
             (framework / EXECUTORS_DIR).rmdir()
             (framework / FRAMEWORK_INFO_FILE).unlink()
             framework.rmdir()

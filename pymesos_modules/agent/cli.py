@@ -247,8 +247,6 @@ def run(args: argparse.Namespace) -> int:
     this work_dir (as a Mesos agent that exits), SIGUSR1 kills them first (as Mesos')."""
 
     async def main() -> int:
-        running = await start_agent(args)
-        print(f"agent listening on {running.url}", flush=True)
         stop = asyncio.Event()
         kill_tasks = False
         loop = asyncio.get_running_loop()
@@ -258,8 +256,11 @@ def run(args: argparse.Namespace) -> int:
             kill_tasks = kill_tasks or sig == signal.SIGUSR1
             stop.set()
 
+        # Before starting: a signal during recovery must not take the default action.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.add_signal_handler(sig, stop_on, sig)
+        running = await start_agent(args)
+        print(f"agent listening on {running.url}", flush=True)
         failed = asyncio.ensure_future(running.agent.failed.wait())
         await asyncio.wait(
             [failed, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED"

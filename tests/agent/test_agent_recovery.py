@@ -334,3 +334,29 @@ async def test_a_task_whose_launcher_died_unrecorded_fails_and_is_not_left_runni
         f"(pid {launcher.pid}) ended without recording its end"
     )
     assert not is_alive(process)
+
+
+async def test_sigterm_leaves_the_tasks_to_the_next_agent_and_sigusr1_kills_them(
+    master, scheduler, tmp_path
+):
+    work_dir = tmp_path / "agent"
+    process, _ = await subprocess_agent(master.url, work_dir)
+    try:
+        await until(lambda: len(master.master.agents) == 1, what="the agent to register")
+        (agent_id,) = master.master.agents
+        await launch(scheduler, lambda o: task_info(o, "kept", "exec sleep 600"))
+        await follow(scheduler, "kept", until="TASK_RUNNING")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        kept = task_process(run_dir(work_dir, agent_id, scheduler.framework_id, "kept"))
+        assert is_alive(kept)
+
+        process, _ = await subprocess_agent(master.url, work_dir)
+        await until(lambda: master.master.agents[agent_id].active, what="re-registration")
+        process.send_signal(signal.SIGUSR1)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        assert not is_alive(kept)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

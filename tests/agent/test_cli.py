@@ -12,7 +12,7 @@ from support.scheduler import Scheduler
 
 from pymesos_modules import cli
 from pymesos_modules.agent import machine
-from pymesos_modules.agent.cli import agent_resources, duration
+from pymesos_modules.agent.cli import agent_resources, boolean, duration, recover_mode
 from pymesos_modules.local import register as local_register
 from pymesos_modules.local import start_local
 from pymesos_modules.master.resources import (
@@ -113,6 +113,15 @@ def test_durations_take_mesos_units():
     assert duration("2mins") == 120.0
     with pytest.raises(Exception, match="expected a duration"):
         duration("soon")
+
+
+def test_recovery_flags_take_mesos_values():
+    assert [boolean(v) for v in ("true", "false", "1", "0", "yes", "no")] == [1, 0, 1, 0, 1, 0]
+    with pytest.raises(Exception, match="expected true or false; found 'maybe'"):
+        boolean("maybe")
+    assert recover_mode("cleanup") == "cleanup"
+    with pytest.raises(Exception, match="expected reconnect or cleanup; found 'reset'"):
+        recover_mode("reset")
 
 
 @pytest.mark.parametrize(
