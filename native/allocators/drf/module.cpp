@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bundled.h"
 #include "engine.hpp"
 #include "pymesos_modules/allocator.h"
 #include "pymesos_modules/module.hpp"
@@ -229,6 +230,6 @@ const pmm_allocator_vtable kVtable = {
 
 }  // namespace
 
-PMM_MODULE(DrfModule, PMM_KIND_ALLOCATOR, "org_pymesos_DRFAllocator", "1.0.0",
-           "pymesos-modules developers", "dev@pymesos-modules.invalid",
+PMM_MODULE(DrfModule, PMM_KIND_ALLOCATOR, "org_pymesos_DRFAllocator", PMM_BUNDLED_VERSION,
+           PMM_BUNDLED_AUTHOR, PMM_BUNDLED_EMAIL,
            "Hierarchical DRF allocator (Mesos semantics) with the allocation loop in C++", &kVtable)

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bundled.h"
 #include "pymesos_modules/authorizer.h"
 #include "pymesos_modules/http_authenticator.h"
 #include "pymesos_modules/module.hpp"
@@ -140,15 +141,13 @@ const pmm_http_authenticator_vtable kAuthenticatorTable = [] {
   return t;
 }();
 
-const pmm_module_descriptor kAuthorizer = pmm::describe<RoleAuthorizer>(
-    PMM_KIND_AUTHORIZER, "org_pymesos_RoleAuthorizer", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kAuthorizer = pmm::describe_bundled<RoleAuthorizer>(
+    PMM_KIND_AUTHORIZER, "org_pymesos_RoleAuthorizer",
     "Who may register in which role (parameter 'roles': role=p1,p2;...), which users tasks may "
     "not run as ('forbidden_users')",
     &kAuthorizerTable);
-const pmm_module_descriptor kAuthenticator = pmm::describe<BearerAuthenticator>(
-    PMM_KIND_HTTP_AUTHENTICATOR, "org_pymesos_BearerAuthenticator", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kAuthenticator = pmm::describe_bundled<BearerAuthenticator>(
+    PMM_KIND_HTTP_AUTHENTICATOR, "org_pymesos_BearerAuthenticator",
     "HTTP bearer tokens against a table (parameter 'tokens': token:principal;...)",
     &kAuthenticatorTable);
 

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "bundled.h"
 #include "pymesos_modules/module.h"
 
 typedef struct hello_instance {
@@ -44,9 +45,9 @@ static void hello_destroy(void *instance) {
 static const pmm_module_descriptor hello_descriptor = {
     PMM_DESCRIPTOR_HEADER(PMM_KIND_ANONYMOUS),
     "org_pymesos_Hello",
-    "1.0.0",
-    "pymesos-modules developers",
-    "dev@pymesos-modules.invalid",
+    PMM_BUNDLED_VERSION,
+    PMM_BUNDLED_AUTHOR,
+    PMM_BUNDLED_EMAIL,
     "Anonymous module that greets on creation and publishes hello/* metrics",
     NULL,
     hello_create,

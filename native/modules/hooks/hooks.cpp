@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bundled.h"
 #include "pymesos_modules/hook.hpp"
 #include "pymesos_modules/module.hpp"
 
@@ -221,13 +222,12 @@ class ServiceDiscovery {
 const pmm_hook_vtable kExampleTable = pmm::hook_vtable<ExampleHook>();
 const pmm_hook_vtable kDiscoveryTable = pmm::hook_vtable<ServiceDiscovery>();
 
-const pmm_module_descriptor kExample = pmm::describe<ExampleHook>(
-    PMM_KIND_HOOK, "org_pymesos_ExampleHook", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid", "Marks every hook moment (labels, environment, status, "
+const pmm_module_descriptor kExample = pmm::describe_bundled<ExampleHook>(
+    PMM_KIND_HOOK, "org_pymesos_ExampleHook",
+    "Marks every hook moment (labels, environment, status, "
     "agent resources and attributes)", &kExampleTable);
-const pmm_module_descriptor kDiscovery = pmm::describe<ServiceDiscovery>(
-    PMM_KIND_HOOK, "org_pymesos_ServiceDiscovery", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kDiscovery = pmm::describe_bundled<ServiceDiscovery>(
+    PMM_KIND_HOOK, "org_pymesos_ServiceDiscovery",
     "Keeps a hosts-style file of running tasks and their host:ports (parameter 'path')",
     &kDiscoveryTable);
 

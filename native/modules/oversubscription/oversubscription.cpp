@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "bundled.h"
 #include "pymesos_modules/module.hpp"
 #include "pymesos_modules/oversubscription.hpp"
 
@@ -198,19 +199,17 @@ const pmm_resource_estimator_vtable kFixedTable = pmm::resource_estimator_vtable
 const pmm_qos_controller_vtable kNoopQoSTable = pmm::qos_controller_vtable<NoopQoSController>();
 const pmm_qos_controller_vtable kLoadTable = pmm::qos_controller_vtable<LoadQoSController>();
 
-const pmm_module_descriptor kNoopEstimator = pmm::describe<NoopEstimator>(
-    PMM_KIND_RESOURCE_ESTIMATOR, "org_pymesos_NoopEstimator", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid", "noop: nothing may be oversubscribed", &kNoopEstimatorTable);
-const pmm_module_descriptor kFixed = pmm::describe<FixedEstimator>(
-    PMM_KIND_RESOURCE_ESTIMATOR, "org_pymesos_FixedEstimator", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kNoopEstimator = pmm::describe_bundled<NoopEstimator>(
+    PMM_KIND_RESOURCE_ESTIMATOR, "org_pymesos_NoopEstimator",
+    "noop: nothing may be oversubscribed", &kNoopEstimatorTable);
+const pmm_module_descriptor kFixed = pmm::describe_bundled<FixedEstimator>(
+    PMM_KIND_RESOURCE_ESTIMATOR, "org_pymesos_FixedEstimator",
     "fixed: offers a fixed amount of revocable resources (parameter 'resources')", &kFixedTable);
-const pmm_module_descriptor kNoopQoS = pmm::describe<NoopQoSController>(
-    PMM_KIND_QOS_CONTROLLER, "org_pymesos_NoopQoSController", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid", "noop: never preempts a task", &kNoopQoSTable);
-const pmm_module_descriptor kLoad = pmm::describe<LoadQoSController>(
-    PMM_KIND_QOS_CONTROLLER, "org_pymesos_LoadQoSController", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kNoopQoS = pmm::describe_bundled<NoopQoSController>(
+    PMM_KIND_QOS_CONTROLLER, "org_pymesos_NoopQoSController",
+    "noop: never preempts a task", &kNoopQoSTable);
+const pmm_module_descriptor kLoad = pmm::describe_bundled<LoadQoSController>(
+    PMM_KIND_QOS_CONTROLLER, "org_pymesos_LoadQoSController",
     "load: preempts revocable tasks while the load average is above a threshold", &kLoadTable);
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bundled.h"
 #include "proc.hpp"
 
 namespace {
@@ -305,15 +306,13 @@ class PosixUsage {
 const pmm_isolator_vtable kRlimitsTable = pmm::isolator_vtable<PosixRlimits>();
 const pmm_isolator_vtable kUsageTable = pmm::isolator_vtable<PosixUsage>();
 
-const pmm_module_descriptor kRlimits = pmm::describe<PosixRlimits>(
-    PMM_KIND_ISOLATOR, "org_pymesos_PosixRlimits", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kRlimits = pmm::describe_bundled<PosixRlimits>(
+    PMM_KIND_ISOLATOR, "org_pymesos_PosixRlimits",
     "posix/rlimits: limits a task's memory (RSS watch + RLIMIT_AS) and cpu time (RLIMIT_CPU); "
     "applies the task's container.rlimit_info",
     &kRlimitsTable);
-const pmm_module_descriptor kUsage = pmm::describe<PosixUsage>(
-    PMM_KIND_ISOLATOR, "org_pymesos_PosixUsage", "0.1.0", "pymesos-modules",
-    "pymesos-modules@example.invalid",
+const pmm_module_descriptor kUsage = pmm::describe_bundled<PosixUsage>(
+    PMM_KIND_ISOLATOR, "org_pymesos_PosixUsage",
     "posix/usage: cpu time, RSS, processes and threads of a task from /proc", &kUsageTable);
 
 }  // namespace
