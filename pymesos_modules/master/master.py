@@ -32,7 +32,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,6 +231,13 @@ class Master:
 
     def _scalars(self, vector: tuple[float, ...]) -> dict[str, float]:
         return {n: v for n, v in zip(self.flags.resource_names, vector, strict=True) if v > 0}
+
+    def _sum(self, vectors: Iterable[Sequence[float]]) -> tuple[float, ...]:
+        """Resource vectors added up (zeros for none)."""
+        total = [0.0] * len(self.flags.resource_names)
+        for vector in vectors:
+            total = [a + b for a, b in zip(total, vector, strict=True)]
+        return tuple(total)
 
     def _wake_up(self) -> None:
         if self._wake is not None:
@@ -983,11 +990,7 @@ class Master:
 
     def _executor_json(self, agent_id: str, executor: _Executor) -> dict[str, Any]:
         """A running group executor in ``/state``: its ExecutorInfo, agent and holdings."""
-        names = self.flags.resource_names
-        held = [0.0] * len(names)
-        for _, _, vector in executor.pieces:
-            held = [h + v for h, v in zip(held, vector, strict=True)]
-        scalars = {n: v for n, v in zip(names, held, strict=True) if v}
+        scalars = self._scalars(self._sum(vector for _, _, vector in executor.pieces))
         return {
             **executor.info,
             "slave_id": agent_id,
@@ -1215,10 +1218,7 @@ class Master:
         )
         # Revocable tasks hold revocable resources before the agent's first
         # UPDATE_OVERSUBSCRIBED says how many there are: the pool starts at that.
-        in_use = [0.0] * len(self.flags.resource_names)
-        for allocation in allocations:
-            if allocation.revocable:
-                in_use = [a + b for a, b in zip(in_use, allocation.resources, strict=True)]
+        in_use = self._sum(a.resources for a in allocations if a.revocable)
         handle = self.agent_handles.add(agent_id)
         try:
             self._alloc(
@@ -1227,7 +1227,7 @@ class Master:
                 AgentInfo(
                     self._vector(resources),
                     allocations=allocations,
-                    revocable=tuple(in_use) if any(in_use) else None,
+                    revocable=in_use if any(in_use) else None,
                 ),
             )
         except AllocatorCallError as exc:
@@ -1471,11 +1471,13 @@ class Master:
         evicting those is the QoS controller's job, not the estimator's.
         """
         agent = self.agents[agent_id]
-        in_use = [0.0] * len(self.flags.resource_names)
-        for task in agent.tasks.values():
-            for _, is_revocable, vector in task.pieces:
-                if is_revocable and not task.state.terminal:
-                    in_use = [a + b for a, b in zip(in_use, vector, strict=True)]
+        in_use = self._sum(
+            vector
+            for task in agent.tasks.values()
+            if not task.state.terminal
+            for _, is_revocable, vector in task.pieces
+            if is_revocable
+        )
         wanted = tuple(max(a, b) for a, b in zip(self._vector(revocable), in_use, strict=True))
         info = AgentInfo(
             self._vector(agent.resources),
