@@ -17,7 +17,7 @@ from support.agent_tasks import (
     task_info,
     until,
 )
-from support.scheduler import Scheduler
+from support.scheduler import REVOCABLE, Scheduler
 
 from pymesos_modules.errors import ModuleError
 
@@ -126,51 +126,17 @@ async def test_qos_controller_preempts_only_revocable_tasks(master, agent_factor
         assert agent.counters["qos_corrections"] == 1
 
 
-class RevocableScheduler(Scheduler):
-    """A framework with the REVOCABLE_RESOURCES capability."""
-
-    async def subscribe(self, **_: Any) -> dict[str, Any]:
-        import asyncio
-
-        call = {
-            "type": "SUBSCRIBE",
-            "subscribe": {
-                "framework_info": {
-                    "user": "tester",
-                    "name": "revocable",
-                    "roles": ["*"],
-                    "capabilities": [{"type": "MULTI_ROLE"}, {"type": "REVOCABLE_RESOURCES"}],
-                }
-            },
-        }
-        self.response = await self.session.post(f"{self.url}/api/v1/scheduler", json=call)
-        assert self.response.status == 200
-        self.stream_id = self.response.headers["Mesos-Stream-Id"]
-        self.reader = asyncio.create_task(self._read())
-        subscribed = await self.next("SUBSCRIBED")
-        self.framework_id = subscribed["subscribed"]["framework_id"]["value"]
-        return subscribed
-
-
 async def test_resource_estimator_makes_revocable_offers(master, agent_factory, session):
     running = await agent_factory(
         modules=python_modules(("FixedEstimator", "fixed", {"cpus": "2"})),
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
-    framework = RevocableScheduler(master.url, session)
+    framework = Scheduler(master.url, session)
     try:
-        await framework.subscribe()
-
-        def has_revocable(event: dict[str, Any]) -> bool:
-            resources = [r for o in event["offers"]["offers"] for r in o["resources"]]
-            return any("revocable" in r and r["name"] == "cpus" for r in resources)
-
-        event = await framework.next("OFFERS", 20, where=has_revocable)
-        revocable = [
-            r for o in event["offers"]["offers"] for r in o["resources"] if "revocable" in r
-        ]
-        assert sum(r["scalar"]["value"] for r in revocable if r["name"] == "cpus") == 2
+        await framework.subscribe("revocable", capabilities=REVOCABLE)
+        event = await framework.next("OFFERS", 20, where=lambda e: revocable_cpus(e) > 0)
+        assert revocable_cpus(event) == 2
         estimator = running.agent.modules.resource_estimator.module
         assert estimator.seen[0].total["cpus"] == 4
         assert running.agent.counters["oversubscribed_updates"] == 1  # sent once: unchanged since
@@ -188,9 +154,9 @@ async def test_oversubscribed_resources_count_what_revocable_tasks_hold(
         resource_estimator="fixed",
         oversubscribed_resources_interval=0.1,
     )
-    framework = RevocableScheduler(master.url, session)
+    framework = Scheduler(master.url, session)
     try:
-        await framework.subscribe()
+        await framework.subscribe("revocable", capabilities=REVOCABLE)
         spare = lambda o: task_info(o, "spare", "sleep 600", cpus=0.5, revocable=True)  # noqa: E731
         await launch(framework, spare, where=holds_revocable_cpus)
         # A pool of just the estimate (2) would leave 1.5 cpus to offer besides the task.

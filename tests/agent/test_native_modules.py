@@ -13,7 +13,7 @@ from support.agent_tasks import (
     task_info,
     until,
 )
-from support.scheduler import Scheduler
+from support.scheduler import REVOCABLE, Scheduler
 
 from pymesos_modules.master.cli import start_master
 
@@ -45,7 +45,7 @@ async def test_fixed_estimator_makes_revocable_offers(master, agent_factory, ses
     )
     framework = Scheduler(master.url, session)
     try:
-        await framework.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
+        await framework.subscribe(capabilities=REVOCABLE)
         event = await framework.next("OFFERS", 20, where=lambda e: revocable_cpus(e) > 0)
         assert revocable_cpus(event) == 3
     finally:

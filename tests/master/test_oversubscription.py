@@ -6,9 +6,7 @@ from typing import Any
 
 import pytest
 from support.fake_agent import FakeAgent
-from support.scheduler import Scheduler
-
-REVOCABLE = ("MULTI_ROLE", "REVOCABLE_RESOURCES")
+from support.scheduler import REVOCABLE, Scheduler
 
 
 def cpus(offer: dict[str, Any], revocable: bool) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.master.cli import FLAGS as MASTER_FLAGS
-from support.scheduler import Scheduler
+from support.scheduler import REVOCABLE, Scheduler
 
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR"}
 
@@ -123,7 +123,7 @@ async def steady_and_spare(master_url: str, session: Any) -> AsyncIterator[Sched
     offer the two are launched on.
     """
     scheduler = Scheduler(master_url, session)
-    await scheduler.subscribe(capabilities=("MULTI_ROLE", "REVOCABLE_RESOURCES"))
+    await scheduler.subscribe(capabilities=REVOCABLE)
     try:
         await launch(
             scheduler,

@@ -11,6 +11,10 @@ import aiohttp
 STREAM = "Mesos-Stream-Id"
 
 
+#: Capabilities of a framework that takes revocable resources.
+REVOCABLE = ("MULTI_ROLE", "REVOCABLE_RESOURCES")
+
+
 class Scheduler:
     """A framework written against the HTTP API with nothing but aiohttp."""
 
