@@ -674,14 +674,13 @@ void Engine::remove_agent(uint32_t handle) {
     emptied.clear();
     for (auto& entry : fw.leaves) {
       Leaf& l = *entry.second;
-      if (l.filters.erase(handle) == 0) continue;
-      --filter_total_;
+      auto it = l.filters.find(handle);
+      if (it == l.filters.end()) continue;
+      drop_filter(l, it);
       if (l.filters.empty()) emptied.push_back(entry.first);
     }
     for (uint32_t role : emptied) maybe_remove_leaf(fw, role);
   });
-  a.filter_count = 0;
-  membership_dirty_ = true;
   change_total(a, -1);
   agents_.erase(handle);
   membership_dirty_ = true;
@@ -797,6 +796,14 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
   membership_dirty_ = true;
 }
 
+void Engine::drop_filter(Leaf& l, std::unordered_map<uint32_t, Filter>::iterator it) {
+  // min_refused stays a valid lower bound when a filter goes, so it is kept.
+  if (Agent* a = agents_.find(it->first)) a->filter_count -= 1;
+  l.filters.erase(it);
+  --filter_total_;
+  membership_dirty_ = true;
+}
+
 void Engine::forget_filters(Leaf& l) {
   // min_refused stays a valid lower bound when a filter goes, so it is kept.
   for (const auto& entry : l.filters)
@@ -818,10 +825,7 @@ void Engine::expire_filters(double now) {
     auto& filters = lit->second->filters;
     auto it = filters.find(top.agent);
     if (it == filters.end() || it->second.seq != top.seq) continue;
-    filters.erase(it);
-    --filter_total_;
-    if (Agent* a = agents_.find(top.agent)) a->filter_count -= 1;
-    membership_dirty_ = true;
+    drop_filter(*lit->second, it);
     maybe_remove_leaf(*fw, top.role);
   }
 }

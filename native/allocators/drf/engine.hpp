@@ -199,6 +199,8 @@ class Engine {
   void release(Agent& agent, size_t index, const Vec& vector);
   void add_filter(uint32_t framework, uint32_t role, uint32_t agent, const Vec& refused,
                   double expiry);
+  // Drops one filter of a leaf (expiry, its agent removed); the leaf stays.
+  void drop_filter(Leaf& leaf, std::unordered_map<uint32_t, Filter>::iterator it);
   // Drops every filter of a leaf (revive, unsubscribe, removal).
   void forget_filters(Leaf& leaf);
   void expire_filters(double now);
