@@ -19,7 +19,8 @@ One cycle (:meth:`DRFAllocator.allocate`):
 Candidate order is a depth-first walk of the role tree: the children of a role
 (its sub-roles and a group holding the role's own frameworks) are ordered by
 (weighted dominant share, allocation count, name); frameworks in a group by
-(dominant share, allocation count, handle).
+(dominant share, allocation count, handle).  Counts compare as at most
+:data:`ORDER_COUNT_LIMIT`, where the engine's packed sort key saturates.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ class _Keyed:
         return id(self) < id(other)
 
 
+#: Allocation counts past this sort as this (the engine packs them in 43 bits
+#: of its sort key; a framework would need a million offers a second for a
+#: hundred days to get there).
+ORDER_COUNT_LIMIT = 2**43 - 1
+
+
 @dataclass(eq=False)
 class _Leaf(_Keyed):
     """A (framework, role) pair: the unit that receives offers."""
@@ -143,7 +150,7 @@ class _Leaf(_Keyed):
     key: tuple = ()
 
     def compute_key(self) -> tuple:
-        return (self.engine._share(self.alloc), self.count, self.framework)
+        return (self.engine._share(self.alloc), min(self.count, ORDER_COUNT_LIMIT), self.framework)
 
 
 @dataclass(eq=False)
@@ -157,7 +164,8 @@ class _Group(_Keyed):
     key: tuple = ()
 
     def compute_key(self) -> tuple:
-        return (self.role.engine._share(self.alloc) / self.role.weight, self.count, self.role.name)
+        share = self.role.engine._share(self.alloc) / self.role.weight
+        return (share, min(self.count, ORDER_COUNT_LIMIT), self.role.name)
 
 
 @dataclass(eq=False)
@@ -179,7 +187,11 @@ class _Role(_Keyed):
     key: tuple = ()
 
     def compute_key(self) -> tuple:
-        return (self.engine._share(self.alloc) / self.weight, self.count, self.name)
+        return (
+            self.engine._share(self.alloc) / self.weight,
+            min(self.count, ORDER_COUNT_LIMIT),
+            self.name,
+        )
 
     def chain(self) -> Iterator[_Role]:
         """This role and its ancestors, nearest first (the root is not a role)."""

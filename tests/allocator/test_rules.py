@@ -40,6 +40,21 @@ def test_fair_share_spreads_agents_evenly(make):
     assert all(row[4] == 0 and row[5] == CPU for row in rows)
 
 
+def test_equal_roles_are_ordered_by_name_not_by_declaration(make):
+    a = make()
+    a.add_role(4, "zeta")
+    a.add_role(5, "alpha")
+    a.add_framework(0, FrameworkInfo((4,)))
+    a.add_framework(1, FrameworkInfo((5,)))
+    a.add_agent(0, AgentInfo(CPU))
+    assert [row[0] for row in offers(a)] == [1]
+    # A role declared later whose name sorts first goes first among equals.
+    a.add_role(6, "aaa")
+    a.add_framework(2, FrameworkInfo((6,)))
+    a.add_agent(1, AgentInfo(CPU))
+    assert [row[0] for row in offers(a)] == [2]
+
+
 def test_weights_favour_heavier_roles(make):
     a = make()
     a.add_framework(0, FrameworkInfo((1,)))

@@ -26,6 +26,10 @@ namespace pmm::drf {
 constexpr uint32_t kMaxResources = 16;
 // Handles are dense indices; 21 bits each lets a filter key pack into 64 bits.
 constexpr uint32_t kMaxHandle = (1u << 21) - 1;
+// The DRF order compares allocation counts in 43 bits: a count past this (a
+// framework offered a million agents a second for a hundred days) sorts as
+// if it were this, in the engine and the twin alike.
+constexpr uint64_t kOrderCountLimit = (uint64_t(1) << 43) - 1;
 constexpr double kEpsilon = 1e-9;
 
 struct Vec {
@@ -184,6 +188,8 @@ class Engine {
   Role* node_for(const std::string& name);
   Leaf* leaf(Framework& fw, uint32_t role);
   void maybe_remove_leaf(Framework& fw, uint32_t role);
+  // Ranks every role by name (the sets' tie-breaker); after a role is made.
+  void rank_roles();
   void check_framework(const char* call, const FrameworkInput& info);
 
   struct Totals {
@@ -245,6 +251,7 @@ class Engine {
   SplitMix64 rng_;
   Vec total_;
   std::unique_ptr<Role> root_;
+  size_t role_nodes_ = 0;  // roles in the tree, with parents named only in paths
   std::unordered_map<uint32_t, Role*> role_by_handle_;
   Dense<Framework> frameworks_;
   Dense<Agent> agents_;
