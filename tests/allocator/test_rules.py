@@ -164,6 +164,27 @@ def test_quota_guarantee_is_served_first_and_limits_cap(make):
     assert cpus[1] <= 4.0
 
 
+@pytest.mark.parametrize("width", [5, 8, 9, 16])
+def test_wide_vectors_offer_and_count_every_resource(make, width):
+    # The engine sizes its vectors to the declared names (4, 8 or 16 wide):
+    # the last custom resource must be offered and must weigh in the shares.
+    names = ("cpus", "mem", "disk", *(f"custom{i}" for i in range(width - 3)))
+    a = make(resource_names=names)
+    a.add_framework(0, FrameworkInfo((0,)))
+    a.add_framework(1, FrameworkInfo((0,)))
+    agent = tuple(float(r + 1) for r in range(width))
+    last = tuple(0.0 if r < width - 1 else agent[-1] for r in range(width))
+    sliver = (0.1, *(0.0,) * (width - 1))
+    # Agent 0 is used up: framework 0 holds its whole last resource (a
+    # dominant share of 1/2), framework 1 a sliver of cpus (1/11); the free
+    # agent 1 must go to framework 1, which it would not if the last
+    # resource were left out of the shares.
+    used = tuple(x + y for x, y in zip(last, sliver, strict=True))
+    a.add_agent(0, AgentInfo(used, allocations=(Allocation(0, 0, last), Allocation(1, 0, sliver))))
+    a.add_agent(1, AgentInfo(agent))
+    assert offers(a) == [(1, 1, 0, UNRESERVED, 0, agent)]
+
+
 def test_pause_and_resume(make):
     a = make()
     a.add_framework(0, FrameworkInfo((0,)))

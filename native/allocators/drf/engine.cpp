@@ -8,6 +8,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <queue>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <variant>
 
 #include "pymesos_modules/module.hpp"
 
@@ -33,6 +39,201 @@ std::string num(double v) {
 
 }  // namespace
 
+template <uint32_t N>
+struct VecN {
+  double v[N] = {};
+};
+
+// Objects indexed by dense handle: O(1) lookup without hashing or tree walks
+// (a std::map of 10k agents cost a third of a cycle in cache misses).
+template <class T>
+class Dense {
+ public:
+  T* find(uint32_t h) const { return h < slots_.size() ? slots_[h].get() : nullptr; }
+  bool count(uint32_t h) const { return find(h) != nullptr; }
+  T& at(uint32_t h) const { return *slots_.at(h); }
+  T& emplace(uint32_t h, std::unique_ptr<T> value) {
+    if (h >= slots_.size()) slots_.resize(size_t(h) + 1);
+    slots_[h] = std::move(value);
+    ++size_;
+    return *slots_[h];
+  }
+  void erase(uint32_t h) {
+    slots_[h].reset();
+    --size_;
+  }
+  size_t size() const { return size_; }
+  // Visits live objects in handle order.
+  template <class F>
+  void each(F&& f) const {
+    for (const auto& slot : slots_)
+      if (slot) f(*slot);
+  }
+
+ private:
+  std::vector<std::unique_ptr<T>> slots_;
+  size_t size_ = 0;
+};
+
+// One engine of vector width N (see Engine in engine.hpp).
+template <uint32_t N>
+class Core {
+ public:
+  using Vec = VecN<N>;
+  Core() = default;
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  void initialize(const Options& options);
+  void add_role(uint32_t role, const std::string& name);
+  void add_framework(uint32_t framework, const FrameworkInput& info);
+  void update_framework(uint32_t framework, const FrameworkInput& info);
+  void remove_framework(uint32_t framework);
+  void activate_framework(uint32_t framework, bool active);
+  void add_agent(uint32_t agent, const AgentInput& info);
+  void update_agent(uint32_t agent, const AgentInput& info);
+  void remove_agent(uint32_t agent);
+  void activate_agent(uint32_t agent, bool active);
+  void recover(uint32_t framework, uint32_t agent, uint32_t role, uint32_t pool, bool revocable,
+               const double* resources, double refuse_seconds, double now);
+  void suppress(uint32_t framework, uint32_t role);
+  void revive(uint32_t framework, uint32_t role);
+  void update_weights(const std::vector<std::pair<uint32_t, double>>& weights);
+  void update_quota(uint32_t role, const double* guarantees, const double* limits);
+  void pause(bool paused);
+  // Runs one cycle over every active agent; rows()/values() hold the result
+  // until the next call.
+  void allocate(double now);
+  // Runs one cycle over the active agents among agents[0..count) (a set:
+  // order and duplicates do not matter), deciding exactly as allocate() would
+  // with the other agents absent from the visit; shares and quota headroom
+  // still count the whole cluster.  An unknown handle fails before any state
+  // changes.
+  void allocate_agents(double now, const uint32_t* agents, size_t count);
+
+  const std::vector<pmm_offer_row>& rows() const { return rows_; }
+  const std::vector<double>& values() const { return values_; }
+  uint32_t resource_count() const { return rcount_; }
+  Stats stats() const { return stats_; }
+  uint64_t frameworks() const { return frameworks_.size(); }
+  uint64_t agents() const { return agents_.size(); }
+  uint64_t roles() const { return role_by_handle_.size(); }
+  uint64_t active_filters() const { return filter_total_; }
+
+  struct Role;
+  struct Group;
+  struct Leaf;
+  struct Item;
+  struct Framework;
+  struct Agent;
+  struct Filter;
+
+ private:
+  void ready(const char* call) const;
+  void check_handle(const char* call, const char* what, uint32_t handle) const;
+  Vec vector(const char* call, const char* what, const double* values, bool allow_inf = false) const;
+  Framework& framework(const char* call, uint32_t handle);
+  Agent& agent(const char* call, uint32_t handle);
+  Role& role_node(const char* call, uint32_t handle);
+
+  double share(const Vec& alloc) const;
+  Role* node_for(const std::string& name);
+  Leaf* leaf(Framework& fw, uint32_t role);
+  void maybe_remove_leaf(Framework& fw, uint32_t role);
+  // Ranks every role by name (the sets' tie-breaker); after a role is made.
+  void rank_roles();
+  void check_framework(const char* call, const FrameworkInput& info);
+
+  struct Totals {
+    Vec unreserved;
+    std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
+    Vec revocable;
+  };
+  Totals check_agent(const char* call, const AgentInput& info);
+  void set_totals(const char* call, Agent& agent, const Totals& totals, bool commit);
+  void change_total(const Agent& agent, int sign);
+
+  void account(Leaf& leaf, const Vec& vector, int sign, bool count);
+  void release(Agent& agent, size_t index, const Vec& vector);
+  void add_filter(uint32_t framework, uint32_t role, uint32_t agent, const Vec& refused,
+                  double expiry);
+  // Drops one filter of a leaf (expiry, its agent removed); the leaf stays.
+  void drop_filter(Leaf& leaf, typename std::unordered_map<uint32_t, Filter>::iterator it);
+  // Drops every filter of a leaf (revive, unsubscribe, removal).
+  void forget_filters(Leaf& leaf);
+  void expire_filters(double now);
+
+  void check_now(const char* call, double now) const;
+  // The cycle over order_ (the visit's agents, distinct, in handle order);
+  // `partial`: order_ may leave out active agents.
+  void cycle(double now, bool partial);
+  void rebuild_order();
+  bool allocatable(const Vec& v) const;
+  Framework* eligible(Leaf& leaf, Agent& agent);
+  bool limit_room(Role& role, Vec& room) const;
+  struct Pool {
+    uint32_t pool;
+    uint32_t flags;
+    Vec amount;
+  };
+  size_t offer(Leaf& leaf, const Framework& fw, Agent& agent, const Vec* cap,
+               bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const;
+  bool filtered(Leaf& leaf, Agent& agent, const Vec& total) const;
+  void give(Leaf& leaf, Agent& agent, const Pool* pools, size_t n);
+  void apply_pending();
+  bool agent_empty(const Agent& agent) const;
+  Vec unsatisfied(const Role& role) const;
+  void quota_roles(std::vector<Role*>& out);
+  template <class Visit>
+  bool walk(Role& node, Visit& visit, bool live_only);
+  void refresh_live();
+  bool everywhere_filtered_block(const Agent& agent) const;
+
+  bool initialized_ = false;
+  bool paused_ = false;
+  bool dirty_ = true;
+  // Leaf eligibility or everywhere-filtered state may have changed since
+  // refresh_live() last ran; any_everywhere_ is its last answer.
+  bool membership_dirty_ = true;
+  bool any_everywhere_ = false;
+  uint32_t rcount_ = 0;
+  Options options_;
+  std::vector<uint32_t> share_resources_;
+  int gpu_index_ = -1;
+  SplitMix64 rng_;
+  Vec total_;
+  std::unique_ptr<Role> root_;
+  size_t role_nodes_ = 0;  // roles in the tree, with parents named only in paths
+  std::unordered_map<uint32_t, Role*> role_by_handle_;
+  Dense<Framework> frameworks_;
+  Dense<Agent> agents_;
+  uint64_t filter_total_ = 0;
+  struct HeapEntry {
+    double expiry;
+    uint64_t seq;
+    uint32_t framework, role, agent;
+    bool operator>(const HeapEntry& o) const {
+      return expiry != o.expiry ? expiry > o.expiry : seq > o.seq;
+    }
+  };
+  std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>> heap_;
+  uint64_t filter_seq_ = 0;
+  uint64_t cycle_seq_ = 0;  // tells this cycle's candidates apart (Agent::candidate_of)
+  std::map<std::string, double> weights_;
+  Stats stats_;
+
+  // Reused across cycles: no allocation in the hot loop once warm.
+  std::vector<pmm_offer_row> rows_;
+  std::vector<double> values_;
+  // The visit's agents: pointers, not handles, so a visit in shuffled order
+  // does not also look each one up (the shuffle's swaps depend on the count
+  // alone, so the order is the same as over handles).
+  std::vector<Agent*> order_;
+  std::vector<std::pair<Leaf*, Vec>> pending_;
+  std::vector<Role*> quota_scratch_;
+};
+
+
 // An item's place in an ordered set: its whole sort key (dominant share,
 // allocation count, tie-breaker) packed into one integer, beside the item.
 // Comparing entries is then one branch-free integer compare that never
@@ -44,30 +245,39 @@ std::string num(double v) {
 // framework handle for leaves or a name rank for roles and groups, the last
 // 21.  Keys are unique within a set, so the order is total.
 using OrderKey = unsigned __int128;
+struct ItemBase;
 struct Entry {
   // Mutable so fix() can refresh a key in place when the order stays.
   mutable OrderKey key;
-  Engine::Item* item;
+  ItemBase* item;
 };
 struct EntryLess {
   bool operator()(const Entry& a, const Entry& b) const { return a.key < b.key; }
 };
 using ItemSet = std::set<Entry, EntryLess>;
 
-struct Engine::Item {
+// What the ordered sets and the key helpers see of a role, group or leaf;
+// the allocation vector, whose width depends on the engine, is in Item.
+struct ItemBase {
   enum Type { kLeaf, kGroup, kRole } type;
+  uint32_t tie = 0;  // framework handle (leaf), name rank (role, group)
   // Where the item sits in its parent's set: repositioning needs no search.
   ItemSet::iterator pos;
-  uint32_t tie = 0;  // framework handle (leaf), name rank (role, group)
-  Vec alloc;
   uint64_t count = 0;
   double key_share = 0;
   uint64_t key_count = 0;
-  double weight = 1.0;  // used by roles (a group uses its role's)
-  explicit Item(Type t) : type(t) {}
+  double weight = 1.0;  // a role's weight; its group's is kept equal to it
+  explicit ItemBase(Type t) : type(t) {}
 };
 
-struct Engine::Role : Item {
+template <uint32_t N>
+struct Core<N>::Item : ItemBase {
+  Vec alloc;
+  explicit Item(Type t) : ItemBase(t) {}
+};
+
+template <uint32_t N>
+struct Core<N>::Role : Item {
   std::string name;
   Role* parent = nullptr;
   bool has_handle = false;
@@ -77,10 +287,11 @@ struct Engine::Role : Item {
   std::unique_ptr<Group> group;
   bool has_guarantees = false, has_limits = false;
   Vec guarantees, limits;
-  Role() : Item(kRole) {}
+  Role() : Item(ItemBase::kRole) {}
 };
 
-struct Engine::Group : Item {
+template <uint32_t N>
+struct Core<N>::Group : Item {
   Role* role = nullptr;
   // The leaves that may be offered anything at all this cycle (framework
   // active, role subscribed and not suppressed) in DRF order: the walks visit
@@ -94,31 +305,37 @@ struct Engine::Group : Item {
   // nothing.  Kept only while some leaf is filtered everywhere (empty
   // otherwise, so a cluster without such filters re-keys one tree).
   ItemSet live;
-  Group() : Item(kGroup) {}
+  Group() : Item(ItemBase::kGroup) {}
 };
 
 // A refusal filter of one (framework, role) on one agent.
-struct Engine::Filter {
+template <uint32_t N>
+struct Core<N>::Filter {
   double expiry;
   uint64_t seq;  // tells the live filter from stale expiry-heap entries
   Vec refused;
 };
 
-struct Engine::Leaf : Item {
+template <uint32_t N>
+struct alignas(64) Core<N>::Leaf : Item {
+  // What a visit and the accounting after it read come first: with the
+  // item's key and allocation they fill two cache lines (a cycle meets its
+  // frameworks in DRF order, which is no order in memory).
   uint32_t framework = 0;
+  bool subscribed = true;
+  bool in_live = false, in_eligible = false;
   Framework* fw = nullptr;
   Role* role = nullptr;
-  bool subscribed = true;
+  ItemSet::iterator live_pos, eligible_pos;
   // Filters by agent handle.  Kept with their (framework, role), so revive
   // and removal touch only that leaf's filters, not every filter in the
   // cluster (which made set-up of a declined cluster quadratic).
   std::unordered_map<uint32_t, Filter> filters;
-  bool in_live = false, in_eligible = false;
-  ItemSet::iterator live_pos, eligible_pos;
-  Leaf() : Item(kLeaf) {}
+  Leaf() : Item(ItemBase::kLeaf) {}
 };
 
-struct Engine::Framework {
+template <uint32_t N>
+struct Core<N>::Framework {
   uint32_t handle = 0;
   std::vector<uint32_t> roles;
   uint32_t capabilities = 0;
@@ -140,7 +357,8 @@ struct AllocKey {
   }
 };
 
-struct Engine::Agent {
+template <uint32_t N>
+struct alignas(64) Core<N>::Agent {
   // Fields a cycle touches come first, so a visit costs few cache lines (see
   // prefetch() in allocate: agents are visited in random order).
   Vec free, free_revocable;
@@ -183,18 +401,25 @@ struct Engine::Agent {
 // ---------------------------------------------------------------- vector ops
 
 namespace {
-inline void add(Vec& a, const Vec& b, uint32_t n) {
-  for (uint32_t r = 0; r < n; ++r) a.v[r] += b.v[r];
+// Entries past the declared resources are zero in every vector (all are made
+// zero-filled and every write stops at rcount_), so sums can run over the
+// whole fixed width, which the compiler unrolls.
+template <uint32_t N>
+inline void add(VecN<N>& a, const VecN<N>& b, uint32_t) {
+  for (uint32_t r = 0; r < N; ++r) a.v[r] += b.v[r];
 }
-inline void sub(Vec& a, const Vec& b, uint32_t n) {
-  for (uint32_t r = 0; r < n; ++r) a.v[r] -= b.v[r];
+template <uint32_t N>
+inline void sub(VecN<N>& a, const VecN<N>& b, uint32_t) {
+  for (uint32_t r = 0; r < N; ++r) a.v[r] -= b.v[r];
 }
-inline bool nonzero(const Vec& a, uint32_t n) {
+template <uint32_t N>
+inline bool nonzero(const VecN<N>& a, uint32_t n) {
   for (uint32_t r = 0; r < n; ++r)
     if (a.v[r] > 0.0) return true;
   return false;
 }
-inline bool subset(const Vec& a, const Vec& b, uint32_t n) {
+template <uint32_t N>
+inline bool subset(const VecN<N>& a, const VecN<N>& b, uint32_t n) {
   for (uint32_t r = 0; r < n; ++r)
     if (!(a.v[r] <= b.v[r])) return false;
   return true;
@@ -203,20 +428,20 @@ inline bool subset(const Vec& a, const Vec& b, uint32_t n) {
 
 // ---------------------------------------------------------------- basics
 
-Engine::Engine() = default;
-Engine::~Engine() = default;
-
-void Engine::ready(const char* call) const {
+template <uint32_t N>
+void Core<N>::ready(const char* call) const {
   if (!initialized_) fail(kState, std::string(call) + ": initialize() has not been called");
 }
 
-void Engine::check_handle(const char* call, const char* what, uint32_t handle) const {
+template <uint32_t N>
+void Core<N>::check_handle(const char* call, const char* what, uint32_t handle) const {
   if (handle > kMaxHandle)
     fail(kInvalid, std::string(call) + ": " + what + " handle " + std::to_string(handle) +
                        " is out of range (max " + std::to_string(kMaxHandle) + ")");
 }
 
-Vec Engine::vector(const char* call, const char* what, const double* values, bool allow_inf) const {
+template <uint32_t N>
+typename Core<N>::Vec Core<N>::vector(const char* call, const char* what, const double* values, bool allow_inf) const {
   if (values == nullptr) fail(kInvalid, std::string(call) + ": " + what + " is NULL");
   Vec out;
   for (uint32_t r = 0; r < rcount_; ++r) {
@@ -229,20 +454,23 @@ Vec Engine::vector(const char* call, const char* what, const double* values, boo
   return out;
 }
 
-Engine::Framework& Engine::framework(const char* call, uint32_t handle) {
+template <uint32_t N>
+typename Core<N>::Framework& Core<N>::framework(const char* call, uint32_t handle) {
   Framework* fw = frameworks_.find(handle);
   if (fw == nullptr)
     fail(kNotFound, std::string(call) + ": unknown framework " + std::to_string(handle));
   return *fw;
 }
 
-Engine::Agent& Engine::agent(const char* call, uint32_t handle) {
+template <uint32_t N>
+typename Core<N>::Agent& Core<N>::agent(const char* call, uint32_t handle) {
   Agent* a = agents_.find(handle);
   if (a == nullptr) fail(kNotFound, std::string(call) + ": unknown agent " + std::to_string(handle));
   return *a;
 }
 
-Engine::Role& Engine::role_node(const char* call, uint32_t handle) {
+template <uint32_t N>
+typename Core<N>::Role& Core<N>::role_node(const char* call, uint32_t handle) {
   auto it = role_by_handle_.find(handle);
   if (it == role_by_handle_.end())
     fail(kNotFound, std::string(call) + ": unknown role " + std::to_string(handle) +
@@ -250,7 +478,8 @@ Engine::Role& Engine::role_node(const char* call, uint32_t handle) {
   return *it->second;
 }
 
-double Engine::share(const Vec& alloc) const {
+template <uint32_t N>
+double Core<N>::share(const Vec& alloc) const {
   double s = 0.0;
   for (uint32_t r : share_resources_) {
     double x = alloc.v[r] / total_.v[r];
@@ -261,39 +490,36 @@ double Engine::share(const Vec& alloc) const {
 
 // The sort key's first part: dominant share, divided by the weight for roles and
 // groups (frameworks within a role are unweighted), as compute_key in the twin.
-static double weighted(const Engine::Item* item, double share_value) {
-  if (item->type == Engine::Item::kGroup)
-    return share_value / static_cast<const Engine::Group*>(item)->role->weight;
-  if (item->type == Engine::Item::kRole) return share_value / item->weight;
-  return share_value;
+static double weighted(const ItemBase* item, double share_value) {
+  return item->type == ItemBase::kLeaf ? share_value : share_value / item->weight;
 }
 
 // Only for items not currently inside a set: keys of set members change only
 // through reposition().
-static void compute_key(Engine::Item* item, double share_value) {
+static void compute_key(ItemBase* item, double share_value) {
   item->key_share = weighted(item, share_value);
   item->key_count = item->count;
 }
 
-static OrderKey pack(const Engine::Item* item) {
+static OrderKey pack(const ItemBase* item) {
   uint64_t bits;
   std::memcpy(&bits, &item->key_share, sizeof bits);
   uint64_t count = std::min<uint64_t>(item->key_count, kOrderCountLimit);
   return (OrderKey(bits) << 64) | (count << 21) | item->tie;
 }
 
-static ItemSet::iterator insert(ItemSet& set, Engine::Item* item) {
+static ItemSet::iterator insert(ItemSet& set, ItemBase* item) {
   return set.insert(Entry{pack(item), item}).first;
 }
 
-static void set_insert(ItemSet& set, Engine::Item* item, double share_value) {
+static void set_insert(ItemSet& set, ItemBase* item, double share_value) {
   compute_key(item, share_value);
   item->pos = insert(set, item);
 }
 
 // Give an item its new key; false when the key did not change.  Safe while
 // the item is in sets: they are not searched until fix() reinserts it.
-static bool rekey(Engine::Item* item, double share_value) {
+static bool rekey(ItemBase* item, double share_value) {
   double new_share = weighted(item, share_value);
   if (new_share == item->key_share && item->count == item->key_count) return false;
   item->key_share = new_share;
@@ -306,7 +532,7 @@ static bool rekey(Engine::Item* item, double share_value) {
 // for single-child sets), otherwise the node is extracted through its stored
 // iterator and reinserted, at the end in O(1) when it now sorts last (the
 // common case for the framework that just received an agent).
-static void fix(ItemSet& set, Engine::Item* item, ItemSet::iterator& pos) {
+static void fix(ItemSet& set, ItemBase* item, ItemSet::iterator& pos) {
   const OrderKey key = pack(item);
   auto next = std::next(pos);
   bool after_prev = pos == set.begin() || std::prev(pos)->key < key;
@@ -323,13 +549,14 @@ static void fix(ItemSet& set, Engine::Item* item, ItemSet::iterator& pos) {
     pos = set.insert(std::move(node)).position;
 }
 
-static void reposition(ItemSet& set, Engine::Item* item, double share_value) {
+static void reposition(ItemSet& set, ItemBase* item, double share_value) {
   if (rekey(item, share_value)) fix(set, item, item->pos);
 }
 
 // ---------------------------------------------------------------- setup
 
-void Engine::initialize(const Options& options) {
+template <uint32_t N>
+void Core<N>::initialize(const Options& options) {
   if (initialized_) fail(kState, "initialize: initialize() was already called");
   const auto& names = options.resource_names;
   if (names.empty() || names.size() > kMaxResources)
@@ -357,7 +584,8 @@ void Engine::initialize(const Options& options) {
   dirty_ = true;
 }
 
-Engine::Role* Engine::node_for(const std::string& name) {
+template <uint32_t N>
+typename Core<N>::Role* Core<N>::node_for(const std::string& name) {
   Role* node = root_.get();
   size_t start = 0;
   while (true) {
@@ -372,6 +600,7 @@ Engine::Role* Engine::node_for(const std::string& name) {
       child->weight = w != weights_.end() ? w->second : 1.0;
       child->group = std::make_unique<Group>();
       child->group->role = child.get();
+      child->group->weight = child->weight;
       Role* raw = child.get();
       node->children.emplace(path, std::move(child));
       rank_roles();  // sets dirty_: rebuild_order() fills the sets
@@ -384,7 +613,8 @@ Engine::Role* Engine::node_for(const std::string& name) {
   }
 }
 
-void Engine::rank_roles() {
+template <uint32_t N>
+void Core<N>::rank_roles() {
   std::vector<Role*> all;
   std::vector<Role*> stack{root_.get()};
   while (!stack.empty()) {
@@ -404,7 +634,8 @@ void Engine::rank_roles() {
   dirty_ = true;  // the sets hold keys with the old ranks
 }
 
-void Engine::add_role(uint32_t role, const std::string& name) {
+template <uint32_t N>
+void Core<N>::add_role(uint32_t role, const std::string& name) {
   ready("add_role");
   check_handle("add_role", "role", role);
   if (role_by_handle_.count(role))
@@ -434,7 +665,8 @@ void Engine::add_role(uint32_t role, const std::string& name) {
 
 // ---------------------------------------------------------------- frameworks
 
-void Engine::check_framework(const char* call, const FrameworkInput& info) {
+template <uint32_t N>
+void Core<N>::check_framework(const char* call, const FrameworkInput& info) {
   if (info.roles.empty()) fail(kInvalid, std::string(call) + ": a framework needs at least one role");
   for (size_t i = 0; i < info.roles.size(); ++i)
     for (size_t j = 0; j < i; ++j)
@@ -447,7 +679,8 @@ void Engine::check_framework(const char* call, const FrameworkInput& info) {
                          " is not a framework role");
 }
 
-Engine::Leaf* Engine::leaf(Framework& fw, uint32_t role) {
+template <uint32_t N>
+typename Core<N>::Leaf* Core<N>::leaf(Framework& fw, uint32_t role) {
   auto it = fw.leaves.find(role);
   if (it != fw.leaves.end()) return it->second.get();
   Role* node = role_by_handle_.at(role);
@@ -463,7 +696,8 @@ Engine::Leaf* Engine::leaf(Framework& fw, uint32_t role) {
   return raw;
 }
 
-void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
+template <uint32_t N>
+void Core<N>::maybe_remove_leaf(Framework& fw, uint32_t role) {
   auto it = fw.leaves.find(role);
   if (it == fw.leaves.end()) return;  // already gone (dropping its last filter removed it)
   Leaf* l = it->second.get();
@@ -475,7 +709,8 @@ void Engine::maybe_remove_leaf(Framework& fw, uint32_t role) {
   }
 }
 
-void Engine::add_framework(uint32_t handle, const FrameworkInput& info) {
+template <uint32_t N>
+void Core<N>::add_framework(uint32_t handle, const FrameworkInput& info) {
   ready("add_framework");
   check_handle("add_framework", "framework", handle);
   if (frameworks_.count(handle))
@@ -492,7 +727,8 @@ void Engine::add_framework(uint32_t handle, const FrameworkInput& info) {
   membership_dirty_ = true;
 }
 
-void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
+template <uint32_t N>
+void Core<N>::update_framework(uint32_t handle, const FrameworkInput& info) {
   ready("update_framework");
   Framework& fw = framework("update_framework", handle);
   check_framework("update_framework", info);
@@ -515,7 +751,8 @@ void Engine::update_framework(uint32_t handle, const FrameworkInput& info) {
   membership_dirty_ = true;
 }
 
-void Engine::remove_framework(uint32_t handle) {
+template <uint32_t N>
+void Core<N>::remove_framework(uint32_t handle) {
   ready("remove_framework");
   Framework& fw = framework("remove_framework", handle);
   agents_.each([&](Agent& a) {
@@ -540,14 +777,16 @@ void Engine::remove_framework(uint32_t handle) {
   membership_dirty_ = true;
 }
 
-void Engine::activate_framework(uint32_t handle, bool active) {
+template <uint32_t N>
+void Core<N>::activate_framework(uint32_t handle, bool active) {
   const char* call = active ? "activate_framework" : "deactivate_framework";
   ready(call);
   framework(call, handle).active = active;
   membership_dirty_ = true;
 }
 
-void Engine::suppress(uint32_t handle, uint32_t role) {
+template <uint32_t N>
+void Core<N>::suppress(uint32_t handle, uint32_t role) {
   ready("suppress");
   Framework& fw = framework("suppress", handle);
   membership_dirty_ = true;
@@ -561,7 +800,8 @@ void Engine::suppress(uint32_t handle, uint32_t role) {
   fw.suppressed.insert(role);
 }
 
-void Engine::revive(uint32_t handle, uint32_t role) {
+template <uint32_t N>
+void Core<N>::revive(uint32_t handle, uint32_t role) {
   ready("revive");
   Framework& fw = framework("revive", handle);
   if (role != PMM_ALL_ROLES_HANDLE &&
@@ -585,7 +825,8 @@ void Engine::revive(uint32_t handle, uint32_t role) {
 
 // ---------------------------------------------------------------- agents
 
-Engine::Totals Engine::check_agent(const char* call, const AgentInput& info) {
+template <uint32_t N>
+typename Core<N>::Totals Core<N>::check_agent(const char* call, const AgentInput& info) {
   Totals totals;
   totals.unreserved = vector(call, "unreserved", info.unreserved);
   auto reservations = info.reservations;
@@ -603,7 +844,8 @@ Engine::Totals Engine::check_agent(const char* call, const AgentInput& info) {
   return totals;
 }
 
-void Engine::set_totals(const char* call, Agent& a, const Totals& totals, bool commit) {
+template <uint32_t N>
+void Core<N>::set_totals(const char* call, Agent& a, const Totals& totals, bool commit) {
   Vec free = totals.unreserved;
   Vec free_revocable = totals.revocable;
   std::vector<std::pair<uint32_t, Vec>> free_reserved = totals.reservations;
@@ -645,7 +887,8 @@ void Engine::set_totals(const char* call, Agent& a, const Totals& totals, bool c
   }
 }
 
-void Engine::change_total(const Agent& a, int sign) {
+template <uint32_t N>
+void Core<N>::change_total(const Agent& a, int sign) {
   if (sign > 0) {
     add(total_, a.unreserved, rcount_);
     for (const auto& e : a.reservations) add(total_, e.second, rcount_);
@@ -659,7 +902,8 @@ void Engine::change_total(const Agent& a, int sign) {
   dirty_ = true;
 }
 
-void Engine::add_agent(uint32_t handle, const AgentInput& info) {
+template <uint32_t N>
+void Core<N>::add_agent(uint32_t handle, const AgentInput& info) {
   ready("add_agent");
   check_handle("add_agent", "agent", handle);
   if (agents_.count(handle))
@@ -690,7 +934,8 @@ void Engine::add_agent(uint32_t handle, const AgentInput& info) {
   }
 }
 
-void Engine::update_agent(uint32_t handle, const AgentInput& info) {
+template <uint32_t N>
+void Core<N>::update_agent(uint32_t handle, const AgentInput& info) {
   ready("update_agent");
   Agent& a = agent("update_agent", handle);
   Totals totals = check_agent("update_agent", info);
@@ -701,7 +946,8 @@ void Engine::update_agent(uint32_t handle, const AgentInput& info) {
   change_total(a, +1);
 }
 
-void Engine::remove_agent(uint32_t handle) {
+template <uint32_t N>
+void Core<N>::remove_agent(uint32_t handle) {
   ready("remove_agent");
   Agent& a = agent("remove_agent", handle);
   while (!a.allocations.empty()) {
@@ -726,7 +972,8 @@ void Engine::remove_agent(uint32_t handle) {
   membership_dirty_ = true;
 }
 
-void Engine::activate_agent(uint32_t handle, bool active) {
+template <uint32_t N>
+void Core<N>::activate_agent(uint32_t handle, bool active) {
   const char* call = active ? "activate_agent" : "deactivate_agent";
   ready(call);
   agent(call, handle).active = active;
@@ -734,7 +981,8 @@ void Engine::activate_agent(uint32_t handle, bool active) {
 
 // ---------------------------------------------------------------- accounting
 
-void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
+template <uint32_t N>
+void Core<N>::account(Leaf& l, const Vec& v, int sign, bool count) {
   Group* group = l.role->group.get();
   auto touch = [&](Item* item) {
     if (sign > 0)
@@ -760,7 +1008,8 @@ void Engine::account(Leaf& l, const Vec& v, int sign, bool count) {
     if (node->parent->order.size() > 1) reposition(node->parent->order, node, share(node->alloc));
 }
 
-void Engine::release(Agent& a, size_t index, const Vec& v) {
+template <uint32_t N>
+void Core<N>::release(Agent& a, size_t index, const Vec& v) {
   AllocKey key = a.allocations[index].first;
   Vec& allocation = a.allocations[index].second;
   for (uint32_t r = 0; r < rcount_; ++r) {
@@ -781,7 +1030,8 @@ void Engine::release(Agent& a, size_t index, const Vec& v) {
   }
 }
 
-void Engine::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, uint32_t pool,
+template <uint32_t N>
+void Core<N>::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, uint32_t pool,
                      bool revocable, const double* resources, double refuse_seconds, double now) {
   const char* call = "recover_resources";
   ready(call);
@@ -812,7 +1062,8 @@ void Engine::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, u
 
 // ---------------------------------------------------------------- filters
 
-void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const Vec& refused,
+template <uint32_t N>
+void Core<N>::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const Vec& refused,
                         double expiry) {
   Leaf& l = *frameworks_.at(fw).leaves.at(role);
   Agent& a = agents_.at(agent_handle);
@@ -839,7 +1090,8 @@ void Engine::add_filter(uint32_t fw, uint32_t role, uint32_t agent_handle, const
   membership_dirty_ = true;
 }
 
-void Engine::drop_filter(Leaf& l, std::unordered_map<uint32_t, Filter>::iterator it) {
+template <uint32_t N>
+void Core<N>::drop_filter(Leaf& l, typename std::unordered_map<uint32_t, Filter>::iterator it) {
   // min_refused stays a valid lower bound when a filter goes, so it is kept.
   if (Agent* a = agents_.find(it->first)) a->filter_count -= 1;
   l.filters.erase(it);
@@ -847,7 +1099,8 @@ void Engine::drop_filter(Leaf& l, std::unordered_map<uint32_t, Filter>::iterator
   membership_dirty_ = true;
 }
 
-void Engine::forget_filters(Leaf& l) {
+template <uint32_t N>
+void Core<N>::forget_filters(Leaf& l) {
   // min_refused stays a valid lower bound when a filter goes, so it is kept.
   for (const auto& entry : l.filters)
     if (Agent* a = agents_.find(entry.first)) a->filter_count -= 1;
@@ -856,7 +1109,8 @@ void Engine::forget_filters(Leaf& l) {
   l.filters.clear();
 }
 
-void Engine::expire_filters(double now) {
+template <uint32_t N>
+void Core<N>::expire_filters(double now) {
   while (!heap_.empty() && heap_.top().expiry <= now) {
     HeapEntry top = heap_.top();
     heap_.pop();
@@ -875,7 +1129,8 @@ void Engine::expire_filters(double now) {
 
 // ---------------------------------------------------------------- weights, quota
 
-void Engine::update_weights(const std::vector<std::pair<uint32_t, double>>& weights) {
+template <uint32_t N>
+void Core<N>::update_weights(const std::vector<std::pair<uint32_t, double>>& weights) {
   ready("update_weights");
   for (const auto& e : weights) {
     role_node("update_weights", e.first);
@@ -886,11 +1141,13 @@ void Engine::update_weights(const std::vector<std::pair<uint32_t, double>>& weig
     Role& node = *role_by_handle_.at(e.first);
     weights_[node.name] = e.second;
     node.weight = e.second;
+    node.group->weight = e.second;
   }
   dirty_ = true;
 }
 
-void Engine::update_quota(uint32_t role, const double* guarantees, const double* limits) {
+template <uint32_t N>
+void Core<N>::update_quota(uint32_t role, const double* guarantees, const double* limits) {
   ready("update_quota");
   Role& node = role_node("update_quota", role);
   Vec g = vector("update_quota", "guarantees", guarantees);
@@ -904,14 +1161,16 @@ void Engine::update_quota(uint32_t role, const double* guarantees, const double*
   node.limits = l;
 }
 
-void Engine::pause(bool paused) {
+template <uint32_t N>
+void Core<N>::pause(bool paused) {
   ready(paused ? "pause" : "resume");
   paused_ = paused;
 }
 
 // ---------------------------------------------------------------- the cycle
 
-void Engine::rebuild_order() {
+template <uint32_t N>
+void Core<N>::rebuild_order() {
   std::vector<Role*> stack{root_.get()};
   while (!stack.empty()) {
     Role* node = stack.back();
@@ -940,7 +1199,8 @@ void Engine::rebuild_order() {
   membership_dirty_ = true;
 }
 
-bool Engine::allocatable(const Vec& v) const {
+template <uint32_t N>
+bool Core<N>::allocatable(const Vec& v) const {
   if (!nonzero(v, rcount_)) return false;
   const auto& alternatives = options_.min_allocatable;
   for (const auto& alternative : alternatives) {
@@ -952,7 +1212,8 @@ bool Engine::allocatable(const Vec& v) const {
   return false;
 }
 
-Engine::Framework* Engine::eligible(Leaf& l, Agent& a) {
+template <uint32_t N>
+typename Core<N>::Framework* Core<N>::eligible(Leaf& l, Agent& a) {
   Framework& fw = frameworks_.at(l.framework);
   uint32_t role = l.role->handle;
   if (!(fw.active && l.subscribed && !fw.suppressed.count(role))) return nullptr;
@@ -961,7 +1222,8 @@ Engine::Framework* Engine::eligible(Leaf& l, Agent& a) {
   return &fw;
 }
 
-bool Engine::limit_room(Role& role, Vec& room) const {
+template <uint32_t N>
+bool Core<N>::limit_room(Role& role, Vec& room) const {
   bool limited = false;
   for (const Role* node = &role; node != nullptr && node->parent != nullptr; node = node->parent) {
     if (!node->has_limits) continue;
@@ -981,7 +1243,8 @@ bool Engine::limit_room(Role& role, Vec& room) const {
 // Writes the pools `l` could take on `a` into `pools` (capped by `cap`, in
 // the twin's order: unreserved, reservations up the role chain, revocable)
 // and their sum into `total`; copies only the registered resources.
-size_t Engine::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
+template <uint32_t N>
+size_t Core<N>::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
                      bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const {
   const uint32_t rc = rcount_;
   for (uint32_t r = 0; r < rc; ++r) total.v[r] = 0.0;
@@ -1025,13 +1288,15 @@ size_t Engine::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
   return out;
 }
 
-bool Engine::filtered(Leaf& l, Agent& a, const Vec& total) const {
+template <uint32_t N>
+bool Core<N>::filtered(Leaf& l, Agent& a, const Vec& total) const {
   if (l.filters.empty()) return false;
   auto it = l.filters.find(a.handle);
   return it != l.filters.end() && subset(total, it->second.refused, rcount_);
 }
 
-void Engine::give(Leaf& l, Agent& a, const Pool* pools, size_t n) {
+template <uint32_t N>
+void Core<N>::give(Leaf& l, Agent& a, const Pool* pools, size_t n) {
   uint32_t role = l.role->handle;
   Vec shared;
   for (size_t i = 0; i < n; ++i) {
@@ -1051,26 +1316,30 @@ void Engine::give(Leaf& l, Agent& a, const Pool* pools, size_t n) {
   pending_.emplace_back(&l, shared);
 }
 
-void Engine::apply_pending() {
+template <uint32_t N>
+void Core<N>::apply_pending() {
   for (auto& entry : pending_) account(*entry.first, entry.second, +1, true);
   pending_.clear();
 }
 
-bool Engine::agent_empty(const Agent& a) const {
+template <uint32_t N>
+bool Core<N>::agent_empty(const Agent& a) const {
   if (nonzero(a.free, rcount_) || nonzero(a.free_revocable, rcount_)) return false;
   for (const auto& e : a.free_reserved)
     if (nonzero(e.second, rcount_)) return false;
   return true;
 }
 
-Vec Engine::unsatisfied(const Role& role) const {
+template <uint32_t N>
+typename Core<N>::Vec Core<N>::unsatisfied(const Role& role) const {
   Vec need;
   for (uint32_t r = 0; r < rcount_; ++r)
     need.v[r] = std::max(role.guarantees.v[r] - role.alloc.v[r], 0.0);
   return need;
 }
 
-void Engine::quota_roles(std::vector<Role*>& out) {
+template <uint32_t N>
+void Core<N>::quota_roles(std::vector<Role*>& out) {
   out.clear();
   for (auto& entry : role_by_handle_)
     if (entry.second->has_guarantees) out.push_back(entry.second);
@@ -1084,8 +1353,9 @@ void Engine::quota_roles(std::vector<Role*>& out) {
   });
 }
 
+template <uint32_t N>
 template <class Visit>
-bool Engine::walk(Role& node, Visit& visit, bool live_only) {
+bool Core<N>::walk(Role& node, Visit& visit, bool live_only) {
   for (const Entry& entry : node.order) {
     if (entry.item->type == Item::kGroup) {
       Group* group = static_cast<Group*>(entry.item);
@@ -1101,7 +1371,7 @@ bool Engine::walk(Role& node, Visit& visit, bool live_only) {
 namespace {
 
 // Put `l` into or take it out of `set`, tracking membership in `in`.
-void set_membership(ItemSet& set, Engine::Item* l, ItemSet::iterator& pos, bool& in,
+void set_membership(ItemSet& set, ItemBase* l, ItemSet::iterator& pos, bool& in,
                     bool wanted) {
   if (wanted == in) return;
   if (wanted)
@@ -1116,7 +1386,8 @@ void set_membership(ItemSet& set, Engine::Item* l, ItemSet::iterator& pos, bool&
 // Only after a call that can change a leaf's eligibility or whether it is
 // filtered everywhere (membership_dirty_): a cycle after plain recovers, the
 // steady state, costs nothing here.
-void Engine::refresh_live() {
+template <uint32_t N>
+void Core<N>::refresh_live() {
   if (!membership_dirty_) return;
   const uint64_t agents = agents_.size();
   bool any = false;
@@ -1137,7 +1408,8 @@ void Engine::refresh_live() {
   membership_dirty_ = false;
 }
 
-bool Engine::everywhere_filtered_block(const Agent& a) const {
+template <uint32_t N>
+bool Core<N>::everywhere_filtered_block(const Agent& a) const {
   if (a.filter_count == 0 || nonzero(a.free_revocable, rcount_)) return false;
   for (const auto& e : a.free_reserved)
     if (nonzero(e.second, rcount_)) return false;
@@ -1146,21 +1418,24 @@ bool Engine::everywhere_filtered_block(const Agent& a) const {
   return subset(a.free, a.min_refused, rcount_);
 }
 
-void Engine::check_now(const char* call, double now) const {
+template <uint32_t N>
+void Core<N>::check_now(const char* call, double now) const {
   ready(call);
   if (std::isnan(now)) fail(kInvalid, std::string(call) + ": now must not be NaN");
 }
 
-void Engine::allocate(double now) {
+template <uint32_t N>
+void Core<N>::allocate(double now) {
   check_now("allocate", now);
   order_.clear();
-  agents_.each([&](const Agent& a) {
-    if (a.active) order_.push_back(a.handle);
+  agents_.each([&](Agent& a) {
+    if (a.active) order_.push_back(&a);
   });
   cycle(now, false);
 }
 
-void Engine::allocate_agents(double now, const uint32_t* agents, size_t count) {
+template <uint32_t N>
+void Core<N>::allocate_agents(double now, const uint32_t* agents, size_t count) {
   const char* call = "allocate_agents";
   check_now(call, now);
   if (count > 0 && agents == nullptr) fail(kInvalid, std::string(call) + ": agents is NULL");
@@ -1171,15 +1446,18 @@ void Engine::allocate_agents(double now, const uint32_t* agents, size_t count) {
   // The candidates as a full cycle lists the cluster (distinct handles in
   // increasing order, inactive ones left out), so the shuffle that follows is
   // defined the same way for both, and for the Python twin.
-  order_.clear();
+  std::vector<uint32_t> handles;
   for (size_t i = 0; i < count; ++i)
-    if (agents_.at(agents[i]).active) order_.push_back(agents[i]);
-  std::sort(order_.begin(), order_.end());
-  order_.erase(std::unique(order_.begin(), order_.end()), order_.end());
+    if (agents_.at(agents[i]).active) handles.push_back(agents[i]);
+  std::sort(handles.begin(), handles.end());
+  handles.erase(std::unique(handles.begin(), handles.end()), handles.end());
+  order_.clear();
+  for (uint32_t handle : handles) order_.push_back(&agents_.at(handle));
   cycle(now, true);
 }
 
-void Engine::cycle(double now, bool partial) {
+template <uint32_t N>
+void Core<N>::cycle(double now, bool partial) {
   auto started = std::chrono::steady_clock::now();
   rows_.clear();
   values_.clear();
@@ -1197,8 +1475,8 @@ void Engine::cycle(double now, bool partial) {
     if (entry.second->has_guarantees && nonzero(unsatisfied(*entry.second), rcount_))
       any_unsatisfied = true;
   if (any_unsatisfied) {
-    for (uint32_t handle : order_) {
-      Agent& a = agents_.at(handle);
+    for (Agent* visited : order_) {
+      Agent& a = *visited;
       quota_roles(quota_scratch_);
       for (Role* node : quota_scratch_) {
         Vec need = unsatisfied(*node);
@@ -1233,12 +1511,12 @@ void Engine::cycle(double now, bool partial) {
   bool need_headroom = nonzero(required, rcount_);
   Vec headroom;
   if (need_headroom) {
-    for (uint32_t handle : order_) add(headroom, agents_.at(handle).free, rcount_);
+    for (const Agent* a : order_) add(headroom, a->free, rcount_);
     if (partial) {
       // Headroom is what the whole cluster has unallocated (as Mesos), not
       // only the candidates: the other active agents follow, in handle order.
       ++cycle_seq_;
-      for (uint32_t handle : order_) agents_.at(handle).candidate_of = cycle_seq_;
+      for (Agent* a : order_) a->candidate_of = cycle_seq_;
       agents_.each([&](const Agent& a) {
         if (a.active && a.candidate_of != cycle_seq_) add(headroom, a.free, rcount_);
       });
@@ -1248,14 +1526,14 @@ void Engine::cycle(double now, bool partial) {
   // fetch the lines of agents a few visits ahead while working on this one.
   auto prefetch = [&](size_t k) {
     if (k >= order_.size()) return;
-    const Agent* ahead = agents_.find(order_[k]);
+    const Agent* ahead = order_[k];
     __builtin_prefetch(&ahead->free);
     __builtin_prefetch(&ahead->free_revocable);
     __builtin_prefetch(&ahead->free_reserved);
   };
   auto prefetch_data = [&](size_t k) {
     if (k >= order_.size()) return;
-    const Agent* ahead = agents_.find(order_[k]);
+    const Agent* ahead = order_[k];
     __builtin_prefetch(ahead->allocations.data());
   };
   for (size_t k = 0; k < std::min<size_t>(order_.size(), 8); ++k) prefetch(k);
@@ -1263,7 +1541,7 @@ void Engine::cycle(double now, bool partial) {
   for (size_t k = 0; k < order_.size(); ++k) {
     prefetch(k + 8);
     prefetch_data(k + 4);
-    Agent& a = agents_.at(order_[k]);
+    Agent& a = *order_[k];
     // Leaves in the eligible sets are active, subscribed and not
     // suppressed (refresh_live); only the agent can still rule one out.
     const bool gpu_only = a.has_gpus && options_.filter_gpu_resources;
@@ -1306,6 +1584,126 @@ void Engine::cycle(double now, bool partial) {
   stats_.offers_made += rows_.size();
   stats_.last_allocation_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+}
+
+// ---------------------------------------------------------------- the facade
+
+struct Engine::Impl {
+  std::variant<Core<4>, Core<8>, Core<16>> core;
+  template <class T>
+  explicit Impl(std::in_place_type_t<T> width) : core(width) {}
+};
+
+Engine::Engine() = default;
+Engine::~Engine() = default;
+
+template <class F>
+decltype(auto) Engine::with(const char* call, F&& f) const {
+  if (!impl_) fail(kState, std::string(call) + ": initialize() has not been called");
+  return std::visit(std::forward<F>(f), impl_->core);
+}
+
+void Engine::initialize(const Options& options) {
+  if (impl_) fail(kState, "initialize: initialize() was already called");
+  const size_t n = options.resource_names.size();
+  std::unique_ptr<Impl> made;
+  if (n <= 4)
+    made = std::make_unique<Impl>(std::in_place_type<Core<4>>);
+  else if (n <= 8)
+    made = std::make_unique<Impl>(std::in_place_type<Core<8>>);
+  else
+    made = std::make_unique<Impl>(std::in_place_type<Core<16>>);
+  std::visit([&](auto& core) { core.initialize(options); }, made->core);
+  impl_ = std::move(made);  // only once initialize() succeeded
+}
+
+void Engine::add_role(uint32_t role, const std::string& name) {
+  with("add_role", [&](auto& core) { core.add_role(role, name); });
+}
+void Engine::add_framework(uint32_t framework, const FrameworkInput& info) {
+  with("add_framework", [&](auto& core) { core.add_framework(framework, info); });
+}
+void Engine::update_framework(uint32_t framework, const FrameworkInput& info) {
+  with("update_framework", [&](auto& core) { core.update_framework(framework, info); });
+}
+void Engine::remove_framework(uint32_t framework) {
+  with("remove_framework", [&](auto& core) { core.remove_framework(framework); });
+}
+void Engine::activate_framework(uint32_t framework, bool active) {
+  with(active ? "activate_framework" : "deactivate_framework",
+       [&](auto& core) { core.activate_framework(framework, active); });
+}
+void Engine::add_agent(uint32_t agent, const AgentInput& info) {
+  with("add_agent", [&](auto& core) { core.add_agent(agent, info); });
+}
+void Engine::update_agent(uint32_t agent, const AgentInput& info) {
+  with("update_agent", [&](auto& core) { core.update_agent(agent, info); });
+}
+void Engine::remove_agent(uint32_t agent) {
+  with("remove_agent", [&](auto& core) { core.remove_agent(agent); });
+}
+void Engine::activate_agent(uint32_t agent, bool active) {
+  with(active ? "activate_agent" : "deactivate_agent",
+       [&](auto& core) { core.activate_agent(agent, active); });
+}
+void Engine::recover(uint32_t framework, uint32_t agent, uint32_t role, uint32_t pool,
+                     bool revocable, const double* resources, double refuse_seconds, double now) {
+  with("recover_resources", [&](auto& core) {
+    core.recover(framework, agent, role, pool, revocable, resources, refuse_seconds, now);
+  });
+}
+void Engine::suppress(uint32_t framework, uint32_t role) {
+  with("suppress", [&](auto& core) { core.suppress(framework, role); });
+}
+void Engine::revive(uint32_t framework, uint32_t role) {
+  with("revive", [&](auto& core) { core.revive(framework, role); });
+}
+void Engine::update_weights(const std::vector<std::pair<uint32_t, double>>& weights) {
+  with("update_weights", [&](auto& core) { core.update_weights(weights); });
+}
+void Engine::update_quota(uint32_t role, const double* guarantees, const double* limits) {
+  with("update_quota", [&](auto& core) { core.update_quota(role, guarantees, limits); });
+}
+void Engine::pause(bool paused) {
+  with(paused ? "pause" : "resume", [&](auto& core) { core.pause(paused); });
+}
+void Engine::allocate(double now) {
+  with("allocate", [&](auto& core) { core.allocate(now); });
+}
+void Engine::allocate_agents(double now, const uint32_t* agents, size_t count) {
+  with("allocate_agents", [&](auto& core) { core.allocate_agents(now, agents, count); });
+}
+
+// Before initialize() there is nothing to report: empty results, zero counts.
+const std::vector<pmm_offer_row>& Engine::rows() const {
+  static const std::vector<pmm_offer_row> none;
+  if (!impl_) return none;
+  return std::visit([](auto& core) -> const std::vector<pmm_offer_row>& { return core.rows(); },
+                    impl_->core);
+}
+const std::vector<double>& Engine::values() const {
+  static const std::vector<double> none;
+  if (!impl_) return none;
+  return std::visit([](auto& core) -> const std::vector<double>& { return core.values(); },
+                    impl_->core);
+}
+uint32_t Engine::resource_count() const {
+  return impl_ ? std::visit([](auto& core) { return core.resource_count(); }, impl_->core) : 0;
+}
+Stats Engine::stats() const {
+  return impl_ ? std::visit([](auto& core) { return core.stats(); }, impl_->core) : Stats{};
+}
+uint64_t Engine::frameworks() const {
+  return impl_ ? std::visit([](auto& core) { return core.frameworks(); }, impl_->core) : 0;
+}
+uint64_t Engine::agents() const {
+  return impl_ ? std::visit([](auto& core) { return core.agents(); }, impl_->core) : 0;
+}
+uint64_t Engine::roles() const {
+  return impl_ ? std::visit([](auto& core) { return core.roles(); }, impl_->core) : 0;
+}
+uint64_t Engine::active_filters() const {
+  return impl_ ? std::visit([](auto& core) { return core.active_filters(); }, impl_->core) : 0;
 }
 
 }  // namespace pmm::drf

@@ -9,20 +9,15 @@
 #define PMM_DRF_ENGINE_HPP
 
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <queue>
-#include <set>
 #include <string>
-#include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "pymesos_modules/allocator.h"
 
 namespace pmm::drf {
 
-// Resource vectors live inline (no heap allocation per vector in the hot loop).
+// Resource names an engine takes (vectors live inline, see Engine).
 constexpr uint32_t kMaxResources = 16;
 // Handles are dense indices; 21 bits each lets a filter key pack into 64 bits.
 constexpr uint32_t kMaxHandle = (1u << 21) - 1;
@@ -31,10 +26,6 @@ constexpr uint32_t kMaxHandle = (1u << 21) - 1;
 // if it were this, in the engine and the twin alike.
 constexpr uint64_t kOrderCountLimit = (uint64_t(1) << 43) - 1;
 constexpr double kEpsilon = 1e-9;
-
-struct Vec {
-  double v[kMaxResources] = {};
-};
 
 struct Options {
   std::vector<std::string> resource_names;
@@ -94,37 +85,11 @@ class SplitMix64 {
   uint64_t state_;
 };
 
-// Objects indexed by dense handle: O(1) lookup without hashing or tree walks
-// (a std::map of 10k agents cost a third of a cycle in cache misses).
-template <class T>
-class Dense {
- public:
-  T* find(uint32_t h) const { return h < slots_.size() ? slots_[h].get() : nullptr; }
-  bool count(uint32_t h) const { return find(h) != nullptr; }
-  T& at(uint32_t h) const { return *slots_.at(h); }
-  T& emplace(uint32_t h, std::unique_ptr<T> value) {
-    if (h >= slots_.size()) slots_.resize(size_t(h) + 1);
-    slots_[h] = std::move(value);
-    ++size_;
-    return *slots_[h];
-  }
-  void erase(uint32_t h) {
-    slots_[h].reset();
-    --size_;
-  }
-  size_t size() const { return size_; }
-  // Visits live objects in handle order.
-  template <class F>
-  void each(F&& f) const {
-    for (const auto& slot : slots_)
-      if (slot) f(*slot);
-  }
-
- private:
-  std::vector<std::unique_ptr<T>> slots_;
-  size_t size_ = 0;
-};
-
+// The engine.  Resource vectors live inline in its records, sized at
+// initialize() to the fewest of 4, 8 or 16 doubles that hold the declared
+// resources: a cluster of cpus, mem, disk and gpus keeps an agent's hot
+// fields in a cache line or two, which is what a cycle over tens of
+// thousands of agents visited in random order pays for.
 class Engine {
  public:
   Engine();
@@ -159,125 +124,21 @@ class Engine {
   // changes.
   void allocate_agents(double now, const uint32_t* agents, size_t count);
 
-  const std::vector<pmm_offer_row>& rows() const { return rows_; }
-  const std::vector<double>& values() const { return values_; }
-  uint32_t resource_count() const { return rcount_; }
-  Stats stats() const { return stats_; }
-  uint64_t frameworks() const { return frameworks_.size(); }
-  uint64_t agents() const { return agents_.size(); }
-  uint64_t roles() const { return role_by_handle_.size(); }
-  uint64_t active_filters() const { return filter_total_; }
-
-  struct Role;
-  struct Group;
-  struct Leaf;
-  struct Item;
-  struct Framework;
-  struct Agent;
-  struct Filter;
+  const std::vector<pmm_offer_row>& rows() const;
+  const std::vector<double>& values() const;
+  uint32_t resource_count() const;
+  Stats stats() const;
+  uint64_t frameworks() const;
+  uint64_t agents() const;
+  uint64_t roles() const;
+  uint64_t active_filters() const;
 
  private:
-  void ready(const char* call) const;
-  void check_handle(const char* call, const char* what, uint32_t handle) const;
-  Vec vector(const char* call, const char* what, const double* values, bool allow_inf = false) const;
-  Framework& framework(const char* call, uint32_t handle);
-  Agent& agent(const char* call, uint32_t handle);
-  Role& role_node(const char* call, uint32_t handle);
-
-  double share(const Vec& alloc) const;
-  Role* node_for(const std::string& name);
-  Leaf* leaf(Framework& fw, uint32_t role);
-  void maybe_remove_leaf(Framework& fw, uint32_t role);
-  // Ranks every role by name (the sets' tie-breaker); after a role is made.
-  void rank_roles();
-  void check_framework(const char* call, const FrameworkInput& info);
-
-  struct Totals {
-    Vec unreserved;
-    std::vector<std::pair<uint32_t, Vec>> reservations;  // sorted by role
-    Vec revocable;
-  };
-  Totals check_agent(const char* call, const AgentInput& info);
-  void set_totals(const char* call, Agent& agent, const Totals& totals, bool commit);
-  void change_total(const Agent& agent, int sign);
-
-  void account(Leaf& leaf, const Vec& vector, int sign, bool count);
-  void release(Agent& agent, size_t index, const Vec& vector);
-  void add_filter(uint32_t framework, uint32_t role, uint32_t agent, const Vec& refused,
-                  double expiry);
-  // Drops one filter of a leaf (expiry, its agent removed); the leaf stays.
-  void drop_filter(Leaf& leaf, std::unordered_map<uint32_t, Filter>::iterator it);
-  // Drops every filter of a leaf (revive, unsubscribe, removal).
-  void forget_filters(Leaf& leaf);
-  void expire_filters(double now);
-
-  void check_now(const char* call, double now) const;
-  // The cycle over order_ (the visit's agents, distinct, in handle order);
-  // `partial`: order_ may leave out active agents.
-  void cycle(double now, bool partial);
-  void rebuild_order();
-  bool allocatable(const Vec& v) const;
-  Framework* eligible(Leaf& leaf, Agent& agent);
-  bool limit_room(Role& role, Vec& room) const;
-  struct Pool {
-    uint32_t pool;
-    uint32_t flags;
-    Vec amount;
-  };
-  size_t offer(Leaf& leaf, const Framework& fw, Agent& agent, const Vec* cap,
-               bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const;
-  bool filtered(Leaf& leaf, Agent& agent, const Vec& total) const;
-  void give(Leaf& leaf, Agent& agent, const Pool* pools, size_t n);
-  void apply_pending();
-  bool agent_empty(const Agent& agent) const;
-  Vec unsatisfied(const Role& role) const;
-  void quota_roles(std::vector<Role*>& out);
-  template <class Visit>
-  bool walk(Role& node, Visit& visit, bool live_only);
-  void refresh_live();
-  bool everywhere_filtered_block(const Agent& agent) const;
-
-  bool initialized_ = false;
-  bool paused_ = false;
-  bool dirty_ = true;
-  // Leaf eligibility or everywhere-filtered state may have changed since
-  // refresh_live() last ran; any_everywhere_ is its last answer.
-  bool membership_dirty_ = true;
-  bool any_everywhere_ = false;
-  uint32_t rcount_ = 0;
-  Options options_;
-  std::vector<uint32_t> share_resources_;
-  int gpu_index_ = -1;
-  SplitMix64 rng_;
-  Vec total_;
-  std::unique_ptr<Role> root_;
-  size_t role_nodes_ = 0;  // roles in the tree, with parents named only in paths
-  std::unordered_map<uint32_t, Role*> role_by_handle_;
-  Dense<Framework> frameworks_;
-  Dense<Agent> agents_;
-  uint64_t filter_total_ = 0;
-  struct HeapEntry {
-    double expiry;
-    uint64_t seq;
-    uint32_t framework, role, agent;
-    bool operator>(const HeapEntry& o) const {
-      return expiry != o.expiry ? expiry > o.expiry : seq > o.seq;
-    }
-  };
-  std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<HeapEntry>> heap_;
-  uint64_t filter_seq_ = 0;
-  uint64_t cycle_seq_ = 0;  // tells this cycle's candidates apart (Agent::candidate_of)
-  std::map<std::string, double> weights_;
-  Stats stats_;
-
-  // Reused across cycles: no allocation in the hot loop once warm.
-  std::vector<pmm_offer_row> rows_;
-  std::vector<double> values_;
-  std::vector<uint32_t> order_;
-  std::vector<std::pair<Leaf*, Vec>> pending_;
-  std::vector<Role*> quota_scratch_;
+  struct Impl;  // the engine of the chosen vector width
+  std::unique_ptr<Impl> impl_;
+  template <class F>
+  decltype(auto) with(const char* call, F&& f) const;
 };
 
 }  // namespace pmm::drf
-
 #endif  // PMM_DRF_ENGINE_HPP
