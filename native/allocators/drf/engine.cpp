@@ -176,7 +176,7 @@ class Core {
     uint32_t flags;
     Vec amount;
   };
-  size_t offer(Leaf& leaf, const Framework& fw, Agent& agent, const Vec* cap,
+  size_t offer(Leaf& leaf, Agent& agent, const Vec* cap,
                bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const;
   bool filtered(Leaf& leaf, Agent& agent, const Vec& total) const;
   void give(Leaf& leaf, Agent& agent, const Pool* pools, size_t n);
@@ -324,6 +324,7 @@ struct alignas(64) Core<N>::Leaf : Item {
   uint32_t framework = 0;
   bool subscribed = true;
   bool in_live = false, in_eligible = false;
+  uint32_t capabilities = 0;  // the framework's, kept here for the visit
   Framework* fw = nullptr;
   Role* role = nullptr;
   ItemSet::iterator live_pos, eligible_pos;
@@ -689,6 +690,7 @@ typename Core<N>::Leaf* Core<N>::leaf(Framework& fw, uint32_t role) {
   created->fw = &fw;
   created->role = node;
   created->tie = fw.handle;
+  created->capabilities = fw.capabilities;
   Leaf* raw = created.get();
   fw.leaves.emplace(role, std::move(created));
   compute_key(raw, share(raw->alloc));
@@ -748,6 +750,7 @@ void Core<N>::update_framework(uint32_t handle, const FrameworkInput& info) {
     }
   }
   for (uint32_t role : fw.roles) leaf(fw, role)->subscribed = true;
+  for (auto& entry : fw.leaves) entry.second->capabilities = fw.capabilities;
   membership_dirty_ = true;
 }
 
@@ -1244,7 +1247,7 @@ bool Core<N>::limit_room(Role& role, Vec& room) const {
 // the twin's order: unreserved, reservations up the role chain, revocable)
 // and their sum into `total`; copies only the registered resources.
 template <uint32_t N>
-size_t Core<N>::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
+size_t Core<N>::offer(Leaf& l, Agent& a, const Vec* cap,
                      bool with_unreserved, bool with_revocable, Pool* pools, Vec& total) const {
   const uint32_t rc = rcount_;
   for (uint32_t r = 0; r < rc; ++r) total.v[r] = 0.0;
@@ -1283,7 +1286,7 @@ size_t Core<N>::offer(Leaf& l, const Framework& fw, Agent& a, const Vec* cap,
       take(*reserved, node->handle, 0);
     }
   }
-  if (with_revocable && (fw.capabilities & PMM_CAP_REVOCABLE_RESOURCES))
+  if (with_revocable && (l.capabilities & PMM_CAP_REVOCABLE_RESOURCES))
     take(a.free_revocable, kUnreserved, PMM_OFFER_REVOCABLE);
   return out;
 }
@@ -1359,8 +1362,19 @@ bool Core<N>::walk(Role& node, Visit& visit, bool live_only) {
   for (const Entry& entry : node.order) {
     if (entry.item->type == Item::kGroup) {
       Group* group = static_cast<Group*>(entry.item);
-      for (const Entry& l : live_only ? group->live : group->eligible)
-        if (!visit(*static_cast<Leaf*>(l.item))) return false;
+      const ItemSet& leaves = live_only ? group->live : group->eligible;
+      for (auto it = leaves.begin(); it != leaves.end();) {
+        Leaf* l = static_cast<Leaf*>(it->item);
+        // The next leaf in order is the next one visited here, or at the
+        // next agent when this one takes this agent and sinks: fetch its
+        // two lines while this visit works (frameworks sit anywhere in
+        // memory).
+        if (++it != leaves.end()) {
+          __builtin_prefetch(it->item);
+          __builtin_prefetch(reinterpret_cast<const char*>(it->item) + 64);
+        }
+        if (!visit(*l)) return false;
+      }
     } else if (!walk(*static_cast<Role*>(entry.item), visit, live_only)) {
       return false;
     }
@@ -1490,7 +1504,7 @@ void Core<N>::cycle(double now, bool partial) {
           if (limit_room(*l.role, room))
             for (uint32_t r = 0; r < rcount_; ++r) cap.v[r] = std::min(need.v[r], room.v[r]);
           Vec total;
-          size_t n = offer(l, *fw, a, &cap, true, false, pools, total);
+          size_t n = offer(l, a, &cap, true, false, pools, total);
           if (!allocatable(total)) continue;
           if (filtered(l, a, total)) {
             ++stats_.filtered_skips;
@@ -1547,8 +1561,7 @@ void Core<N>::cycle(double now, bool partial) {
     const bool gpu_only = a.has_gpus && options_.filter_gpu_resources;
     auto visit = [&](Leaf& l) -> bool {
       if (agent_empty(a)) return false;
-      const Framework& fw = *l.fw;
-      if (gpu_only && !(fw.capabilities & PMM_CAP_GPU_RESOURCES)) return true;
+      if (gpu_only && !(l.capabilities & PMM_CAP_GPU_RESOURCES)) return true;
       bool limited = limit_room(*l.role, room);
       bool with_unreserved = true;
       if (need_headroom) {
@@ -1562,7 +1575,7 @@ void Core<N>::cycle(double now, bool partial) {
           with_unreserved = subset(required, left, rcount_);
         }
       }
-      size_t n = offer(l, fw, a, limited ? &room : nullptr, with_unreserved, true, pools, total);
+      size_t n = offer(l, a, limited ? &room : nullptr, with_unreserved, true, pools, total);
       if (!allocatable(total)) return true;
       if (filtered(l, a, total)) {
         ++stats_.filtered_skips;
