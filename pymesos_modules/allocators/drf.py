@@ -21,6 +21,13 @@ Candidate order is a depth-first walk of the role tree: the children of a role
 (weighted dominant share, allocation count, name); frameworks in a group by
 (dominant share, allocation count, handle).  Counts compare as at most
 :data:`ORDER_COUNT_LIMIT`, where the engine's packed sort key saturates.
+
+As in the engine, a group orders only its eligible frameworks (active,
+subscribed, not suppressed), and while some framework is filtered on every
+agent a second order leaves those out; it is walked at agents where every
+such filter blocks whatever the agent could offer, so the frameworks it
+skips would all have been filtered there: same offers, without walking a
+thousand declined frameworks per agent.
 """
 
 from __future__ import annotations
@@ -147,6 +154,9 @@ class _Leaf(_Keyed):
     #: this (framework, role)'s refusal filters by agent handle: revive and
     #: removal then touch only these, not every filter in the cluster
     filters: dict[int, _Filter] = field(default_factory=dict)
+    #: in its group's ``eligible`` and ``live`` orders (see DRFAllocator._refresh_live)
+    in_eligible: bool = False
+    in_live: bool = False
     key: tuple = ()
 
     def compute_key(self) -> tuple:
@@ -160,8 +170,38 @@ class _Group(_Keyed):
     role: _Role
     alloc: list[float]
     count: int = 0
-    leaves: _Sorted = field(default_factory=_Sorted)
+    #: the leaves that may be offered anything at all (framework active, role
+    #: subscribed and not suppressed) in DRF order: the walks visit only
+    #: these, so suppressed frameworks cost an agent visit nothing; other
+    #: leaves sit in no order and get their key when they join one
+    eligible: _Sorted = field(default_factory=_Sorted)
+    #: the eligible leaves not filtered on every agent, in the same order,
+    #: kept only while some leaf is filtered everywhere: the walk takes it at
+    #: agents where every such filter blocks, so a cluster where most
+    #: frameworks declined everything costs them nothing
+    live: _Sorted = field(default_factory=_Sorted)
     key: tuple = ()
+
+    def rekey(self, leaf: _Leaf) -> None:
+        """Give ``leaf`` its new key, moving it in the orders that hold it."""
+        new = leaf.compute_key()
+        if new == leaf.key:
+            return
+        old = (leaf.key, leaf)
+        for held, order in ((leaf.in_eligible, self.eligible), (leaf.in_live, self.live)):
+            if held:
+                order.items.remove(old)
+                order.items.add((new, leaf))
+        leaf.key = new
+
+    def place(self, leaf: _Leaf, eligible: bool, live: bool) -> None:
+        """Put ``leaf`` into or take it out of the two orders."""
+        if eligible != leaf.in_eligible:
+            (self.eligible.add if eligible else self.eligible.remove)(leaf)
+            leaf.in_eligible = eligible
+        if live != leaf.in_live:
+            (self.live.add if live else self.live.remove)(leaf)
+            leaf.in_live = live
 
     def compute_key(self) -> tuple:
         share = self.role.engine._share(self.alloc) / self.role.weight
@@ -224,6 +264,10 @@ class _Agent:
     #: (framework, role, pool, revocable) -> resources allocated
     allocations: dict[tuple[int, int, int, bool], list[float]] = field(default_factory=dict)
     has_gpus: bool = False
+    #: filters on this agent, and a lower bound of their refused vectors (kept
+    #: when a filter goes, as it stays a lower bound)
+    filter_count: int = 0
+    min_refused: list[float] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -322,6 +366,10 @@ class DRFAllocator:
         self._filter_seq = 0
         self._weights: dict[str, float] = {}
         self._dirty = True
+        #: filters or eligibility changed since _refresh_live last ran, and
+        #: whether some leaf was then filtered on every agent
+        self._membership_dirty = True
+        self._any_everywhere = False
         self._stats = dict.fromkeys(("allocation_runs", "offers_made", "filtered_skips"), 0) | {
             "last_allocation_ms": 0.0
         }
@@ -377,8 +425,7 @@ class DRFAllocator:
             node = self._roles[role]
             leaf = _Leaf(self, framework.handle, node, [0.0] * self._rcount)
             framework.leaves[role] = leaf
-            assert node.group is not None
-            node.group.leaves.add(leaf)
+            self._membership_dirty = True  # _refresh_live places it
         return leaf
 
     def add_framework(self, framework: int, info: FrameworkInfo) -> None:
@@ -412,6 +459,7 @@ class DRFAllocator:
                 self._maybe_remove_leaf(fw, role)
         for role in fw.roles:
             self._leaf(fw, role).subscribed = True
+        self._membership_dirty = True
 
     def _maybe_remove_leaf(self, fw: _Framework, role: int) -> None:
         leaf = fw.leaves.get(role)
@@ -419,8 +467,9 @@ class DRFAllocator:
             return
         if not leaf.subscribed and not _nonzero(leaf.alloc) and not leaf.filters:
             assert leaf.role.group is not None
-            leaf.role.group.leaves.remove(leaf)
+            leaf.role.group.place(leaf, eligible=False, live=False)
             del fw.leaves[role]
+            self._membership_dirty = True
 
     def remove_framework(self, framework: int) -> None:
         """Remove a framework, recovering everything allocated to it."""
@@ -433,18 +482,21 @@ class DRFAllocator:
         for leaf in fw.leaves.values():
             self._forget_filters(leaf)
             assert leaf.role.group is not None
-            leaf.role.group.leaves.remove(leaf)
+            leaf.role.group.place(leaf, eligible=False, live=False)
         del self._frameworks[framework]
+        self._membership_dirty = True
 
     def activate_framework(self, framework: int) -> None:
         """Make a framework eligible for offers again."""
         self._ready("activate_framework")
         self._framework("activate_framework", framework).active = True
+        self._membership_dirty = True
 
     def deactivate_framework(self, framework: int) -> None:
         """Stop offering to a framework."""
         self._ready("deactivate_framework")
         self._framework("deactivate_framework", framework).active = False
+        self._membership_dirty = True
 
     def suppress(self, framework: int, role: int = ALL_ROLES) -> None:
         """Stop offers to the framework in ``role`` (or every role)."""
@@ -454,6 +506,7 @@ class DRFAllocator:
         if role != ALL_ROLES and role not in fw.roles:
             raise self._fail("suppress", INVALID, f"framework {framework} is not in role {role}")
         fw.suppressed.update(roles)
+        self._membership_dirty = True
 
     def revive(self, framework: int, role: int = ALL_ROLES) -> None:
         """Resume offers in ``role`` (or every role) and clear the matching filters."""
@@ -463,6 +516,7 @@ class DRFAllocator:
             raise self._fail("revive", INVALID, f"framework {framework} is not in role {role}")
         roles = set(fw.roles) if role == ALL_ROLES else {role}
         fw.suppressed -= roles
+        self._membership_dirty = True
         for role_handle in sorted(roles):
             leaf = fw.leaves.get(role_handle)
             if leaf is not None:
@@ -525,6 +579,7 @@ class DRFAllocator:
             r for r in range(self._rcount) if self._fair[r] and self._total[r] > 0
         ]
         self._dirty = True
+        self._membership_dirty = True  # the agent count decides "filtered everywhere"
 
     def add_agent(self, agent: int, info: AgentInfo) -> None:
         """Add an agent with its pools and the resources already in use on it."""
@@ -605,7 +660,7 @@ class DRFAllocator:
                 node.count += 1
         if self._dirty:
             return
-        group.leaves.reposition(leaf)
+        group.rekey(leaf)
         leaf.role.order.reposition(group)
         for role in leaf.role.chain():
             assert role.parent is not None
@@ -690,6 +745,14 @@ class DRFAllocator:
             self._remove_filter(existing)
         record = _Filter(framework, role, agent, expiry, list(refused))
         leaf.filters[agent] = record
+        holder = self._agents[agent]
+        holder.filter_count += 1
+        if holder.filter_count == 1:
+            holder.min_refused = list(refused)
+        else:
+            bound = zip(holder.min_refused, refused, strict=True)
+            holder.min_refused = [min(a, b) for a, b in bound]
+        self._membership_dirty = True
         self._filter_seq += 1
         heapq.heappush(self._filter_heap, (expiry, self._filter_seq, record))
 
@@ -697,12 +760,20 @@ class DRFAllocator:
         record.alive = False
         fw = self._frameworks[record.framework]
         del fw.leaves[record.role].filters[record.agent]
+        self._filter_gone(record)
         self._maybe_remove_leaf(fw, record.role)
+
+    def _filter_gone(self, record: _Filter) -> None:
+        holder = self._agents.get(record.agent)
+        if holder is not None:
+            holder.filter_count -= 1
+        self._membership_dirty = True
 
     def _forget_filters(self, leaf: _Leaf) -> None:
         """Drop every filter of a leaf (its stale heap entries are skipped on expiry)."""
         for record in leaf.filters.values():
             record.alive = False
+            self._filter_gone(record)
         leaf.filters.clear()
 
     def _expire_filters(self, now: float) -> None:
@@ -756,10 +827,12 @@ class DRFAllocator:
         def rebuild(node: _Role) -> None:
             node.order = _Sorted()
             if node.group is not None:
-                group_leaves = [leaf for _, leaf in node.group.leaves.items]
-                node.group.leaves = _Sorted()
-                for leaf in group_leaves:
-                    node.group.leaves.add(leaf)
+                # _refresh_live puts the leaves back with fresh keys.
+                for order in (node.group.eligible, node.group.live):
+                    for _, leaf in order.items:
+                        leaf.in_eligible = leaf.in_live = False
+                node.group.eligible = _Sorted()
+                node.group.live = _Sorted()
                 node.order.add(node.group)
             for child in node.children.values():
                 rebuild(child)
@@ -767,14 +840,44 @@ class DRFAllocator:
 
         rebuild(self._root)
         self._dirty = False
+        self._membership_dirty = True
 
-    def _candidates(self, node: _Role) -> Iterator[_Leaf]:
+    def _refresh_live(self) -> None:
+        """Sort leaves into the live orders, after a change to filters or eligibility."""
+        if not self._membership_dirty:
+            return
+        agents = len(self._agents)
+        leaves = [leaf for fw in self._frameworks.values() for leaf in fw.leaves.values()]
+        self._any_everywhere = any(len(leaf.filters) >= agents for leaf in leaves)
+        for leaf in leaves:
+            fw = self._frameworks[leaf.framework]
+            eligible = fw.active and leaf.subscribed and leaf.role.handle not in fw.suppressed
+            live = self._any_everywhere and eligible and len(leaf.filters) < agents
+            assert leaf.role.group is not None
+            leaf.role.group.place(leaf, eligible, live)
+        self._membership_dirty = False
+
+    def _everywhere_block(self, agent: _Agent) -> bool:
+        """Whether every filter of a leaf filtered on all agents blocks ``agent``'s offer.
+
+        With nothing reserved or revocable free, an offer is at most
+        ``agent.free``; if that is within the lower bound of every refused
+        vector here, each such filter blocks it, so only live leaves need
+        visiting.
+        """
+        if agent.filter_count == 0 or _nonzero(agent.free_revocable):
+            return False
+        if any(_nonzero(v) for v in agent.free_reserved.values()):
+            return False
+        return _subset(agent.free, agent.min_refused)
+
+    def _candidates(self, node: _Role, live_only: bool = False) -> Iterator[_Leaf]:
         for _, item in node.order.items:
             if isinstance(item, _Group):
-                for _, leaf in item.leaves.items:
+                for _, leaf in (item.live if live_only else item.eligible).items:
                     yield leaf
             else:
-                yield from self._candidates(item)
+                yield from self._candidates(item, live_only)
 
     def _allocatable(self, vector: Sequence[float]) -> bool:
         if not _nonzero(vector):
@@ -928,6 +1031,7 @@ class DRFAllocator:
         self._expire_filters(now)
         if self._dirty:
             self._rebuild_order()
+        self._refresh_live()
         listed = sorted(self._agents) if agent_set is None else sorted(agent_set)
         order = [h for h in listed if self._agents[h].active]
         self._rng.shuffle(order)
@@ -941,7 +1045,7 @@ class DRFAllocator:
                     need = self._unsatisfied(node)
                     if not _nonzero(need) or node.group is None:
                         continue
-                    for _, leaf in node.group.leaves.items:
+                    for _, leaf in node.group.eligible.items:
                         fw = self._eligible(leaf, agent)
                         if fw is None:
                             continue
@@ -982,7 +1086,8 @@ class DRFAllocator:
                         _add(headroom, self._agents[h].free)
         for agent in visit:
             pending = []
-            for leaf in self._candidates(self._root):
+            live_only = self._any_everywhere and self._everywhere_block(agent)
+            for leaf in self._candidates(self._root, live_only):
                 if self._agent_empty(agent):
                     break
                 fw = self._eligible(leaf, agent)
