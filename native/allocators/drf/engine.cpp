@@ -75,7 +75,8 @@ class Dense {
   size_t size_ = 0;
 };
 
-// One engine of vector width N (see Engine in engine.hpp).
+// One engine of vector width N.  Its public calls are Engine's, which
+// forwards to it, and documented there.
 template <uint32_t N>
 class Core {
  public:
@@ -101,14 +102,7 @@ class Core {
   void update_weights(const std::vector<std::pair<uint32_t, double>>& weights);
   void update_quota(uint32_t role, const double* guarantees, const double* limits);
   void pause(bool paused);
-  // Runs one cycle over every active agent; rows()/values() hold the result
-  // until the next call.
   void allocate(double now);
-  // Runs one cycle over the active agents among agents[0..count) (a set:
-  // order and duplicates do not matter), deciding exactly as allocate() would
-  // with the other agents absent from the visit; shares and quota headroom
-  // still count the whole cluster.  An unknown handle fails before any state
-  // changes.
   void allocate_agents(double now, const uint32_t* agents, size_t count);
 
   const std::vector<pmm_offer_row>& rows() const { return rows_; }
