@@ -223,6 +223,7 @@ class Core {
   // does not also look each one up (the shuffle's swaps depend on the count
   // alone, so the order is the same as over handles).
   std::vector<Agent*> order_;
+  std::vector<uint32_t> candidates_;  // allocate_agents' handles, sorted
   std::vector<std::pair<Leaf*, Vec>> pending_;
   std::vector<Role*> quota_scratch_;
 };
@@ -1454,7 +1455,8 @@ void Core<N>::allocate_agents(double now, const uint32_t* agents, size_t count) 
   // The candidates as a full cycle lists the cluster (distinct handles in
   // increasing order, inactive ones left out), so the shuffle that follows is
   // defined the same way for both, and for the Python twin.
-  std::vector<uint32_t> handles;
+  std::vector<uint32_t>& handles = candidates_;
+  handles.clear();
   for (size_t i = 0; i < count; ++i)
     if (agents_.at(agents[i]).active) handles.push_back(agents[i]);
   std::sort(handles.begin(), handles.end());
