@@ -113,6 +113,31 @@ def test_refusal_filter_lasts_and_blocks_only_subsets(make):
     assert offers(a, now=7.0) == [row]
 
 
+def test_frameworks_that_declined_every_agent_are_not_walked(make):
+    # Mesos' DeclineOffers shape: all frameworks but the keeper (4) decline
+    # every agent for good.  Every implementation must then walk past them
+    # without looking (no filtered skips), yet offer exactly what it would.
+    a = make()
+    keeper = 4
+    for fw in range(keeper + 1):
+        a.add_framework(fw, FrameworkInfo((0,)))
+    for agent in range(3):
+        a.add_agent(agent, AgentInfo(CPU))
+    for _ in range(20):
+        rows = offers(a)
+        declined = 0
+        for fw, agent, role, pool, flags, values in rows:
+            refuse = 0.0 if fw == keeper else 1e6
+            declined += fw != keeper
+            a.recover_resources(fw, agent, role, values, refuse, 0.0, pool, bool(flags))
+        if not declined:
+            break
+    assert declined == 0
+    before = a.stats()["filtered_skips"]
+    assert sorted((r[0], r[1]) for r in offers(a)) == [(keeper, 0), (keeper, 1), (keeper, 2)]
+    assert a.stats()["filtered_skips"] == before
+
+
 def test_filter_lasts_at_least_the_allocation_interval(make):
     a = make(allocation_interval=10.0)
     a.add_framework(0, FrameworkInfo((0,)))
