@@ -123,7 +123,6 @@ class Core {
   struct Filter;
 
  private:
-  void ready(const char* call) const;
   void check_handle(const char* call, const char* what, uint32_t handle) const;
   Vec vector(const char* call, const char* what, const double* values, bool allow_inf = false) const;
   Framework& framework(const char* call, uint32_t handle);
@@ -134,7 +133,8 @@ class Core {
   Role* node_for(const std::string& name);
   Leaf* leaf(Framework& fw, uint32_t role);
   void maybe_remove_leaf(Framework& fw, uint32_t role);
-  // Ranks every role by name (the sets' tie-breaker); after a role is made.
+  // Ranks every role by name (the sets' tie-breaker); rebuild_order() calls
+  // it once after roles were made, before it fills the sets.
   void rank_roles();
   void check_framework(const char* call, const FrameworkInput& info);
 
@@ -163,7 +163,10 @@ class Core {
   void cycle(double now, bool partial);
   void rebuild_order();
   bool allocatable(const Vec& v) const;
-  Framework* eligible(Leaf& leaf, Agent& agent);
+  // Leaves in the eligible sets are active, subscribed and not suppressed
+  // (refresh_live); only the agent can still rule one out: with GPU filtering
+  // on, a GPU agent goes only to GPU_RESOURCES frameworks.
+  bool gpu_excluded(const Leaf& leaf, const Agent& agent) const;
   bool limit_room(Role& role, Vec& room) const;
   struct Pool {
     uint32_t pool;
@@ -183,7 +186,6 @@ class Core {
   void refresh_live();
   bool everywhere_filtered_block(const Agent& agent) const;
 
-  bool initialized_ = false;
   bool paused_ = false;
   bool dirty_ = true;
   // Leaf eligibility or everywhere-filtered state may have changed since
@@ -198,6 +200,7 @@ class Core {
   Vec total_;
   std::unique_ptr<Role> root_;
   size_t role_nodes_ = 0;  // roles in the tree, with parents named only in paths
+  bool ranks_stale_ = false;  // a role was made since rank_roles() last ran
   std::unordered_map<uint32_t, Role*> role_by_handle_;
   Dense<Framework> frameworks_;
   Dense<Agent> agents_;
@@ -425,11 +428,6 @@ inline bool subset(const VecN<N>& a, const VecN<N>& b, uint32_t n) {
 // ---------------------------------------------------------------- basics
 
 template <uint32_t N>
-void Core<N>::ready(const char* call) const {
-  if (!initialized_) fail(kState, std::string(call) + ": initialize() has not been called");
-}
-
-template <uint32_t N>
 void Core<N>::check_handle(const char* call, const char* what, uint32_t handle) const {
   if (handle > kMaxHandle)
     fail(kInvalid, std::string(call) + ": " + what + " handle " + std::to_string(handle) +
@@ -553,7 +551,6 @@ static void reposition(ItemSet& set, ItemBase* item, double share_value) {
 
 template <uint32_t N>
 void Core<N>::initialize(const Options& options) {
-  if (initialized_) fail(kState, "initialize: initialize() was already called");
   const auto& names = options.resource_names;
   if (names.empty() || names.size() > kMaxResources)
     fail(kInvalid, "initialize: between 1 and " + std::to_string(kMaxResources) +
@@ -576,7 +573,6 @@ void Core<N>::initialize(const Options& options) {
     if (names[r] == "gpus") gpu_index_ = static_cast<int>(r);
   rng_ = SplitMix64(options.random_seed);
   root_ = std::make_unique<Role>();
-  initialized_ = true;
   dirty_ = true;
 }
 
@@ -599,7 +595,8 @@ typename Core<N>::Role* Core<N>::node_for(const std::string& name) {
       child->group->weight = child->weight;
       Role* raw = child.get();
       node->children.emplace(path, std::move(child));
-      rank_roles();  // sets dirty_: rebuild_order() fills the sets
+      ++role_nodes_;
+      ranks_stale_ = dirty_ = true;  // rebuild_order() ranks the roles and fills the sets
       node = raw;
     } else {
       node = it->second.get();
@@ -626,13 +623,11 @@ void Core<N>::rank_roles() {
     all[rank]->tie = rank;
     all[rank]->group->tie = rank;  // a group sorts by its role's name
   }
-  role_nodes_ = all.size();
-  dirty_ = true;  // the sets hold keys with the old ranks
+  ranks_stale_ = false;
 }
 
 template <uint32_t N>
 void Core<N>::add_role(uint32_t role, const std::string& name) {
-  ready("add_role");
   check_handle("add_role", "role", role);
   if (role_by_handle_.count(role))
     fail(kExists, "add_role: role " + std::to_string(role) + " is already declared");
@@ -708,7 +703,6 @@ void Core<N>::maybe_remove_leaf(Framework& fw, uint32_t role) {
 
 template <uint32_t N>
 void Core<N>::add_framework(uint32_t handle, const FrameworkInput& info) {
-  ready("add_framework");
   check_handle("add_framework", "framework", handle);
   if (frameworks_.count(handle))
     fail(kExists, "add_framework: framework " + std::to_string(handle) + " already exists");
@@ -726,7 +720,6 @@ void Core<N>::add_framework(uint32_t handle, const FrameworkInput& info) {
 
 template <uint32_t N>
 void Core<N>::update_framework(uint32_t handle, const FrameworkInput& info) {
-  ready("update_framework");
   Framework& fw = framework("update_framework", handle);
   check_framework("update_framework", info);
   fw.roles = info.roles;
@@ -751,7 +744,6 @@ void Core<N>::update_framework(uint32_t handle, const FrameworkInput& info) {
 
 template <uint32_t N>
 void Core<N>::remove_framework(uint32_t handle) {
-  ready("remove_framework");
   Framework& fw = framework("remove_framework", handle);
   agents_.each([&](Agent& a) {
     for (size_t i = 0; i < a.allocations.size();) {
@@ -778,14 +770,12 @@ void Core<N>::remove_framework(uint32_t handle) {
 template <uint32_t N>
 void Core<N>::activate_framework(uint32_t handle, bool active) {
   const char* call = active ? "activate_framework" : "deactivate_framework";
-  ready(call);
   framework(call, handle).active = active;
   membership_dirty_ = true;
 }
 
 template <uint32_t N>
 void Core<N>::suppress(uint32_t handle, uint32_t role) {
-  ready("suppress");
   Framework& fw = framework("suppress", handle);
   membership_dirty_ = true;
   if (role == PMM_ALL_ROLES_HANDLE) {
@@ -800,7 +790,6 @@ void Core<N>::suppress(uint32_t handle, uint32_t role) {
 
 template <uint32_t N>
 void Core<N>::revive(uint32_t handle, uint32_t role) {
-  ready("revive");
   Framework& fw = framework("revive", handle);
   if (role != PMM_ALL_ROLES_HANDLE &&
       std::find(fw.roles.begin(), fw.roles.end(), role) == fw.roles.end())
@@ -902,7 +891,6 @@ void Core<N>::change_total(const Agent& a, int sign) {
 
 template <uint32_t N>
 void Core<N>::add_agent(uint32_t handle, const AgentInput& info) {
-  ready("add_agent");
   check_handle("add_agent", "agent", handle);
   if (agents_.count(handle))
     fail(kExists, "add_agent: agent " + std::to_string(handle) + " already exists");
@@ -934,7 +922,6 @@ void Core<N>::add_agent(uint32_t handle, const AgentInput& info) {
 
 template <uint32_t N>
 void Core<N>::update_agent(uint32_t handle, const AgentInput& info) {
-  ready("update_agent");
   Agent& a = agent("update_agent", handle);
   Totals totals = check_agent("update_agent", info);
   set_totals("update_agent", a, totals, false);  // validates only
@@ -946,7 +933,6 @@ void Core<N>::update_agent(uint32_t handle, const AgentInput& info) {
 
 template <uint32_t N>
 void Core<N>::remove_agent(uint32_t handle) {
-  ready("remove_agent");
   Agent& a = agent("remove_agent", handle);
   while (!a.allocations.empty()) {
     Vec copy = a.allocations.front().second;
@@ -973,7 +959,6 @@ void Core<N>::remove_agent(uint32_t handle) {
 template <uint32_t N>
 void Core<N>::activate_agent(uint32_t handle, bool active) {
   const char* call = active ? "activate_agent" : "deactivate_agent";
-  ready(call);
   agent(call, handle).active = active;
 }
 
@@ -1032,7 +1017,6 @@ template <uint32_t N>
 void Core<N>::recover(uint32_t fw_handle, uint32_t agent_handle, uint32_t role, uint32_t pool,
                      bool revocable, const double* resources, double refuse_seconds, double now) {
   const char* call = "recover_resources";
-  ready(call);
   Framework& fw = framework(call, fw_handle);
   Agent& a = agent(call, agent_handle);
   role_node(call, role);
@@ -1129,7 +1113,6 @@ void Core<N>::expire_filters(double now) {
 
 template <uint32_t N>
 void Core<N>::update_weights(const std::vector<std::pair<uint32_t, double>>& weights) {
-  ready("update_weights");
   for (const auto& e : weights) {
     role_node("update_weights", e.first);
     if (!(e.second > 0) || !std::isfinite(e.second))
@@ -1146,7 +1129,6 @@ void Core<N>::update_weights(const std::vector<std::pair<uint32_t, double>>& wei
 
 template <uint32_t N>
 void Core<N>::update_quota(uint32_t role, const double* guarantees, const double* limits) {
-  ready("update_quota");
   Role& node = role_node("update_quota", role);
   Vec g = vector("update_quota", "guarantees", guarantees);
   Vec l = vector("update_quota", "limits", limits, true);
@@ -1161,7 +1143,6 @@ void Core<N>::update_quota(uint32_t role, const double* guarantees, const double
 
 template <uint32_t N>
 void Core<N>::pause(bool paused) {
-  ready(paused ? "pause" : "resume");
   paused_ = paused;
 }
 
@@ -1169,6 +1150,7 @@ void Core<N>::pause(bool paused) {
 
 template <uint32_t N>
 void Core<N>::rebuild_order() {
+  if (ranks_stale_) rank_roles();
   std::vector<Role*> stack{root_.get()};
   while (!stack.empty()) {
     Role* node = stack.back();
@@ -1211,13 +1193,8 @@ bool Core<N>::allocatable(const Vec& v) const {
 }
 
 template <uint32_t N>
-typename Core<N>::Framework* Core<N>::eligible(Leaf& l, Agent& a) {
-  Framework& fw = frameworks_.at(l.framework);
-  uint32_t role = l.role->handle;
-  if (!(fw.active && l.subscribed && !fw.suppressed.count(role))) return nullptr;
-  if (a.has_gpus && options_.filter_gpu_resources && !(fw.capabilities & PMM_CAP_GPU_RESOURCES))
-    return nullptr;
-  return &fw;
+bool Core<N>::gpu_excluded(const Leaf& l, const Agent& a) const {
+  return a.has_gpus && options_.filter_gpu_resources && !(l.capabilities & PMM_CAP_GPU_RESOURCES);
 }
 
 template <uint32_t N>
@@ -1429,7 +1406,6 @@ bool Core<N>::everywhere_filtered_block(const Agent& a) const {
 
 template <uint32_t N>
 void Core<N>::check_now(const char* call, double now) const {
-  ready(call);
   if (std::isnan(now)) fail(kInvalid, std::string(call) + ": now must not be NaN");
 }
 
@@ -1493,8 +1469,7 @@ void Core<N>::cycle(double now, bool partial) {
         if (!nonzero(need, rcount_)) continue;
         for (const Entry& entry : node->group->eligible) {
           Leaf& l = *static_cast<Leaf*>(entry.item);
-          Framework* fw = eligible(l, a);
-          if (fw == nullptr) continue;
+          if (gpu_excluded(l, a)) continue;
           Vec room;
           Vec cap = need;
           if (limit_room(*l.role, room))
@@ -1552,12 +1527,9 @@ void Core<N>::cycle(double now, bool partial) {
     prefetch(k + 8);
     prefetch_data(k + 4);
     Agent& a = *order_[k];
-    // Leaves in the eligible sets are active, subscribed and not
-    // suppressed (refresh_live); only the agent can still rule one out.
-    const bool gpu_only = a.has_gpus && options_.filter_gpu_resources;
     auto visit = [&](Leaf& l) -> bool {
       if (agent_empty(a)) return false;
-      if (gpu_only && !(l.capabilities & PMM_CAP_GPU_RESOURCES)) return true;
+      if (gpu_excluded(l, a)) return true;
       bool limited = limit_room(*l.role, room);
       bool with_unreserved = true;
       if (need_headroom) {
