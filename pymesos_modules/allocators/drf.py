@@ -827,10 +827,10 @@ class DRFAllocator:
         def rebuild(node: _Role) -> None:
             node.order = _Sorted()
             if node.group is not None:
-                # _refresh_live puts the leaves back with fresh keys.
-                for order in (node.group.eligible, node.group.live):
-                    for _, leaf in order.items:
-                        leaf.in_eligible = leaf.in_live = False
+                # _refresh_live puts the leaves back with fresh keys (live
+                # ones are eligible too).
+                for _, leaf in node.group.eligible.items:
+                    leaf.in_eligible = leaf.in_live = False
                 node.group.eligible = _Sorted()
                 node.group.live = _Sorted()
                 node.order.add(node.group)
@@ -847,10 +847,9 @@ class DRFAllocator:
         if not self._membership_dirty:
             return
         agents = len(self._agents)
-        leaves = [leaf for fw in self._frameworks.values() for leaf in fw.leaves.values()]
-        self._any_everywhere = any(len(leaf.filters) >= agents for leaf in leaves)
-        for leaf in leaves:
-            fw = self._frameworks[leaf.framework]
+        leaves = [(fw, leaf) for fw in self._frameworks.values() for leaf in fw.leaves.values()]
+        self._any_everywhere = any(len(leaf.filters) >= agents for _, leaf in leaves)
+        for fw, leaf in leaves:
             eligible = fw.active and leaf.subscribed and leaf.role.handle not in fw.suppressed
             live = self._any_everywhere and eligible and len(leaf.filters) < agents
             assert leaf.role.group is not None
@@ -888,10 +887,14 @@ class DRFAllocator:
         return False
 
     def _eligible(self, leaf: _Leaf, agent: _Agent) -> _Framework | None:
+        """The leaf's framework, or None if ``agent`` is not for it.
+
+        Leaves in the eligible orders are active, subscribed and not
+        suppressed (:meth:`_refresh_live`); only the agent can still rule
+        one out: with GPU filtering on, a GPU agent goes only to
+        GPU_RESOURCES frameworks.
+        """
         fw = self._frameworks[leaf.framework]
-        role = leaf.role.handle
-        if not (fw.active and leaf.subscribed and role not in fw.suppressed):
-            return None
         if (
             agent.has_gpus
             and self._options.filter_gpu_resources  # type: ignore[union-attr]
