@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,12 @@ from support.agent_tasks import (
     follow,
     launch,
     python_modules,
+    start_command,
     task_info,
     until,
 )
 from support.scheduler import Scheduler
 
-import pymesos_modules
 from pymesos_modules import cli, metrics
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.agent.agent import Agent, Container
@@ -59,13 +58,7 @@ async def subprocess_agent(
     master_url: str, work_dir: Path
 ) -> tuple[asyncio.subprocess.Process, str]:
     """`pymesos-modules agent` in a process of its own (to be SIGKILLed); its URL."""
-    # The package under test, wherever this test process imports it from.
-    root = str(Path(pymesos_modules.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pymesos_modules",
+    return await start_command(
         "agent",
         f"--master={master_url.removeprefix('http://')}",
         f"--work_dir={work_dir}",
@@ -75,13 +68,8 @@ async def subprocess_agent(
         "--registration_backoff_factor=0.1",
         "--status_update_retry_interval_min=0.5",
         "--status_update_retry_interval_max=2",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
+        banner="agent listening on http://",
     )
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    assert line.startswith("agent listening on http://"), line
-    return process, line.split()[-1]
 
 
 async def pending_updates(session, url: str) -> float:

@@ -7,7 +7,7 @@ import os
 
 import aiohttp
 import pytest
-from support.agent_tasks import follow_all, task_info, until
+from support.agent_tasks import follow_all, start_command, task_info, until
 from support.scheduler import Scheduler
 
 from pymesos_modules import cli
@@ -210,26 +210,18 @@ async def test_local_command_prints_the_master_and_leaves_no_task_behind(tmp_pat
     """SIGTERM to `pymesos-modules local` kills the tasks it runs and exits 0."""
     import asyncio
     import signal
-    import sys
     from pathlib import Path
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pymesos_modules",
+    process, url = await start_command(
         "local",
         "--port=0",
         "--num_agents=1",
         "--allocator=python/drf",
         "--allocation_interval=0.05",
         "--resources=cpus:1;mem:256;ports:[31000-31001]",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        banner="master listening on http://127.0.0.1:",
     )
     try:
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        assert line.startswith("master listening on http://127.0.0.1:")
-        url = line.split()[-1]
         async with aiohttp.ClientSession() as session:
             scheduler = Scheduler(url, session)
             await scheduler.subscribe()
