@@ -39,12 +39,13 @@ from typing import Any
 
 import aiohttp
 
-from pymesos_modules import __version__, metrics
-from pymesos_modules.agent import checkpoint, containers
+from pymesos_modules import metrics
+from pymesos_modules.agent import checkpoint, containers, views
 from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunState, Termination
 from pymesos_modules.agent.containers import LaunchError
-from pymesos_modules.agent.launcher import ProcessId, is_alive
+from pymesos_modules.agent.launcher import is_alive
 from pymesos_modules.agent.modules import AgentModules, Named, call
+from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.kinds.isolator import ContainerConfig
 from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
@@ -60,10 +61,6 @@ REGISTRATION_BACKOFF_MAX = 30.0
 DEFAULT_HEARTBEAT = 15.0
 #: How long --recover=cleanup waits for the killed tasks' launchers to record their ends.
 CLEANUP_TIMEOUT = 30.0
-
-TERMINAL = frozenset(
-    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
-)
 
 
 class RegistrationRefused(Exception):
@@ -95,77 +92,6 @@ class AgentFlags:
     strict: bool = True
     #: every flag as given, for /flags
     raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Container:
-    """One task run on this agent (Mesos: a command executor's container)."""
-
-    framework_id: str
-    task_id: str
-    container_id: str
-    info: dict[str, Any]
-    framework_info: dict[str, Any]
-    sandbox: Path
-    resources: dict[str, float]
-    ports: list[int]
-    revocable: bool
-    state: str = "TASK_STAGING"
-    #: the task's process (the leader of its process group), once started
-    process: ProcessId | None = None
-    #: the launcher supervising it (see :mod:`.launcher`)
-    launcher: ProcessId | None = None
-    #: the run's checkpoint folder; None: not checkpointed (any more)
-    run_dir: Path | None = None
-    #: taken over from a previous agent's checkpoint
-    recovered: bool = False
-    prepared: list[Named] = field(default_factory=list)
-    kill_requested: bool = False
-    kill_grace: float = 0.0
-    kill_reason: str | None = None
-    kill_message: str | None = None
-    kill_source: str = "SOURCE_EXECUTOR"
-    limitation: Any = None
-    #: the raw waitpid status and its returncode form (negative: the signal)
-    wait_status: int | None = None
-    returncode: int | None = None
-    runner: asyncio.Task | None = None
-    started: float = field(default_factory=time.time)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def executor_id(self) -> str:
-        """A command task's executor id is its task id, as in Mesos."""
-        return self.task_id
-
-    @property
-    def running(self) -> bool:
-        """The task process was started and has not ended."""
-        return self.process is not None and self.returncode is None
-
-    @property
-    def revocable_resources(self) -> dict[str, float]:
-        """The scalars of the task's resources that are revocable."""
-        items = self.info.get("resources") or []
-        return _scalars([r for r in items if isinstance(r, dict) and "revocable" in r])
-
-
-def _scalars(items: list[dict[str, Any]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in items:
-        if item.get("type", "SCALAR") == "SCALAR":
-            value = float((item.get("scalar") or {}).get("value", 0.0))
-            out[item["name"]] = out.get(item["name"], 0.0) + value
-    return out
-
-
-def _ports(items: list[dict[str, Any]]) -> list[int]:
-    ports: list[int] = []
-    for item in items:
-        if item.get("name") == "ports" and item.get("type") == "RANGES":
-            for r in (item.get("ranges") or {}).get("range", []):
-                ports.extend(range(int(r["begin"]), int(r["end"]) + 1))
-    return ports
 
 
 def _grace(policy: Any) -> float | None:
@@ -325,7 +251,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         self._loops.clear()
-        running = [c for c in self._all_containers() if not c.finished.is_set()]
+        running = [c for c in self.all_containers() if not c.finished.is_set()]
         if kill_tasks:
             for container in running:
                 self.kill(container, message="the agent is shutting down")
@@ -360,7 +286,7 @@ class Agent:
         if self.agent_id is None:
             return {"type": "REGISTER", "register": body}
         body["agent_id"] = {"value": self.agent_id}
-        body["tasks"] = [self._task_entry(c) for c in self._all_containers()]
+        body["tasks"] = [self._task_entry(c) for c in self.all_containers()]
         # A restarted master knows the frameworks of adopted tasks from these alone.
         body["frameworks"] = [
             {**self.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
@@ -550,7 +476,7 @@ class Agent:
     def _shutdown_by_master(self, message: str) -> str:
         """The master removed this agent: kill everything, forget the id, register anew."""
         logger.warning("the master removed this agent (%s); registering anew", message)
-        dying = self._all_containers()
+        dying = self.all_containers()
         for container in dying:
             self.kill(container, message=f"agent removed by the master: {message}")
         self.updates.clear()
@@ -573,7 +499,8 @@ class Agent:
 
     # --- tasks -------------------------------------------------------------------------------
 
-    def _all_containers(self) -> list[Container]:
+    def all_containers(self) -> list[Container]:
+        """Every container the agent tracks (running, or ended with its update unacknowledged)."""
         return [c for tasks in self.containers.values() for c in tasks.values()]
 
     def find(self, framework_id: str, task_id: str) -> Container | None:
@@ -637,8 +564,8 @@ class Agent:
             containers.sandbox_path(
                 self.work_dir, self.agent_id, framework_id, task_id, container_id
             ),
-            _scalars(items),
-            _ports(items),
+            scalars(items),
+            ports_of(items),
             any("revocable" in r for r in items if isinstance(r, dict)),
         )
 
@@ -775,7 +702,7 @@ class Agent:
         logger.info(
             "recovered agent %s: %d task(s) of %d framework(s)",
             self.agent_id,
-            len(self._all_containers()),
+            len(self.all_containers()),
             len(self.containers),
         )
 
@@ -1175,7 +1102,7 @@ class Agent:
             await asyncio.sleep(self.flags.container_watch_interval)
             if not self.modules.isolators:
                 continue
-            for container in self._all_containers():
+            for container in self.all_containers():
                 if container.running and not container.kill_requested:
                     self._watch(container, None)
 
@@ -1192,21 +1119,6 @@ class Agent:
                 statistics.update({str(k): float(v) for k, v in values.items()})
         return statistics
 
-    def statistics(self) -> list[dict[str, Any]]:
-        """``/monitor/statistics``: one entry per running task (Mesos' shape)."""
-        return [
-            {
-                "executor_id": c.executor_id,
-                "executor_name": f"Command Executor (Task: {c.task_id})",
-                "framework_id": c.framework_id,
-                "source": c.task_id,
-                "container_id": c.container_id,
-                "statistics": self.usage(c),
-            }
-            for c in self._all_containers()
-            if c.running
-        ]
-
     def agent_usage(self) -> Any:
         """What the resource estimator and the QoS controller see."""
         executors = [
@@ -1218,10 +1130,10 @@ class Agent:
                 revocable=c.revocable,
                 statistics=self.usage(c),
             )
-            for c in self._all_containers()
+            for c in self.all_containers()
             if c.running
         ]
-        return AgentUsage(total=_scalars(self.resources), executors=executors)
+        return AgentUsage(total=scalars(self.resources), executors=executors)
 
     # --- resource estimator and QoS controller -----------------------------------------------
 
@@ -1241,7 +1153,7 @@ class Agent:
         the revocable resources tasks hold, as Mesos' agent forwards it (a total, of which
         the allocator offers what tasks do not use)."""
         total = dict(self.oversubscribed)
-        for container in self._all_containers():
+        for container in self.all_containers():
             if container.state not in TERMINAL:
                 for name, amount in container.revocable_resources.items():
                     total[name] = total.get(name, 0.0) + amount
@@ -1273,7 +1185,7 @@ class Agent:
     def _correct(self, named: Named, correction: Any) -> None:
         container_id = getattr(correction, "container_id", None)
         container = next(
-            (c for c in self._all_containers() if c.container_id == container_id), None
+            (c for c in self.all_containers() if c.container_id == container_id), None
         ) or self.find(
             str(getattr(correction, "framework_id", "")), str(getattr(correction, "task_id", ""))
         )
@@ -1300,101 +1212,16 @@ class Agent:
 
     # --- views ---------------------------------------------------------------------------------
 
+    # --- views (the HTTP surface serves them) ----------------------------------------------------
+
+    def statistics(self) -> list[dict[str, Any]]:
+        """``/monitor/statistics`` (see :mod:`.views`)."""
+        return views.statistics(self)
+
     def snapshot_metrics(self) -> dict[str, float]:
-        """``/metrics/snapshot``: Mesos' agent metric names, ours, and the modules'."""
-        running = [c for c in self._all_containers() if c.state not in TERMINAL]
-        total = _scalars(self.resources)
-        used: dict[str, float] = {}
-        for container in running:
-            for name, amount in container.resources.items():
-                used[name] = used.get(name, 0.0) + amount
-        values: dict[str, float] = {
-            "slave/uptime_secs": time.time() - self.started,
-            "slave/registered": float(self.registered),
-            "slave/executors_running": float(sum(c.running for c in running)),
-            "slave/status_updates_pending": float(self.updates.pending()),
-            "slave/status_update_retries": float(self.updates.retries),
-        }
-        for state in ("STAGING", "STARTING", "RUNNING", "KILLING"):
-            values[f"slave/tasks_{state.lower()}"] = float(
-                sum(c.state == f"TASK_{state}" for c in running)
-            )
-        for key, count in self.counters.items():
-            values[f"slave/{key}"] = float(count)
-        for name in ("cpus", "mem", "disk", "gpus"):
-            if name in total:
-                values[f"slave/{name}_total"] = total[name]
-                values[f"slave/{name}_used"] = used.get(name, 0.0)
-                values[f"slave/{name}_percent"] = (
-                    used.get(name, 0.0) / total[name] if total[name] else 0.0
-                )
-        for name, amount in self.oversubscribed_total().items():
-            values[f"slave/{name}_revocable_total"] = amount
-        values.update(self.metrics.snapshot())
-        return values
+        """``/metrics/snapshot`` (see :mod:`.views`)."""
+        return views.snapshot_metrics(self)
 
     def state(self) -> dict[str, Any]:
-        """``/state`` in the shape of Mesos' agent state (the parts we have)."""
-
-        def task_json(c: Container) -> dict[str, Any]:
-            return {
-                "id": c.task_id,
-                "name": c.info.get("name", ""),
-                "framework_id": c.framework_id,
-                "executor_id": c.executor_id,
-                "slave_id": self.agent_id,
-                "state": c.state,
-                "resources": {**c.resources, "ports": ",".join(map(str, c.ports))},
-                "labels": (c.info.get("labels") or {}).get("labels", []),
-            }
-
-        def executor_json(c: Container) -> dict[str, Any]:
-            return {
-                "id": c.executor_id,
-                "name": f"Command Executor (Task: {c.task_id})",
-                "framework_id": c.framework_id,
-                "container": c.container_id,
-                "directory": str(c.sandbox),
-                "resources": c.resources,
-                "tasks": [] if c.state in TERMINAL else [task_json(c)],
-                "completed_tasks": [task_json(c)] if c.state in TERMINAL else [],
-            }
-
-        frameworks = []
-        for framework_id, tasks in self.containers.items():
-            info = self.frameworks.get(framework_id, {})
-            frameworks.append(
-                {
-                    "id": framework_id,
-                    "name": info.get("name", ""),
-                    "user": info.get("user", ""),
-                    "executors": [executor_json(c) for c in tasks.values()],
-                }
-            )
-        return {
-            "version": __version__,
-            "id": self.agent_id,
-            "hostname": self.flags.hostname,
-            "port": self.flags.port,
-            "master_hostname": self.url,
-            "master_id": self.master_id,
-            "registered": self.registered,
-            "start_time": self.started,
-            "resources": {
-                **_scalars(self.resources),
-                "ports": ",".join(
-                    f"[{r['begin']}-{r['end']}]"
-                    for item in self.resources
-                    if item.get("name") == "ports" and item.get("type") == "RANGES"
-                    for r in (item.get("ranges") or {}).get("range", [])
-                ),
-            },
-            "unreserved_resources_full": self.resources,
-            "attributes": {
-                a["name"]: (a.get("text") or a.get("scalar") or {}).get("value", a)
-                for a in self.attributes
-            },
-            "flags": {k: str(v) for k, v in self.flags.raw.items()},
-            "frameworks": frameworks,
-            "completed_tasks": [task_json(c) for c in self.completed[-100:]],
-        }
+        """``/state`` (see :mod:`.views`)."""
+        return views.state(self)

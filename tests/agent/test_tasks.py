@@ -9,7 +9,7 @@ from support.agent_tasks import follow, launch, task_info, until
 
 def sandbox_of(agent, task_id: str) -> Path:
     containers = [
-        c for c in agent.agent._all_containers() + agent.agent.completed if c.task_id == task_id
+        c for c in agent.agent.all_containers() + agent.agent.completed if c.task_id == task_id
     ]
     assert containers, f"agent knows no task {task_id}"
     return containers[-1].sandbox

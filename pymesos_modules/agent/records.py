@@ -1,0 +1,94 @@
+"""What the agent keeps: one record per task's container, and small resource helpers.
+
+The :class:`~pymesos_modules.agent.agent.Agent` owns every record; its rooms
+(registration, the containerizer, status updates, recovery, views) read and
+change them through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymesos_modules.agent.launcher import ProcessId
+from pymesos_modules.agent.modules import Named
+
+TERMINAL = frozenset(
+    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
+)
+
+
+@dataclass
+class Container:
+    """One task run on this agent (Mesos: a command executor's container)."""
+
+    framework_id: str
+    task_id: str
+    container_id: str
+    info: dict[str, Any]
+    framework_info: dict[str, Any]
+    sandbox: Path
+    resources: dict[str, float]
+    ports: list[int]
+    revocable: bool
+    state: str = "TASK_STAGING"
+    #: the task's process (the leader of its process group), once started
+    process: ProcessId | None = None
+    #: the launcher supervising it (see :mod:`.launcher`)
+    launcher: ProcessId | None = None
+    #: the run's checkpoint folder; None: not checkpointed (any more)
+    run_dir: Path | None = None
+    #: taken over from a previous agent's checkpoint
+    recovered: bool = False
+    prepared: list[Named] = field(default_factory=list)
+    kill_requested: bool = False
+    kill_grace: float = 0.0
+    kill_reason: str | None = None
+    kill_message: str | None = None
+    kill_source: str = "SOURCE_EXECUTOR"
+    limitation: Any = None
+    #: the raw waitpid status and its returncode form (negative: the signal)
+    wait_status: int | None = None
+    returncode: int | None = None
+    runner: asyncio.Task | None = None
+    started: float = field(default_factory=time.time)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def executor_id(self) -> str:
+        """A command task's executor id is its task id, as in Mesos."""
+        return self.task_id
+
+    @property
+    def running(self) -> bool:
+        """The task process was started and has not ended."""
+        return self.process is not None and self.returncode is None
+
+    @property
+    def revocable_resources(self) -> dict[str, float]:
+        """The scalars of the task's resources that are revocable."""
+        items = self.info.get("resources") or []
+        return scalars([r for r in items if isinstance(r, dict) and "revocable" in r])
+
+
+def scalars(items: list[dict[str, Any]]) -> dict[str, float]:
+    """The SCALAR resources of Mesos Resource JSON, summed by name."""
+    out: dict[str, float] = {}
+    for item in items:
+        if item.get("type", "SCALAR") == "SCALAR":
+            value = float((item.get("scalar") or {}).get("value", 0.0))
+            out[item["name"]] = out.get(item["name"], 0.0) + value
+    return out
+
+
+def ports_of(items: list[dict[str, Any]]) -> list[int]:
+    """Every port of the RANGES resource named ``ports``."""
+    out: list[int] = []
+    for item in items:
+        if item.get("name") == "ports" and item.get("type") == "RANGES":
+            for r in (item.get("ranges") or {}).get("range", []):
+                out.extend(range(int(r["begin"]), int(r["end"]) + 1))
+    return out

@@ -1,0 +1,133 @@
+"""The agent's JSON views, in Mesos' shapes: ``/state``, ``/metrics/snapshot``,
+``/monitor/statistics`` (served by :mod:`.http`).
+
+Read-only functions of the :class:`~pymesos_modules.agent.agent.Agent`'s state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pymesos_modules import __version__
+from pymesos_modules.agent.records import TERMINAL, Container, scalars
+
+if TYPE_CHECKING:
+    from pymesos_modules.agent.agent import Agent
+
+
+def statistics(agent: Agent) -> list[dict[str, Any]]:
+    """``/monitor/statistics``: one entry per running task (Mesos' shape)."""
+    return [
+        {
+            "executor_id": c.executor_id,
+            "executor_name": f"Command Executor (Task: {c.task_id})",
+            "framework_id": c.framework_id,
+            "source": c.task_id,
+            "container_id": c.container_id,
+            "statistics": agent.usage(c),
+        }
+        for c in agent.all_containers()
+        if c.running
+    ]
+
+
+def snapshot_metrics(agent: Agent) -> dict[str, float]:
+    """``/metrics/snapshot``: Mesos' agent metric names, ours, and the modules'."""
+    running = [c for c in agent.all_containers() if c.state not in TERMINAL]
+    total = scalars(agent.resources)
+    used: dict[str, float] = {}
+    for container in running:
+        for name, amount in container.resources.items():
+            used[name] = used.get(name, 0.0) + amount
+    values: dict[str, float] = {
+        "slave/uptime_secs": time.time() - agent.started,
+        "slave/registered": float(agent.registered),
+        "slave/executors_running": float(sum(c.running for c in running)),
+        "slave/status_updates_pending": float(agent.updates.pending()),
+        "slave/status_update_retries": float(agent.updates.retries),
+    }
+    for state in ("STAGING", "STARTING", "RUNNING", "KILLING"):
+        values[f"slave/tasks_{state.lower()}"] = float(
+            sum(c.state == f"TASK_{state}" for c in running)
+        )
+    for key, count in agent.counters.items():
+        values[f"slave/{key}"] = float(count)
+    for name in ("cpus", "mem", "disk", "gpus"):
+        if name in total:
+            values[f"slave/{name}_total"] = total[name]
+            values[f"slave/{name}_used"] = used.get(name, 0.0)
+            values[f"slave/{name}_percent"] = (
+                used.get(name, 0.0) / total[name] if total[name] else 0.0
+            )
+    for name, amount in agent.oversubscribed_total().items():
+        values[f"slave/{name}_revocable_total"] = amount
+    values.update(agent.metrics.snapshot())
+    return values
+
+
+def state(agent: Agent) -> dict[str, Any]:
+    """``/state`` in the shape of Mesos' agent state (the parts we have)."""
+
+    def task_json(c: Container) -> dict[str, Any]:
+        return {
+            "id": c.task_id,
+            "name": c.info.get("name", ""),
+            "framework_id": c.framework_id,
+            "executor_id": c.executor_id,
+            "slave_id": agent.agent_id,
+            "state": c.state,
+            "resources": {**c.resources, "ports": ",".join(map(str, c.ports))},
+            "labels": (c.info.get("labels") or {}).get("labels", []),
+        }
+
+    def executor_json(c: Container) -> dict[str, Any]:
+        return {
+            "id": c.executor_id,
+            "name": f"Command Executor (Task: {c.task_id})",
+            "framework_id": c.framework_id,
+            "container": c.container_id,
+            "directory": str(c.sandbox),
+            "resources": c.resources,
+            "tasks": [] if c.state in TERMINAL else [task_json(c)],
+            "completed_tasks": [task_json(c)] if c.state in TERMINAL else [],
+        }
+
+    frameworks = []
+    for framework_id, tasks in agent.containers.items():
+        info = agent.frameworks.get(framework_id, {})
+        frameworks.append(
+            {
+                "id": framework_id,
+                "name": info.get("name", ""),
+                "user": info.get("user", ""),
+                "executors": [executor_json(c) for c in tasks.values()],
+            }
+        )
+    return {
+        "version": __version__,
+        "id": agent.agent_id,
+        "hostname": agent.flags.hostname,
+        "port": agent.flags.port,
+        "master_hostname": agent.url,
+        "master_id": agent.master_id,
+        "registered": agent.registered,
+        "start_time": agent.started,
+        "resources": {
+            **scalars(agent.resources),
+            "ports": ",".join(
+                f"[{r['begin']}-{r['end']}]"
+                for item in agent.resources
+                if item.get("name") == "ports" and item.get("type") == "RANGES"
+                for r in (item.get("ranges") or {}).get("range", [])
+            ),
+        },
+        "unreserved_resources_full": agent.resources,
+        "attributes": {
+            a["name"]: (a.get("text") or a.get("scalar") or {}).get("value", a)
+            for a in agent.attributes
+        },
+        "flags": {k: str(v) for k, v in agent.flags.raw.items()},
+        "frameworks": frameworks,
+        "completed_tasks": [task_json(c) for c in agent.completed[-100:]],
+    }
