@@ -21,6 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pymesos_modules import paths
+
 #: Seconds a probe may take before it is treated as hung.
 PROBE_TIMEOUT = 60.0
 
@@ -31,7 +33,7 @@ class ProbeFailed(Exception):
 
 def run_probe(arguments: list[str], allow_insecure: bool) -> dict[str, Any]:
     """Run the probe in a child process and return its JSON report."""
-    command = [sys.executable, "-m", "pymesos_modules._probe", *arguments]
+    command = paths.module_command("pymesos_modules._probe", *arguments)
     if allow_insecure:
         command.append("--allow-insecure-modules")
     try:

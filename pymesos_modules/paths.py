@@ -1,7 +1,13 @@
-"""Where the installed package keeps its headers, CMake files and bundled modules."""
+"""Where the package keeps its headers, CMake files and bundled modules, and how children run it.
+
+One place for the rule every child process follows (issue 11): a child we
+start imports the copy of ``pymesos_modules`` this process runs, never a
+``pymesos_modules/`` that happens to sit in its current folder.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -12,3 +18,41 @@ INCLUDE_DIR = PACKAGE_DIR / "include"
 CMAKE_DIR = PACKAGE_DIR / "cmake"
 #: Folder with the module libraries built and shipped with the package.
 BUNDLED_MODULES_DIR = PACKAGE_DIR / "lib"
+
+#: Bootstrap of :func:`module_command`, run as ``python -P -c _BOOT ROOT MODULE ARGS...``.
+#: ``find_spec`` locates the package without running any of its code; ROOT goes
+#: first on ``sys.path`` only when the child would otherwise find another copy
+#: (or none), so an installed package never moves site-packages ahead of the
+#: standard library.
+_BOOT = """\
+import importlib.util, os, runpy, sys
+root, module = sys.argv[1:3]
+del sys.argv[1:3]
+spec = importlib.util.find_spec("pymesos_modules")
+found = spec and spec.origin and os.path.dirname(os.path.dirname(os.path.realpath(spec.origin)))
+if found != root:
+    sys.path.insert(0, root)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """The argv that runs ``module`` of this package as ``python -m module ARGS`` would.
+
+    Except that the child never imports from its current folder (``-P``: a
+    ``pymesos_modules/`` planted where an operator runs a command would
+    otherwise shadow the install and have its code run), and that it runs the
+    very copy of the package this process runs: installed, editable or a
+    built source tree.
+    """
+    return [sys.executable, "-P", "-c", _BOOT, str(PACKAGE_DIR.parent), module, *args]
+
+
+def stdlib_script_command(script: str | Path, *args: str) -> list[str]:
+    """The argv that runs a standard-library-only script of this package (the task launcher).
+
+    Isolated mode (``-I``: no current or script folder on ``sys.path``, no
+    ``PYTHON*`` variables, no user site) and no site-packages (``-S``, which
+    also makes it start fast): the script sees the standard library only.
+    """
+    return [sys.executable, "-I", "-S", str(script), *args]

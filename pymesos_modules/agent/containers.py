@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pymesos_modules import paths
 from pymesos_modules.agent import launcher
 from pymesos_modules.agent.launcher import LaunchSpec, ProcessId, is_alive, process_stat
 from pymesos_modules.kinds.isolator import RLIMITS
@@ -198,7 +199,7 @@ async def launch(
         # when the transport is closed, and a launcher must outlive this agent.
         pid = os.posix_spawn(
             sys.executable,
-            [sys.executable, "-S", launcher.__file__, str(run_dir)],
+            paths.stdlib_script_command(launcher.__file__, str(run_dir)),
             dict(os.environ),
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, spec_read, 0),

@@ -1,7 +1,7 @@
 """The task launcher: a small process between the agent and each task, so tasks outlive the agent.
 
 As Mesos splits the agent from its launcher and executors, every task runs
-under ``python -S <this file> <run_dir>`` (:func:`.containers.launch` starts it):
+under ``python -I -S <this file> <run_dir>`` (:func:`.containers.launch` starts it):
 
 1. the agent starts the launcher in a session of its own (``setsid``): a signal
    to the agent's terminal or process group, or the agent's death, does not
@@ -24,9 +24,11 @@ under ``python -S <this file> <run_dir>`` (:func:`.containers.launch` starts it)
 A pid is only trusted together with its start time (``/proc/<pid>/stat``), so
 a pid reused by another process after a restart is never signalled or waited on.
 
-The file runs as a script with ``-S`` and imports the standard library only:
-the launcher starts in about 30 ms instead of the 100 ms importing the
-package would cost it, on every task.  :mod:`.checkpoint` imports the shared
+The file runs as a script in isolated mode without site-packages (``-I -S``,
+:func:`pymesos_modules.paths.stdlib_script_command`) and imports the standard
+library only, never anything from the current folder: the launcher starts in
+about 30 ms instead of the 100 ms importing the package would cost it, on
+every task.  :mod:`.checkpoint` imports the shared
 parts (file names, :func:`write_atomically`, :class:`ProcessId`) from here.
 """
 
@@ -185,10 +187,12 @@ def run(run_dir: Path, spec: LaunchSpec) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -S launcher.py <run_dir>``, the spec on stdin."""
+    """``python -I -S launcher.py <run_dir>``, the spec on stdin."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -S launcher.py RUN_DIR  (the launch spec on stdin)", file=sys.stderr)
+        print(
+            "usage: python -I -S launcher.py RUN_DIR  (the launch spec on stdin)", file=sys.stderr
+        )
         return 2
     os.chdir("/")  # hold no folder of the agent's (the task gets its own cwd)
     try:

@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from pymesos_modules import paths
 from pymesos_modules.bench.runner import Request, make_manager
 from pymesos_modules.bench.scenarios import SCENARIOS, Cluster, options
 
@@ -175,7 +175,7 @@ def check_agreement(
 
 def run_one(request: Request, timeout: float) -> dict[str, Any]:
     """Measure in a child process; a timeout or crash becomes an error row."""
-    command = [sys.executable, "-m", "pymesos_modules.bench.runner", json.dumps(asdict(request))]
+    command = paths.module_command("pymesos_modules.bench.runner", json.dumps(asdict(request)))
     base = {
         k: getattr(request, k) for k in ("scenario", "agents", "frameworks", "roles", "allocator")
     }

@@ -6,13 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import pymesos_modules
+from pymesos_modules import paths
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.master.cli import FLAGS as MASTER_FLAGS
 from support.scheduler import REVOCABLE, Scheduler
@@ -236,18 +234,18 @@ def agent_args(master_url: str, work_dir: str, **overrides: Any) -> argparse.Nam
     return argparse.Namespace(**values)
 
 
-async def start_command(*args: str, banner: str) -> tuple[asyncio.subprocess.Process, str]:
+async def start_command(
+    *args: str, banner: str, cwd: Path | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
     """``pymesos-modules ARGS`` in a process of its own, and the URL its first line gives.
 
     The process imports the package under test, wherever this test process
-    imports it from.  Its first line must start with ``banner``; if it does
-    not, the process is killed before the assertion fails.
+    imports it from (never from ``cwd``).  Its first line must start with
+    ``banner``; if it does not, the process is killed before the assertion fails.
     """
-    root = str(Path(pymesos_modules.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pymesos_modules", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+        *paths.module_command("pymesos_modules", *args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=cwd,
     )  # fmt: skip
     try:
         assert process.stdout is not None
