@@ -32,8 +32,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from pymesos_modules import __version__, metrics
@@ -52,14 +51,16 @@ from pymesos_modules.kinds.allocator import (
     materialize,
     takes_agents,
 )
-from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
+from pymesos_modules.kinds.authorizer import Action, Authorizer
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
+from pymesos_modules.master.base import CallError, MasterBase, MasterFlags, SubscriptionDenied, _id
 from pymesos_modules.master.state import (
     Agent,
     AgentBackend,
     EventSink,
+    Executor,
     Framework,
     HandleMap,
     Offer,
@@ -83,64 +84,11 @@ MIN_CPUS = 0.01
 MIN_MEM = 32.0
 
 
-@dataclass
-class _Executor:
-    """The executor of task groups on one agent: it holds its resources while a task runs."""
-
-    info: dict[str, Any]
-    pieces: list[Piece]
-    ports: res.Ranges
-    role: str
-    task_ids: set[str] = field(default_factory=set)
-
-
 def _executor_id(executor: dict[str, Any]) -> str:
     return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
 
 
-class CallError(Exception):
-    """A scheduler call was rejected; ``status`` is the HTTP status Mesos would answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class SubscriptionDenied(CallError):
-    """The authorizer refused a SUBSCRIBE: Mesos answers with an ERROR event, then closes."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(403, message)
-
-
-@dataclass
-class MasterFlags:
-    """Master settings (Mesos flag names)."""
-
-    allocation_interval: float = 1.0
-    offer_timeout: float | None = None
-    heartbeat_interval: float = 15.0
-    authenticate_frameworks: bool = False
-    agent_reregister_timeout: float = 600.0
-    #: an agent silent for agent_ping_timeout x max_agent_ping_timeouts is lost (0: never)
-    agent_ping_timeout: float = 15.0
-    max_agent_ping_timeouts: int = 5
-    resource_names: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
-    random_seed: int = 0
-    filter_gpu_resources: bool = True
-    hostname: str = "localhost"
-    port: int = 5050
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _id(value: Any, where: str) -> str:
-    if not isinstance(value, dict) or not isinstance(value.get("value"), str) or not value["value"]:
-        raise CallError(400, f"{where} must be an object with a non-empty 'value'")
-    return value["value"]
-
-
-class Master:
+class Master(MasterBase):
     """A Mesos-style master around one allocator (see module docstring)."""
 
     def __init__(
@@ -190,7 +138,7 @@ class Master:
         #: ids of removed frameworks: they may not subscribe again with the same id.
         self._completed_ids: set[str] = set()
         #: executors of task groups by (framework id, agent id, executor id)
-        self.executors: dict[tuple[str, str, str], _Executor] = {}
+        self.executors: dict[tuple[str, str, str], Executor] = {}
         self.counters = {
             "tasks_finished": 0,
             "tasks_failed": 0,
@@ -214,44 +162,6 @@ class Master:
         )
 
     # --- allocator access -------------------------------------------------------
-
-    def _alloc(self, call: str, *args: Any) -> Any:
-        with self._lock:
-            return getattr(self.allocator, call)(*args)
-
-    def _role(self, name: str) -> int:
-        handle = self.roles.get(name)
-        if handle is None:
-            handle = self.roles.add(name)
-            self._alloc("add_role", handle, name)
-        return handle
-
-    def _vector(self, resources: res.Resources) -> tuple[float, ...]:
-        return tuple(float(resources.scalars.get(n, 0.0)) for n in self.flags.resource_names)
-
-    def _scalars(self, vector: tuple[float, ...]) -> dict[str, float]:
-        return {n: v for n, v in zip(self.flags.resource_names, vector, strict=True) if v > 0}
-
-    def _sum(self, vectors: Iterable[Sequence[float]]) -> tuple[float, ...]:
-        """Resource vectors added up (zeros for none)."""
-        total = [0.0] * len(self.flags.resource_names)
-        for vector in vectors:
-            total = [a + b for a, b in zip(total, vector, strict=True)]
-        return tuple(total)
-
-    def _wake_up(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _allocate_on(self, agent: int) -> None:
-        """An event about one agent: the next cycle visits it (and whatever else is pending)."""
-        self._candidates.add(agent)
-        self._wake_up()
-
-    def _allocate_everywhere(self) -> None:
-        """An event about a framework: the next cycle visits every agent."""
-        self._everywhere = True
-        self._wake_up()
 
     def _cycle_pending(self) -> bool:
         return self._everywhere or bool(self._candidates)
@@ -402,36 +312,6 @@ class Master:
             "allocation_info": {"role": offer.role},
         }
 
-    def _recover(
-        self,
-        framework: Framework | None,
-        agent: Agent | None,
-        fw_handle: int,
-        agent_handle: int,
-        role_handle: int,
-        pieces: list[Piece],
-        refuse: float,
-    ) -> None:
-        if agent is not None:  # resources come back on it: offer them again soon
-            self._allocate_on(agent.handle)
-        for pool, revocable, vector in pieces:
-            if not any(v > 0 for v in vector):
-                continue
-            try:
-                self._alloc(
-                    "recover_resources",
-                    fw_handle,
-                    agent_handle,
-                    role_handle,
-                    vector,
-                    refuse,
-                    self.clock(),
-                    pool,
-                    revocable,
-                )
-            except AllocatorCallError as exc:  # already recovered by a removal
-                logger.debug("recover skipped: %s", exc)
-
     def _release_offer(self, offer: Offer, refuse: float, ports_back: bool = True) -> None:
         self.offers.pop(offer.offer_id, None)
         framework = self.frameworks.get(offer.framework_id)
@@ -469,19 +349,6 @@ class Master:
             self._rescind(offer)
 
     # --- frameworks ---------------------------------------------------------------------
-
-    def _send(self, framework: Framework, event: dict[str, Any]) -> None:
-        if framework.sink is not None and framework.connected:
-            framework.sink.send(event)
-
-    def _authorized(self, action: Action, principal: str | None, obj: str) -> bool:
-        if self.authorizer is None:
-            return True
-        try:
-            return bool(self.authorizer.authorized(AuthorizationRequest(action, principal, obj)))
-        except Exception:  # a failing authorizer denies (Mesos: "Failed to authorize")
-            logger.exception("authorizer failed on %s of %r by %r: denied", action, obj, principal)
-            return False
 
     def subscribe(
         self, call: dict[str, Any], sink: EventSink, principal: str | None = None
@@ -770,7 +637,7 @@ class Master:
             before = ([list(p) for p in pieces], set(seen), ports)
             launched: list[Task] = []
             failure: tuple[str, str] | None = None
-            new_executor: _Executor | None = None
+            new_executor: Executor | None = None
             # A group is authorized as a whole before it is validated, as Mesos.
             users = [self._task_user(framework, t) for t in unit] if is_group else []
             principal = framework.info.get("principal")
@@ -938,7 +805,7 @@ class Master:
         pieces: list[list],
         ports: res.Ranges,
         role: str,
-    ) -> _Executor | None:
+    ) -> Executor | None:
         """Validate a task group's executor as Mesos does; a new one takes its resources.
 
         Returns the executor to start, or None when it already runs on the agent
@@ -986,9 +853,9 @@ class Master:
         if not res.contains_ranges(ports, wanted.ports):
             raise CallError(400, f"executor '{executor_id}' asks for ports outside its offers")
         taken = self._take(pieces, wanted, items, f"executor '{executor_id}'")
-        return _Executor(dict(executor), taken, wanted.ports, role)
+        return Executor(dict(executor), taken, wanted.ports, role)
 
-    def _executor_json(self, agent_id: str, executor: _Executor) -> dict[str, Any]:
+    def _executor_json(self, agent_id: str, executor: Executor) -> dict[str, Any]:
         """A running group executor in ``/state``: its ExecutorInfo, agent and holdings."""
         scalars = self._scalars(self._sum(vector for _, _, vector in executor.pieces))
         return {
@@ -1694,4 +1561,4 @@ def _ranges_text(ranges: res.Ranges) -> str:
     return "[" + ", ".join(f"{a}-{b}" for a, b in ranges) + "]" if ranges else ""
 
 
-__all__ = ["ALL_ROLES", "CallError", "Master", "MasterFlags"]
+__all__ = ["ALL_ROLES", "CallError", "Master", "MasterFlags", "SubscriptionDenied", "_id"]

@@ -169,3 +169,14 @@ class Agent:
     free_ports: Ranges = ()
     tasks: dict[str, Task] = field(default_factory=dict)
     registered_at: float = 0.0
+
+
+@dataclass
+class Executor:
+    """The executor of task groups on one agent: it holds its resources while a task runs."""
+
+    info: dict[str, Any]
+    pieces: list[Piece]
+    ports: Ranges
+    role: str
+    task_ids: set[str] = field(default_factory=set)
