@@ -38,7 +38,6 @@ from typing import Any
 from pymesos_modules import __version__, metrics
 from pymesos_modules.kinds.allocator import (
     ALL_ROLES,
-    DEFAULT_REFUSE_SECONDS,
     UNRESERVED,
     AgentInfo,
     Allocation,
@@ -48,14 +47,14 @@ from pymesos_modules.kinds.allocator import (
     Capability,
     FrameworkInfo,
     OfferBatch,
-    materialize,
     takes_agents,
 )
 from pymesos_modules.kinds.authorizer import Action, Authorizer
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
-from pymesos_modules.master.base import CallError, MasterBase, MasterFlags, SubscriptionDenied, _id
+from pymesos_modules.master.base import CallError, MasterFlags, SubscriptionDenied, _id
+from pymesos_modules.master.offers import Claim, InvalidOffers, OffersRoom
 from pymesos_modules.master.state import (
     Agent,
     AgentBackend,
@@ -84,11 +83,41 @@ MIN_CPUS = 0.01
 MIN_MEM = 32.0
 
 
+def _launch_units(body: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[Any]]]:
+    """An ACCEPT's operations as launch units; CallError (400) names an operation we lack.
+
+    A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
+    whole group, which launches all or nothing (Mesos' task group semantics):
+    (None, [task]) or (executor, tasks).
+    """
+    operations = body.get("operations", [])
+    if not isinstance(operations, list):
+        raise CallError(400, "accept.operations must be a list")
+    units: list[tuple[dict[str, Any] | None, list[Any]]] = []
+    for op in operations:
+        if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
+            raise CallError(400, f"unsupported offer operation {op!r}")
+        if op["type"] == "LAUNCH":
+            infos = (op.get("launch") or {}).get("task_infos", [])
+            if not isinstance(infos, list):
+                raise CallError(400, "launch.task_infos must be a list")
+            units += [(None, [t]) for t in infos]
+        else:
+            group_body = op.get("launch_group") or {}
+            group = (group_body.get("task_group") or {}).get("tasks")
+            if not isinstance(group, list) or not group:
+                raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
+            # A missing or bad executor fails the group below (TASK_ERROR), as Mesos.
+            executor = group_body.get("executor")
+            units.append((executor if isinstance(executor, dict) else {}, group))
+    return units
+
+
 def _executor_id(executor: dict[str, Any]) -> str:
     return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
 
 
-class Master(MasterBase):
+class Master(OffersRoom):
     """A Mesos-style master around one allocator (see module docstring)."""
 
     def __init__(
@@ -257,96 +286,6 @@ class Master(MasterBase):
             return 0
         self._allocate_in_thread(self._take_candidates())
         return self._deliver(self._pending_batch)
-
-    def _deliver(self, batch: OfferBatch | None) -> int:
-        self._pending_batch = None
-        if batch is None:
-            return 0
-        self.counters["allocation_runs"] += 1
-        by_framework: dict[str, list[dict[str, Any]]] = {}
-        now = self.clock()
-        for view in materialize(batch):
-            framework = self.frameworks.get(self.framework_handles.ident(view.framework))
-            agent = self.agents.get(self.agent_handles.ident(view.agent))
-            rows = batch.rows[view._start : view._stop]
-            pieces: list[Piece] = [
-                (int(r["pool"]), bool(r["flags"] & 1), tuple(float(x) for x in v))
-                for r, v in zip(rows, batch.values[view._start : view._stop], strict=True)
-            ]
-            role = self.roles.ident(view.role)
-            if framework is None or agent is None or not framework.connected:
-                self._recover(framework, agent, view.framework, view.agent, view.role, pieces, 0.0)
-                continue
-            ports: res.Ranges = ()
-            if any(pool == UNRESERVED and not revocable for pool, revocable, _ in pieces):
-                ports, agent.free_ports = agent.free_ports, ()
-            offer = Offer(
-                str(uuid.uuid4()), framework.framework_id, agent.agent_id, role, pieces, ports, now
-            )
-            self.offers[offer.offer_id] = offer
-            framework.offers.add(offer.offer_id)
-            by_framework.setdefault(framework.framework_id, []).append(self._offer_json(offer))
-        for framework_id, offers in by_framework.items():
-            self._send(
-                self.frameworks[framework_id], {"type": "OFFERS", "offers": {"offers": offers}}
-            )
-        return sum(len(o) for o in by_framework.values())
-
-    def _offer_json(self, offer: Offer) -> dict[str, Any]:
-        agent = self.agents[offer.agent_id]
-        resources: list[dict[str, Any]] = []
-        for pool, revocable, vector in offer.pieces:
-            reservation = None if pool == UNRESERVED else self.roles.ident(pool)
-            resources += res.to_json(
-                res.Resources(self._scalars(vector)), offer.role, reservation, revocable
-            )
-        if offer.ports:
-            resources += res.to_json(res.Resources({}, offer.ports), offer.role)
-        return {
-            "id": {"value": offer.offer_id},
-            "framework_id": {"value": offer.framework_id},
-            "agent_id": {"value": offer.agent_id},
-            "hostname": agent.hostname,
-            "resources": resources,
-            "attributes": [_attribute_json(k, v) for k, v in agent.attributes.items()],
-            "allocation_info": {"role": offer.role},
-        }
-
-    def _release_offer(self, offer: Offer, refuse: float, ports_back: bool = True) -> None:
-        self.offers.pop(offer.offer_id, None)
-        framework = self.frameworks.get(offer.framework_id)
-        if framework is not None:
-            framework.offers.discard(offer.offer_id)
-        agent = self.agents.get(offer.agent_id)
-        if agent is not None and ports_back and offer.ports:
-            agent.free_ports = tuple(sorted(agent.free_ports + offer.ports))
-        fw_handle = self.framework_handles.get(offer.framework_id)
-        agent_handle = self.agent_handles.get(offer.agent_id)
-        if fw_handle is not None and agent_handle is not None:
-            self._recover(
-                framework,
-                agent,
-                fw_handle,
-                agent_handle,
-                self.roles.add(offer.role),
-                offer.pieces,
-                refuse,
-            )
-
-    def _rescind(self, offer: Offer) -> None:
-        framework = self.frameworks.get(offer.framework_id)
-        self._release_offer(offer, 0.0)
-        if framework is not None:
-            self._send(
-                framework, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer.offer_id}}}
-            )
-
-    def _expire_offers(self) -> None:
-        if self.flags.offer_timeout is None:
-            return
-        deadline = self.clock() - self.flags.offer_timeout
-        for offer in [o for o in self.offers.values() if o.created <= deadline]:
-            self._rescind(offer)
 
     # --- frameworks ---------------------------------------------------------------------
 
@@ -559,144 +498,92 @@ class Master(MasterBase):
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise CallError(400, f"unknown or unsupported call type {kind!r}")
-        handler(self, framework, call.get(kind.lower(), {}) or {})
+        getattr(self, handler)(framework, call.get(kind.lower(), {}) or {})
 
     # --- calls -----------------------------------------------------------------------------
-
-    def _filters(self, body: dict[str, Any]) -> float:
-        refuse = (body.get("filters") or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
-        if not isinstance(refuse, int | float) or math.isnan(refuse) or refuse < 0:
-            raise CallError(400, "filters.refuse_seconds must be a number >= 0")
-        return float(refuse)
-
-    def _offer_ids(self, body: dict[str, Any]) -> list[str]:
-        ids = body.get("offer_ids")
-        if not isinstance(ids, list) or not ids:
-            raise CallError(400, "offer_ids must be a non-empty list")
-        return [_id(o, "offer_ids[]") for o in ids]
-
-    def _call_decline(self, framework: Framework, body: dict[str, Any]) -> None:
-        refuse = self._filters(body)
-        for offer_id in self._offer_ids(body):
-            offer = self.offers.get(offer_id)
-            if offer is not None and offer.framework_id == framework.framework_id:
-                self._release_offer(offer, refuse)
 
     def _call_accept(self, framework: Framework, body: dict[str, Any]) -> None:
         refuse = self._filters(body)
         offer_ids = self._offer_ids(body)
-        operations = body.get("operations", [])
-        if not isinstance(operations, list):
-            raise CallError(400, "accept.operations must be a list")
-        # A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
-        # whole group, which launches all or nothing (Mesos' task group semantics).
-        units: list[tuple[dict[str, Any] | None, list[Any]]] = []
-        for op in operations:
-            if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
-                raise CallError(400, f"unsupported offer operation {op!r}")
-            if op["type"] == "LAUNCH":
-                infos = (op.get("launch") or {}).get("task_infos", [])
-                if not isinstance(infos, list):
-                    raise CallError(400, "launch.task_infos must be a list")
-                units += [(None, [t]) for t in infos]
-            else:
-                body = op.get("launch_group") or {}
-                group = (body.get("task_group") or {}).get("tasks")
-                if not isinstance(group, list) or not group:
-                    raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
-                # A missing or bad executor fails the group below (TASK_ERROR), as Mesos.
-                executor = body.get("executor")
-                units.append((executor if isinstance(executor, dict) else {}, group))
-        tasks = [t for _, unit in units for t in unit]
-        offers = [self.offers.get(i) for i in offer_ids]
-        problem = None
-        if any(o is None or o.framework_id != framework.framework_id for o in offers):
-            problem = (
-                "REASON_INVALID_OFFERS",
-                "offer is no longer valid or belongs to another framework",
-            )
-        elif len({o.agent_id for o in offers if o}) != 1:
-            problem = "REASON_INVALID_OFFERS", "offers of one ACCEPT must all be on one agent"
-        valid = [o for o in offers if o is not None and o.framework_id == framework.framework_id]
-        if problem is not None:
-            for task in tasks:
-                self._drop(framework, task, TaskState.DROPPED, *problem)
-            for offer in valid:
-                self._release_offer(offer, 0.0)
+        units = _launch_units(body)
+        try:
+            claim = self._claim_offers(framework, offer_ids)
+        except InvalidOffers as exc:
+            for _, unit in units:
+                for task in unit:
+                    self._drop(framework, task, TaskState.DROPPED, exc.reason, exc.message)
             return
-        agent = self.agents[valid[0].agent_id]
-        pieces = [list(p) for o in valid for p in o.pieces]
-        ports = tuple(sorted(p for o in valid for p in o.ports))
-        for offer in valid:
-            self.offers.pop(offer.offer_id, None)
-            framework.offers.discard(offer.offer_id)
-        role = valid[0].role
         seen: set[str] = set()
         for executor, unit in units:
-            is_group = executor is not None
-            before = ([list(p) for p in pieces], set(seen), ports)
-            launched: list[Task] = []
-            failure: tuple[str, str] | None = None
-            new_executor: Executor | None = None
-            # A group is authorized as a whole before it is validated, as Mesos.
-            users = [self._task_user(framework, t) for t in unit] if is_group else []
-            principal = framework.info.get("principal")
-            denied = [u for u in users if not self._authorized(Action.RUN_TASK, principal, u)]
-            if denied:
-                failure = "UNAUTHORIZED", f"Not authorized to launch as user '{denied[0]}'"
-            elif executor is not None:
-                try:
-                    new_executor = self._group_executor(
-                        framework, agent, executor, unit, pieces, ports, role
-                    )
-                except CallError as exc:
-                    failure = "INVALID", exc.message
-                else:
-                    if new_executor is not None:
-                        ports = res.subtract_ranges(ports, new_executor.ports)
-            for task in unit if failure is None else ():
-                user = self._task_user(framework, task)
-                if not is_group and not self._authorized(Action.RUN_TASK, principal, user):
-                    failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
-                    break
-                try:
-                    launched.append(self._launch(framework, agent, role, task, pieces, seen, ports))
-                except CallError as exc:
-                    failure = "INVALID", exc.message
-                    break
-                ports = self._taken_ports(ports, task)
-            if failure is None:
-                if executor is not None:
-                    key = (framework.framework_id, agent.agent_id, _executor_id(executor))
-                    if new_executor is not None:
-                        self.executors[key] = new_executor
-                    self.executors[key].task_ids.update(t.task_id for t in launched)
-                for started in launched:
-                    self._start(framework, agent, started)
-                continue
-            pieces[:], seen, ports = before  # nothing of a failed unit is taken
-            kind, message = failure
-            reason = f"REASON_TASK_GROUP_{kind}" if is_group else f"REASON_TASK_{kind}"
-            if is_group:
-                message = f"Task group is invalid: {message}" if kind == "INVALID" else message
-            for task in unit:
-                self._drop(framework, task, TaskState.ERROR, reason, message)
-        # unused resources go back with the framework's filter
-        leftover: list[Piece] = [
-            (p[0], p[1], tuple(p[2])) for p in pieces if any(v > 1e-12 for v in p[2])
-        ]
-        if leftover:
-            self._recover(
-                framework,
-                agent,
-                framework.handle,
-                agent.handle,
-                self.roles.add(role),
-                leftover,
-                refuse,
-            )
-        agent.free_ports = tuple(sorted(agent.free_ports + ports))
-        self._allocate_on(agent.handle)
+            self._launch_unit(framework, claim, executor, unit, seen)
+        self._give_back(framework, claim, refuse)
+
+    def _launch_unit(
+        self,
+        framework: Framework,
+        claim: Claim,
+        executor: dict[str, Any] | None,
+        unit: list[Any],
+        seen: set[str],
+    ) -> None:
+        """Launch one task, or one task group (``executor`` set), out of ``claim``: all or nothing.
+
+        A unit that fails takes nothing of the claim; its tasks get TASK_ERROR.
+        """
+        agent, role = claim.agent, claim.role
+        is_group = executor is not None
+        before = ([list(p) for p in claim.pieces], set(seen), claim.ports)
+        launched: list[Task] = []
+        failure: tuple[str, str] | None = None
+        new_executor: Executor | None = None
+        # A group is authorized as a whole before it is validated, as Mesos.
+        users = [self._task_user(framework, t) for t in unit] if is_group else []
+        principal = framework.info.get("principal")
+        denied = [u for u in users if not self._authorized(Action.RUN_TASK, principal, u)]
+        if denied:
+            failure = "UNAUTHORIZED", f"Not authorized to launch as user '{denied[0]}'"
+        elif executor is not None:
+            try:
+                new_executor = self._group_executor(
+                    framework, agent, executor, unit, claim.pieces, claim.ports, role
+                )
+            except CallError as exc:
+                failure = "INVALID", exc.message
+            else:
+                if new_executor is not None:
+                    claim.ports = res.subtract_ranges(claim.ports, new_executor.ports)
+        for task in unit if failure is None else ():
+            user = self._task_user(framework, task)
+            if not is_group and not self._authorized(Action.RUN_TASK, principal, user):
+                failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
+                break
+            try:
+                launched.append(
+                    self._launch(framework, agent, role, task, claim.pieces, seen, claim.ports)
+                )
+            except CallError as exc:
+                failure = "INVALID", exc.message
+                break
+            claim.ports = self._taken_ports(claim.ports, task)
+        if failure is None:
+            if executor is not None:
+                key = (framework.framework_id, agent.agent_id, _executor_id(executor))
+                if new_executor is not None:
+                    self.executors[key] = new_executor
+                self.executors[key].task_ids.update(t.task_id for t in launched)
+            for started in launched:
+                self._start(framework, agent, started)
+            return
+        # nothing of a failed unit is taken
+        claim.pieces[:], seen_before, claim.ports = before
+        seen.clear()
+        seen.update(seen_before)
+        kind, message = failure
+        reason = f"REASON_TASK_GROUP_{kind}" if is_group else f"REASON_TASK_{kind}"
+        if is_group:
+            message = f"Task group is invalid: {message}" if kind == "INVALID" else message
+        for task in unit:
+            self._drop(framework, task, TaskState.ERROR, reason, message)
 
     @staticmethod
     def _task_user(framework: Framework, task: Any) -> str:
@@ -712,42 +599,6 @@ class Master(MasterBase):
     def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
         wanted = res.from_json(task.get("resources", []), "task.resources").ports
         return res.subtract_ranges(ports, wanted)
-
-    def _take(self, pieces: list[list], wanted: res.Resources, items: Any, who: str) -> list[Piece]:
-        """Take ``wanted`` (scalars, given as the JSON ``items``) out of the offered ``pieces``.
-
-        Returns what was taken per piece; CallError (naming ``who``) if it does not fit.
-        """
-        # Each kind comes only from offered resources of the same kind, as in
-        # Mesos: regular ones never from revocable ones (those may vanish with
-        # the next estimate), and ones marked "revocable": {} never from regular
-        # ones (a framework would otherwise hold guaranteed resources that the
-        # QoS controller may preempt, and the allocator would count them twice).
-        marked = [r for r in items if isinstance(r, dict) and "revocable" in r]
-        revocable = res.from_json(marked, f"{who} resources")
-        mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
-        if mixed:
-            raise CallError(400, f"{who} mixes revocable and non-revocable {', '.join(mixed)}")
-        marked_need = self._vector(revocable)
-        regular_need = [
-            max(0.0, n - r) for n, r in zip(self._vector(wanted), marked_need, strict=True)
-        ]
-        regular = [piece for piece in pieces if not piece[1]]
-        taken: list[Piece] = []
-        for need, own in (
-            (regular_need, regular),
-            (list(marked_need), [piece for piece in pieces if piece[1]]),
-        ):
-            available = [sum(p[2][i] for p in own) for i in range(len(need))]
-            if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):
-                raise CallError(400, f"{who} uses more resources than its offers hold")
-            for piece in own:  # unreserved first, then reservations
-                take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
-                if any(t > 0 for t in take):
-                    piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
-                    need = [n - t for n, t in zip(need, take, strict=True)]
-                    taken.append((piece[0], piece[1], tuple(take)))
-        return taken
 
     def _launch(
         self,
@@ -1027,17 +878,18 @@ class Master(MasterBase):
             if task.agent_id == agent_id and not task.state.terminal:
                 self.agents[agent_id].backend.kill_task(framework.framework_id, task.task_id)
 
-    _handlers: dict[str, Callable[[Master, Framework, dict[str, Any]], None]] = {
-        "ACCEPT": _call_accept,
-        "DECLINE": _call_decline,
-        "ACKNOWLEDGE": _call_acknowledge,
-        "KILL": _call_kill,
-        "RECONCILE": _call_reconcile,
-        "REVIVE": _call_revive,
-        "SUPPRESS": _call_suppress,
-        "TEARDOWN": _call_teardown,
-        "MESSAGE": _call_message,
-        "SHUTDOWN": _call_shutdown,
+    #: the method of each non-SUBSCRIBE call type (the rooms define them)
+    _handlers: dict[str, str] = {
+        "ACCEPT": "_call_accept",
+        "DECLINE": "_call_decline",
+        "ACKNOWLEDGE": "_call_acknowledge",
+        "KILL": "_call_kill",
+        "RECONCILE": "_call_reconcile",
+        "REVIVE": "_call_revive",
+        "SUPPRESS": "_call_suppress",
+        "TEARDOWN": "_call_teardown",
+        "MESSAGE": "_call_message",
+        "SHUTDOWN": "_call_shutdown",
     }
 
     # --- agents -------------------------------------------------------------------------------
@@ -1549,12 +1401,6 @@ def _caps(capabilities: set[str]) -> Capability:
     for name in capabilities:
         value |= CAPABILITY_BITS.get(name, Capability(0))
     return value
-
-
-def _attribute_json(name: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
-    return {"name": name, "type": "TEXT", "text": {"value": str(value)}}
 
 
 def _ranges_text(ranges: res.Ranges) -> str:

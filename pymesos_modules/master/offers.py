@@ -1,0 +1,253 @@
+"""The offers room: offers from a cycle to the frameworks, and back (Mesos' offer lifecycle).
+
+A cycle's offers are made here (:meth:`OffersRoom._deliver`), declined,
+rescinded or expired here, and an ACCEPT's offers are checked and claimed here
+(:meth:`OffersRoom._claim_offers`): each operation takes its resources out of
+the claimed pieces (:meth:`OffersRoom._take`) and what is left goes back with
+the framework's filter (:meth:`OffersRoom._give_back`).  What an ACCEPT
+launches is the tasks room's business.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pymesos_modules.kinds.allocator import (
+    DEFAULT_REFUSE_SECONDS,
+    UNRESERVED,
+    OfferBatch,
+    materialize,
+)
+from pymesos_modules.master import resources as res
+from pymesos_modules.master.base import CallError, MasterBase, _id
+from pymesos_modules.master.state import Agent, Framework, Offer, Piece
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidOffers(Exception):
+    """The offers of an ACCEPT are not this framework's to use: its operations are dropped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = "REASON_INVALID_OFFERS"
+        self.message = message
+
+
+@dataclass
+class Claim:
+    """What an ACCEPT's offers hold, taken out of the outstanding offers.
+
+    ``pieces`` are mutable ``[pool, revocable, vector]`` lists that operations
+    take from; ``ports`` what is still free of the offered ports.
+    """
+
+    agent: Agent
+    role: str
+    pieces: list[list]
+    ports: res.Ranges
+
+
+class OffersRoom(MasterBase):
+    """Making, declining, rescinding and expiring offers; claiming an ACCEPT's offers."""
+
+    def _deliver(self, batch: OfferBatch | None) -> int:
+        self._pending_batch = None
+        if batch is None:
+            return 0
+        self.counters["allocation_runs"] += 1
+        by_framework: dict[str, list[dict[str, Any]]] = {}
+        now = self.clock()
+        for view in materialize(batch):
+            framework = self.frameworks.get(self.framework_handles.ident(view.framework))
+            agent = self.agents.get(self.agent_handles.ident(view.agent))
+            rows = batch.rows[view._start : view._stop]
+            pieces: list[Piece] = [
+                (int(r["pool"]), bool(r["flags"] & 1), tuple(float(x) for x in v))
+                for r, v in zip(rows, batch.values[view._start : view._stop], strict=True)
+            ]
+            role = self.roles.ident(view.role)
+            if framework is None or agent is None or not framework.connected:
+                self._recover(framework, agent, view.framework, view.agent, view.role, pieces, 0.0)
+                continue
+            ports: res.Ranges = ()
+            if any(pool == UNRESERVED and not revocable for pool, revocable, _ in pieces):
+                ports, agent.free_ports = agent.free_ports, ()
+            offer = Offer(
+                str(uuid.uuid4()), framework.framework_id, agent.agent_id, role, pieces, ports, now
+            )
+            self.offers[offer.offer_id] = offer
+            framework.offers.add(offer.offer_id)
+            by_framework.setdefault(framework.framework_id, []).append(self._offer_json(offer))
+        for framework_id, offers in by_framework.items():
+            self._send(
+                self.frameworks[framework_id], {"type": "OFFERS", "offers": {"offers": offers}}
+            )
+        return sum(len(o) for o in by_framework.values())
+
+    def _offer_json(self, offer: Offer) -> dict[str, Any]:
+        agent = self.agents[offer.agent_id]
+        resources: list[dict[str, Any]] = []
+        for pool, revocable, vector in offer.pieces:
+            reservation = None if pool == UNRESERVED else self.roles.ident(pool)
+            resources += res.to_json(
+                res.Resources(self._scalars(vector)), offer.role, reservation, revocable
+            )
+        if offer.ports:
+            resources += res.to_json(res.Resources({}, offer.ports), offer.role)
+        return {
+            "id": {"value": offer.offer_id},
+            "framework_id": {"value": offer.framework_id},
+            "agent_id": {"value": offer.agent_id},
+            "hostname": agent.hostname,
+            "resources": resources,
+            "attributes": [_attribute_json(k, v) for k, v in agent.attributes.items()],
+            "allocation_info": {"role": offer.role},
+        }
+
+    def _release_offer(self, offer: Offer, refuse: float, ports_back: bool = True) -> None:
+        self.offers.pop(offer.offer_id, None)
+        framework = self.frameworks.get(offer.framework_id)
+        if framework is not None:
+            framework.offers.discard(offer.offer_id)
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None and ports_back and offer.ports:
+            agent.free_ports = tuple(sorted(agent.free_ports + offer.ports))
+        fw_handle = self.framework_handles.get(offer.framework_id)
+        agent_handle = self.agent_handles.get(offer.agent_id)
+        if fw_handle is not None and agent_handle is not None:
+            self._recover(
+                framework,
+                agent,
+                fw_handle,
+                agent_handle,
+                self.roles.add(offer.role),
+                offer.pieces,
+                refuse,
+            )
+
+    def _rescind(self, offer: Offer) -> None:
+        framework = self.frameworks.get(offer.framework_id)
+        self._release_offer(offer, 0.0)
+        if framework is not None:
+            self._send(
+                framework, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer.offer_id}}}
+            )
+
+    def _expire_offers(self) -> None:
+        if self.flags.offer_timeout is None:
+            return
+        deadline = self.clock() - self.flags.offer_timeout
+        for offer in [o for o in self.offers.values() if o.created <= deadline]:
+            self._rescind(offer)
+
+    def _filters(self, body: dict[str, Any]) -> float:
+        refuse = (body.get("filters") or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
+        if not isinstance(refuse, int | float) or math.isnan(refuse) or refuse < 0:
+            raise CallError(400, "filters.refuse_seconds must be a number >= 0")
+        return float(refuse)
+
+    def _offer_ids(self, body: dict[str, Any]) -> list[str]:
+        ids = body.get("offer_ids")
+        if not isinstance(ids, list) or not ids:
+            raise CallError(400, "offer_ids must be a non-empty list")
+        return [_id(o, "offer_ids[]") for o in ids]
+
+    def _call_decline(self, framework: Framework, body: dict[str, Any]) -> None:
+        refuse = self._filters(body)
+        for offer_id in self._offer_ids(body):
+            offer = self.offers.get(offer_id)
+            if offer is not None and offer.framework_id == framework.framework_id:
+                self._release_offer(offer, refuse)
+
+    def _take(self, pieces: list[list], wanted: res.Resources, items: Any, who: str) -> list[Piece]:
+        """Take ``wanted`` (scalars, given as the JSON ``items``) out of the offered ``pieces``.
+
+        Returns what was taken per piece; CallError (naming ``who``) if it does not fit.
+        """
+        # Each kind comes only from offered resources of the same kind, as in
+        # Mesos: regular ones never from revocable ones (those may vanish with
+        # the next estimate), and ones marked "revocable": {} never from regular
+        # ones (a framework would otherwise hold guaranteed resources that the
+        # QoS controller may preempt, and the allocator would count them twice).
+        marked = [r for r in items if isinstance(r, dict) and "revocable" in r]
+        revocable = res.from_json(marked, f"{who} resources")
+        mixed = sorted(n for n, v in revocable.scalars.items() if wanted.scalars[n] > v + 1e-12)
+        if mixed:
+            raise CallError(400, f"{who} mixes revocable and non-revocable {', '.join(mixed)}")
+        marked_need = self._vector(revocable)
+        regular_need = [
+            max(0.0, n - r) for n, r in zip(self._vector(wanted), marked_need, strict=True)
+        ]
+        regular = [piece for piece in pieces if not piece[1]]
+        taken: list[Piece] = []
+        for need, own in (
+            (regular_need, regular),
+            (list(marked_need), [piece for piece in pieces if piece[1]]),
+        ):
+            available = [sum(p[2][i] for p in own) for i in range(len(need))]
+            if any(n > a + 1e-9 for n, a in zip(need, available, strict=True)):
+                raise CallError(400, f"{who} uses more resources than its offers hold")
+            for piece in own:  # unreserved first, then reservations
+                take = [min(n, v) for n, v in zip(need, piece[2], strict=True)]
+                if any(t > 0 for t in take):
+                    piece[2] = tuple(v - t for v, t in zip(piece[2], take, strict=True))
+                    need = [n - t for n, t in zip(need, take, strict=True)]
+                    taken.append((piece[0], piece[1], tuple(take)))
+        return taken
+
+    def _claim_offers(self, framework: Framework, offer_ids: list[str]) -> Claim:
+        """Check an ACCEPT's offers and take them out of the outstanding offers, as one.
+
+        InvalidOffers if any is gone, another framework's, or on another agent
+        than the rest: then the valid ones go back (without a filter) as well.
+        """
+        offers = [self.offers.get(i) for i in offer_ids]
+        problem = None
+        if any(o is None or o.framework_id != framework.framework_id for o in offers):
+            problem = "offer is no longer valid or belongs to another framework"
+        elif len({o.agent_id for o in offers if o}) != 1:
+            problem = "offers of one ACCEPT must all be on one agent"
+        valid = [o for o in offers if o is not None and o.framework_id == framework.framework_id]
+        if problem is not None:
+            for offer in valid:
+                self._release_offer(offer, 0.0)
+            raise InvalidOffers(problem)
+        for offer in valid:
+            self.offers.pop(offer.offer_id, None)
+            framework.offers.discard(offer.offer_id)
+        return Claim(
+            self.agents[valid[0].agent_id],
+            valid[0].role,
+            [list(p) for o in valid for p in o.pieces],
+            tuple(sorted(p for o in valid for p in o.ports)),
+        )
+
+    def _give_back(self, framework: Framework, claim: Claim, refuse: float) -> None:
+        """What an ACCEPT's operations left of its offers goes back with the framework's filter."""
+        agent = claim.agent
+        leftover: list[Piece] = [
+            (p[0], p[1], tuple(p[2])) for p in claim.pieces if any(v > 1e-12 for v in p[2])
+        ]
+        if leftover:
+            self._recover(
+                framework,
+                agent,
+                framework.handle,
+                agent.handle,
+                self.roles.add(claim.role),
+                leftover,
+                refuse,
+            )
+        agent.free_ports = tuple(sorted(agent.free_ports + claim.ports))
+        self._allocate_on(agent.handle)
+
+
+def _attribute_json(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+    return {"name": name, "type": "TEXT", "text": {"value": str(value)}}
