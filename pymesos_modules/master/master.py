@@ -25,7 +25,6 @@ report through :meth:`Master.status_update`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import math
@@ -54,7 +53,6 @@ from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.base import CallError, MasterFlags, SubscriptionDenied, _id
-from pymesos_modules.master.offers import Claim, InvalidOffers, OffersRoom
 from pymesos_modules.master.state import (
     Agent,
     AgentBackend,
@@ -67,6 +65,7 @@ from pymesos_modules.master.state import (
     Task,
     TaskState,
 )
+from pymesos_modules.master.tasks import TasksRoom
 
 logger = logging.getLogger(__name__)
 
@@ -78,46 +77,7 @@ CAPABILITY_BITS = {
 }
 
 
-#: Mesos' least resources of an executor (src/master/constants.hpp: MIN_CPUS, MIN_MEM in MB)
-MIN_CPUS = 0.01
-MIN_MEM = 32.0
-
-
-def _launch_units(body: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[Any]]]:
-    """An ACCEPT's operations as launch units; CallError (400) names an operation we lack.
-
-    A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
-    whole group, which launches all or nothing (Mesos' task group semantics):
-    (None, [task]) or (executor, tasks).
-    """
-    operations = body.get("operations", [])
-    if not isinstance(operations, list):
-        raise CallError(400, "accept.operations must be a list")
-    units: list[tuple[dict[str, Any] | None, list[Any]]] = []
-    for op in operations:
-        if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
-            raise CallError(400, f"unsupported offer operation {op!r}")
-        if op["type"] == "LAUNCH":
-            infos = (op.get("launch") or {}).get("task_infos", [])
-            if not isinstance(infos, list):
-                raise CallError(400, "launch.task_infos must be a list")
-            units += [(None, [t]) for t in infos]
-        else:
-            group_body = op.get("launch_group") or {}
-            group = (group_body.get("task_group") or {}).get("tasks")
-            if not isinstance(group, list) or not group:
-                raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
-            # A missing or bad executor fails the group below (TASK_ERROR), as Mesos.
-            executor = group_body.get("executor")
-            units.append((executor if isinstance(executor, dict) else {}, group))
-    return units
-
-
-def _executor_id(executor: dict[str, Any]) -> str:
-    return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
-
-
-class Master(OffersRoom):
+class Master(TasksRoom):
     """A Mesos-style master around one allocator (see module docstring)."""
 
     def __init__(
@@ -502,210 +462,6 @@ class Master(OffersRoom):
 
     # --- calls -----------------------------------------------------------------------------
 
-    def _call_accept(self, framework: Framework, body: dict[str, Any]) -> None:
-        refuse = self._filters(body)
-        offer_ids = self._offer_ids(body)
-        units = _launch_units(body)
-        try:
-            claim = self._claim_offers(framework, offer_ids)
-        except InvalidOffers as exc:
-            for _, unit in units:
-                for task in unit:
-                    self._drop(framework, task, TaskState.DROPPED, exc.reason, exc.message)
-            return
-        seen: set[str] = set()
-        for executor, unit in units:
-            self._launch_unit(framework, claim, executor, unit, seen)
-        self._give_back(framework, claim, refuse)
-
-    def _launch_unit(
-        self,
-        framework: Framework,
-        claim: Claim,
-        executor: dict[str, Any] | None,
-        unit: list[Any],
-        seen: set[str],
-    ) -> None:
-        """Launch one task, or one task group (``executor`` set), out of ``claim``: all or nothing.
-
-        A unit that fails takes nothing of the claim; its tasks get TASK_ERROR.
-        """
-        agent, role = claim.agent, claim.role
-        is_group = executor is not None
-        before = ([list(p) for p in claim.pieces], set(seen), claim.ports)
-        launched: list[Task] = []
-        failure: tuple[str, str] | None = None
-        new_executor: Executor | None = None
-        # A group is authorized as a whole before it is validated, as Mesos.
-        users = [self._task_user(framework, t) for t in unit] if is_group else []
-        principal = framework.info.get("principal")
-        denied = [u for u in users if not self._authorized(Action.RUN_TASK, principal, u)]
-        if denied:
-            failure = "UNAUTHORIZED", f"Not authorized to launch as user '{denied[0]}'"
-        elif executor is not None:
-            try:
-                new_executor = self._group_executor(
-                    framework, agent, executor, unit, claim.pieces, claim.ports, role
-                )
-            except CallError as exc:
-                failure = "INVALID", exc.message
-            else:
-                if new_executor is not None:
-                    claim.ports = res.subtract_ranges(claim.ports, new_executor.ports)
-        for task in unit if failure is None else ():
-            user = self._task_user(framework, task)
-            if not is_group and not self._authorized(Action.RUN_TASK, principal, user):
-                failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
-                break
-            try:
-                launched.append(
-                    self._launch(framework, agent, role, task, claim.pieces, seen, claim.ports)
-                )
-            except CallError as exc:
-                failure = "INVALID", exc.message
-                break
-            claim.ports = self._taken_ports(claim.ports, task)
-        if failure is None:
-            if executor is not None:
-                key = (framework.framework_id, agent.agent_id, _executor_id(executor))
-                if new_executor is not None:
-                    self.executors[key] = new_executor
-                self.executors[key].task_ids.update(t.task_id for t in launched)
-            for started in launched:
-                self._start(framework, agent, started)
-            return
-        # nothing of a failed unit is taken
-        claim.pieces[:], seen_before, claim.ports = before
-        seen.clear()
-        seen.update(seen_before)
-        kind, message = failure
-        reason = f"REASON_TASK_GROUP_{kind}" if is_group else f"REASON_TASK_{kind}"
-        if is_group:
-            message = f"Task group is invalid: {message}" if kind == "INVALID" else message
-        for task in unit:
-            self._drop(framework, task, TaskState.ERROR, reason, message)
-
-    @staticmethod
-    def _task_user(framework: Framework, task: Any) -> str:
-        """The user a task runs as: its command's user, else the framework's (as Mesos)."""
-        command = task.get("command") if isinstance(task, dict) else None
-        user = command.get("user") if isinstance(command, dict) else None
-        return user if isinstance(user, str) else str(framework.info.get("user", ""))
-
-    def _decorate(self, framework: Framework, agent: Agent, info: dict[str, Any]) -> dict[str, Any]:
-        """Run the master hooks' label decorators; a failing hook is logged and skipped."""
-        return self.hook_chain.decorate_master_task(info, framework.info, agent.agent_id)
-
-    def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
-        wanted = res.from_json(task.get("resources", []), "task.resources").ports
-        return res.subtract_ranges(ports, wanted)
-
-    def _launch(
-        self,
-        framework: Framework,
-        agent: Agent,
-        role: str,
-        info: dict[str, Any],
-        pieces: list[list],
-        seen: set[str],
-        ports: res.Ranges,
-    ) -> Task:
-        """Validate one task against the offered ``pieces``/``ports`` and take its share.
-
-        Only ``pieces`` and ``seen`` change; :meth:`_start` makes the task real.
-        """
-        if not isinstance(info, dict):
-            raise CallError(400, "task_info must be an object")
-        task_id = _id(info.get("task_id"), "task_id")
-        if task_id in seen or task_id in framework.tasks:
-            raise CallError(400, f"task id '{task_id}' is already used by this framework")
-        if _id(info.get("agent_id"), "task.agent_id") != agent.agent_id:
-            raise CallError(400, f"task '{task_id}' names another agent than its offers")
-        try:
-            wanted = res.from_json(info.get("resources", []), f"task '{task_id}' resources")
-        except res.ResourceError as exc:
-            raise CallError(400, str(exc)) from None
-        if not res.contains_ranges(ports, wanted.ports):
-            raise CallError(400, f"task '{task_id}' asks for ports outside its offers")
-        unknown = set(wanted.scalars) - set(self.flags.resource_names)
-        if unknown:
-            raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
-        taken = self._take(pieces, wanted, info.get("resources", []), f"task '{task_id}'")
-        seen.add(task_id)
-        info = self._decorate(framework, agent, info)
-        task = Task(
-            task_id,
-            framework.framework_id,
-            agent.agent_id,
-            str(info.get("name", "")),
-            role,
-            TaskState.STAGING,
-            wanted,
-            taken,
-            wanted.ports,
-            info,
-        )
-        return task
-
-    def _group_executor(
-        self,
-        framework: Framework,
-        agent: Agent,
-        executor: dict[str, Any],
-        group: list[Any],
-        pieces: list[list],
-        ports: res.Ranges,
-        role: str,
-    ) -> Executor | None:
-        """Validate a task group's executor as Mesos does; a new one takes its resources.
-
-        Returns the executor to start, or None when it already runs on the agent
-        (its resources are held already).  Only ``pieces`` change.
-        """
-        if not executor:
-            raise CallError(400, "launch_group.executor (an ExecutorInfo) must be set")
-        executor_id = _executor_id(executor)
-        kind = executor.get("type")
-        if kind is None:
-            raise CallError(400, "'ExecutorInfo.type' must be set")
-        if kind not in ("DEFAULT", "CUSTOM"):
-            raise CallError(400, f"Unknown executor type {kind!r}")
-        for task in group:
-            if isinstance(task, dict) and "executor" in task and task["executor"] != executor:
-                task_id = (task.get("task_id") or {}).get("value")
-                raise CallError(
-                    400,
-                    f"The ExecutorInfo of task '{task_id}' is different from "
-                    f"executor '{executor_id}'",
-                )
-        running = self.executors.get((framework.framework_id, agent.agent_id, executor_id))
-        if running is not None:
-            if running.info != executor:
-                raise CallError(
-                    400,
-                    f"executor '{executor_id}' already runs on agent {agent.agent_id} "
-                    "with another ExecutorInfo",
-                )
-            return None
-        items = executor.get("resources", [])
-        try:
-            wanted = res.from_json(items, f"executor '{executor_id}' resources")
-        except res.ResourceError as exc:
-            raise CallError(400, str(exc)) from None
-        for name, least in (("cpus", MIN_CPUS), ("mem", MIN_MEM)):
-            if wanted.scalars.get(name, 0.0) < least:
-                raise CallError(
-                    400,
-                    f"Executor '{executor_id}' uses less {name} "
-                    f"({wanted.scalars.get(name, 0.0):g}) than the minimum required ({least:g})",
-                )
-        if set(wanted.scalars) - set(self.flags.resource_names):
-            raise CallError(400, f"executor '{executor_id}' uses resources its offers lack")
-        if not res.contains_ranges(ports, wanted.ports):
-            raise CallError(400, f"executor '{executor_id}' asks for ports outside its offers")
-        taken = self._take(pieces, wanted, items, f"executor '{executor_id}'")
-        return Executor(dict(executor), taken, wanted.ports, role)
-
     def _executor_json(self, agent_id: str, executor: Executor) -> dict[str, Any]:
         """A running group executor in ``/state``: its ExecutorInfo, agent and holdings."""
         scalars = self._scalars(self._sum(vector for _, _, vector in executor.pieces))
@@ -715,125 +471,6 @@ class Master(OffersRoom):
             "role": executor.role,
             "resources": {**scalars, "ports": _ranges_text(executor.ports)},
             "tasks": sorted(executor.task_ids),
-        }
-
-    def _executor_task_ended(self, task: Task, release: bool) -> None:
-        """A task ended: its group's executor ends with its last task, giving its resources back."""
-        for key, executor in self.executors.items():
-            if (
-                key[:2] != (task.framework_id, task.agent_id)
-                or task.task_id not in executor.task_ids
-            ):
-                continue
-            executor.task_ids.discard(task.task_id)
-            if executor.task_ids:
-                return
-            del self.executors[key]
-            agent, framework = (
-                self.agents.get(task.agent_id),
-                self.frameworks.get(task.framework_id),
-            )
-            if agent is not None:
-                agent.free_ports = tuple(sorted(agent.free_ports + executor.ports))
-                if release and framework is not None:
-                    role = self.roles.add(executor.role)
-                    self._recover(
-                        framework, agent, framework.handle, agent.handle, role, executor.pieces, 0.0
-                    )
-            return
-
-    def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
-        framework.tasks[task.task_id] = task
-        agent.tasks[task.task_id] = task
-        agent.backend.run_task(framework.framework_id, task.info)
-
-    def _drop(
-        self, framework: Framework, task: Any, state: TaskState, reason: str, message: str
-    ) -> None:
-        task_id = task.get("task_id", {}).get("value", "") if isinstance(task, dict) else ""
-        agent_id = task.get("agent_id") if isinstance(task, dict) else None
-        self.counters["tasks_error" if state == TaskState.ERROR else "tasks_dropped"] += 1
-        status = {
-            "task_id": {"value": task_id},
-            "state": str(state),
-            "reason": reason,
-            "message": message,
-            "source": "SOURCE_MASTER",
-            "timestamp": time.time(),
-        }
-        if agent_id:
-            status["agent_id"] = agent_id
-        self._send(framework, {"type": "UPDATE", "update": {"status": status}})
-
-    def _call_acknowledge(self, framework: Framework, body: dict[str, Any]) -> None:
-        ack = body.get("uuid")
-        if not isinstance(ack, str):
-            raise CallError(400, "acknowledge.uuid must be a base64 string")
-        event = framework.unacknowledged.pop(ack, None)
-        if event is None:
-            logger.debug("acknowledgement of unknown update %s", ack)
-            return
-        status = event["update"]["status"]
-        agent = self.agents.get((status.get("agent_id") or {}).get("value", ""))
-        acknowledge = getattr(agent.backend, "acknowledge", None) if agent else None
-        if acknowledge is not None:  # the agent's status update manager stops retrying it
-            acknowledge(framework.framework_id, status["task_id"]["value"], ack)
-
-    def _call_kill(self, framework: Framework, body: dict[str, Any]) -> None:
-        task_id = _id(body.get("task_id"), "kill.task_id")
-        task = framework.tasks.get(task_id)
-        if task is None or task.state.terminal:
-            state = TaskState.LOST if task is None else task.state
-            self._send(
-                framework,
-                {
-                    "type": "UPDATE",
-                    "update": {
-                        "status": {
-                            "task_id": {"value": task_id},
-                            "state": str(state),
-                            "reason": "REASON_RECONCILIATION",
-                            "source": "SOURCE_MASTER",
-                            "message": "kill of a task the master does not know as running",
-                        }
-                    },
-                },
-            )
-            return
-        self.agents[task.agent_id].backend.kill_task(framework.framework_id, task_id)
-
-    def _call_reconcile(self, framework: Framework, body: dict[str, Any]) -> None:
-        wanted = body.get("tasks", [])
-        if not isinstance(wanted, list):
-            raise CallError(400, "reconcile.tasks must be a list")
-        if not wanted:  # implicit: everything the master knows
-            statuses = [self._status_of(t) for t in framework.tasks.values()]
-        else:
-            statuses = []
-            for entry in wanted:
-                task_id = _id((entry or {}).get("task_id"), "reconcile.tasks[].task_id")
-                task = framework.tasks.get(task_id)
-                statuses.append(
-                    self._status_of(task)
-                    if task
-                    else {
-                        "task_id": {"value": task_id},
-                        "state": str(TaskState.LOST),
-                        "reason": "REASON_RECONCILIATION",
-                        "source": "SOURCE_MASTER",
-                    }
-                )
-        for status in statuses:
-            status = {k: v for k, v in status.items() if k != "uuid"}
-            status["reason"] = "REASON_RECONCILIATION"
-            self._send(framework, {"type": "UPDATE", "update": {"status": status}})
-
-    def _status_of(self, task: Task) -> dict[str, Any]:
-        return task.status or {
-            "task_id": {"value": task.task_id},
-            "state": str(task.state),
-            "agent_id": {"value": task.agent_id},
-            "source": "SOURCE_MASTER",
         }
 
     def _roles_of(self, framework: Framework, body: dict[str, Any]) -> list[str]:
@@ -857,26 +494,6 @@ class Master(OffersRoom):
 
     def _call_teardown(self, framework: Framework, body: dict[str, Any]) -> None:
         self.remove_framework(framework.framework_id)
-
-    def _call_message(self, framework: Framework, body: dict[str, Any]) -> None:
-        agent_id = _id(body.get("agent_id"), "message.agent_id")
-        executor_id = _id(body.get("executor_id"), "message.executor_id")
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise CallError(400, f"unknown agent {agent_id}")
-        try:
-            data = base64.b64decode(body.get("data", ""), validate=True)
-        except (ValueError, TypeError):
-            raise CallError(400, "message.data must be base64") from None
-        agent.backend.message(framework.framework_id, executor_id, data)
-
-    def _call_shutdown(self, framework: Framework, body: dict[str, Any]) -> None:
-        agent_id = _id(body.get("agent_id"), "shutdown.agent_id")
-        if agent_id not in self.agents:
-            raise CallError(400, f"unknown agent {agent_id}")
-        for task in list(framework.tasks.values()):
-            if task.agent_id == agent_id and not task.state.terminal:
-                self.agents[agent_id].backend.kill_task(framework.framework_id, task.task_id)
 
     #: the method of each non-SUBSCRIBE call type (the rooms define them)
     _handlers: dict[str, str] = {
@@ -1218,69 +835,6 @@ class Master(OffersRoom):
                 if attempt:  # a cycle ran in between once; twice is a real refusal
                     raise CallError(400, str(exc)) from None
         self._allocate_on(agent.handle)
-
-    def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
-        """A status update from an agent; forwarded to the framework. False if invalid."""
-        agent = self.agents.get(agent_id)
-        framework = self.frameworks.get(framework_id)
-        task_id = (status.get("task_id") or {}).get("value")
-        task = framework.tasks.get(task_id) if framework and task_id else None
-        pending = framework.unacknowledged.get(status.get("uuid", "")) if framework else None
-        if agent is not None and framework is not None and pending is not None:
-            self._send(framework, pending)  # a retry of an update the framework has not acked
-            return True
-        if agent is None or framework is None or task is None:
-            self.counters["invalid_status_updates"] += 1
-            return False
-        self.counters["valid_status_updates"] += 1
-        status = {**status, "agent_id": {"value": agent_id}}
-        status.setdefault("uuid", base64.b64encode(uuid.uuid4().bytes).decode())
-        status.setdefault("timestamp", time.time())
-        status.setdefault("source", "SOURCE_EXECUTOR")
-        self._update(task, status, release=True)
-        return True
-
-    def _update(self, task: Task, status: dict[str, Any], release: bool) -> None:
-        framework = self.frameworks.get(task.framework_id)
-        try:
-            state = TaskState(status.get("state"))
-        except ValueError:
-            self.counters["invalid_status_updates"] += 1
-            return
-        was_terminal = task.state.terminal
-        task.state, task.status = state, status
-        if state.terminal and not was_terminal:
-            key = f"tasks_{state.name.lower()}"
-            if key in self.counters:
-                self.counters[key] += 1
-            agent = self.agents.get(task.agent_id)
-            if agent is not None:
-                agent.tasks.pop(task.task_id, None)
-                if task.ports:
-                    agent.free_ports = tuple(sorted(agent.free_ports + task.ports))
-                if release and framework is not None:
-                    self._recover(
-                        framework,
-                        agent,
-                        framework.handle,
-                        agent.handle,
-                        self.roles.add(task.role),
-                        task.pieces,
-                        0.0,
-                    )
-            if framework is not None:
-                framework.tasks.pop(task.task_id, None)
-                framework.completed.append(task)
-                del framework.completed[:-1000]
-            self._executor_task_ended(task, release)
-            if agent is not None:  # its resources (and ports) are free again
-                self._allocate_on(agent.handle)
-        if framework is None:
-            return
-        event = {"type": "UPDATE", "update": {"status": status}}
-        if "uuid" in status:
-            framework.unacknowledged[status["uuid"]] = event
-        self._send(framework, event)
 
     # --- views ------------------------------------------------------------------------------------
 
