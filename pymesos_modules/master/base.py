@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymesos_modules import metrics
+from pymesos_modules import __version__, metrics
 from pymesos_modules.kinds.allocator import Allocator, AllocatorCallError, OfferBatch
 from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
 from pymesos_modules.kinds.hook import HookChain
@@ -190,3 +190,13 @@ class MasterBase:
         except Exception:  # a failing authorizer denies (Mesos: "Failed to authorize")
             logger.exception("authorizer failed on %s of %r by %r: denied", action, obj, principal)
             return False
+
+    def master_info(self) -> dict[str, Any]:
+        """Mesos' MasterInfo."""
+        return {
+            "id": self.master_id,
+            "hostname": self.flags.hostname,
+            "port": self.flags.port,
+            "version": __version__,
+            "address": {"hostname": self.flags.hostname, "port": self.flags.port},
+        }
