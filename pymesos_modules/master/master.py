@@ -20,6 +20,24 @@ mapping) through :meth:`Master.subscribe` and :meth:`Master.call`, either
 from the HTTP API or in-process; agents register through
 :meth:`Master.register_agent` with a backend that runs and kills tasks, and
 report through :meth:`Master.status_update`.
+
+The master is carved into rooms by concern, as Mesos separates master.cpp,
+its registrar and its read-only handlers; each room is a mixin over
+:class:`~pymesos_modules.master.base.MasterBase` and names the rooms it calls
+as its bases, so calls point one way:
+
+- ``offers.py``: offers made, declined, rescinded, expired; an ACCEPT's
+  offers claimed and their resources taken;
+- ``tasks.py`` (over offers): launching tasks and groups, status updates,
+  KILL, RECONCILE, ACKNOWLEDGE, MESSAGE, SHUTDOWN;
+- ``frameworks.py`` (over tasks): SUBSCRIBE, failover, removal, REVIVE,
+  SUPPRESS, TEARDOWN;
+- ``agents.py`` (over frameworks): registration, re-registration,
+  disconnection, removal;
+- ``views.py`` (over offers): ``/state`` and ``/metrics/snapshot``.
+
+This class owns the state and the lock (it creates all of it), runs the
+allocation loop and routes each scheduler call to its room.
 """
 
 from __future__ import annotations
@@ -33,7 +51,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pymesos_modules import __version__, metrics
+from pymesos_modules import metrics
 from pymesos_modules.kinds.allocator import (
     ALL_ROLES,
     Allocator,
@@ -44,7 +62,6 @@ from pymesos_modules.kinds.allocator import (
 from pymesos_modules.kinds.authorizer import Authorizer
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
-from pymesos_modules.master import resources as res
 from pymesos_modules.master.agents import AgentsRoom
 from pymesos_modules.master.base import CallError, MasterFlags, SubscriptionDenied, _id
 from pymesos_modules.master.state import (
@@ -53,14 +70,13 @@ from pymesos_modules.master.state import (
     Framework,
     HandleMap,
     Offer,
-    Task,
-    TaskState,
 )
+from pymesos_modules.master.views import ViewsRoom
 
 logger = logging.getLogger(__name__)
 
 
-class Master(AgentsRoom):
+class Master(AgentsRoom, ViewsRoom):
     """A Mesos-style master around one allocator (see module docstring)."""
 
     def __init__(
@@ -133,7 +149,7 @@ class Master(AgentsRoom):
             )
         )
 
-    # --- allocator access -------------------------------------------------------
+    # --- allocation candidates -------------------------------------------------------
 
     def _cycle_pending(self) -> bool:
         return self._everywhere or bool(self._candidates)
@@ -230,7 +246,7 @@ class Master(AgentsRoom):
         self._allocate_in_thread(self._take_candidates())
         return self._deliver(self._pending_batch)
 
-    # --- frameworks ---------------------------------------------------------------------
+    # --- scheduler calls ---------------------------------------------------------------------
 
     def call(self, framework: Framework, call: dict[str, Any]) -> None:
         """Handle one non-SUBSCRIBE scheduler call from a subscribed framework."""
@@ -239,19 +255,6 @@ class Master(AgentsRoom):
         if handler is None:
             raise CallError(400, f"unknown or unsupported call type {kind!r}")
         getattr(self, handler)(framework, call.get(kind.lower(), {}) or {})
-
-    # --- calls -----------------------------------------------------------------------------
-
-    def _executor_json(self, agent_id: str, executor: Executor) -> dict[str, Any]:
-        """A running group executor in ``/state``: its ExecutorInfo, agent and holdings."""
-        scalars = self._scalars(self._sum(vector for _, _, vector in executor.pieces))
-        return {
-            **executor.info,
-            "slave_id": agent_id,
-            "role": executor.role,
-            "resources": {**scalars, "ports": _ranges_text(executor.ports)},
-            "tasks": sorted(executor.task_ids),
-        }
 
     #: the method of each non-SUBSCRIBE call type (the rooms define them)
     _handlers: dict[str, str] = {
@@ -266,115 +269,6 @@ class Master(AgentsRoom):
         "MESSAGE": "_call_message",
         "SHUTDOWN": "_call_shutdown",
     }
-
-    # --- agents -------------------------------------------------------------------------------
-
-    # --- views ------------------------------------------------------------------------------------
-
-    def tasks_in(self, state: TaskState) -> int:
-        """How many known tasks are in ``state``."""
-        return sum(t.state == state for f in self.frameworks.values() for t in f.tasks.values())
-
-    def snapshot_metrics(self) -> dict[str, float]:
-        """``/metrics/snapshot`` with Mesos metric names, plus module metrics."""
-        frameworks = list(self.frameworks.values())
-        values: dict[str, float] = {
-            "master/uptime_secs": time.time() - self.started,
-            "master/elected": 1.0,
-            "master/frameworks_active": float(sum(f.connected for f in frameworks)),
-            "master/frameworks_inactive": float(sum(not f.connected for f in frameworks)),
-            "master/frameworks_connected": float(sum(f.connected for f in frameworks)),
-            "master/frameworks_disconnected": float(sum(not f.connected for f in frameworks)),
-            "master/slaves_active": float(len(self.agents)),
-            "master/slaves_connected": float(len(self.agents)),
-            "master/outstanding_offers": float(len(self.offers)),
-            "master/tasks_staging": float(self.tasks_in(TaskState.STAGING)),
-            "master/tasks_starting": float(self.tasks_in(TaskState.STARTING)),
-            "master/tasks_running": float(self.tasks_in(TaskState.RUNNING)),
-            "allocator/mesos/allocation_run_ms": self.last_allocation_ms,
-            "allocator/mesos/allocation_runs": float(self.counters["allocation_runs"]),
-        }
-        for key in (
-            "tasks_finished",
-            "tasks_failed",
-            "tasks_killed",
-            "tasks_lost",
-            "tasks_error",
-            "tasks_dropped",
-            "valid_status_updates",
-            "invalid_status_updates",
-        ):
-            values[f"master/{key}"] = float(self.counters[key])
-        values.update(self.metrics.snapshot())
-        return values
-
-    def state(self) -> dict[str, Any]:
-        """``/state`` in the shape of Mesos' master state."""
-
-        # Tasks of a group name their executor, as Mesos' state does.
-        executor_of = {
-            (key[0], task_id): key[2]
-            for key, executor in self.executors.items()
-            for task_id in executor.task_ids
-        }
-
-        def task_json(t: Task) -> dict[str, Any]:
-            return {
-                "id": t.task_id,
-                "executor_id": executor_of.get((t.framework_id, t.task_id), ""),
-                "name": t.name,
-                "framework_id": t.framework_id,
-                "slave_id": t.agent_id,
-                "state": str(t.state),
-                "role": t.role,
-                "resources": {**t.resources.scalars, "ports": _ranges_text(t.resources.ports)},
-                "statuses": [t.status] if t.status else [],
-            }
-
-        return {
-            "version": __version__,
-            "id": self.master_id,
-            "hostname": self.flags.hostname,
-            "start_time": self.started,
-            "activated_slaves": len(self.agents),
-            "frameworks": [
-                {
-                    "id": f.framework_id,
-                    "name": f.name,
-                    "roles": f.roles,
-                    "active": f.connected,
-                    "connected": f.connected,
-                    "capabilities": sorted(f.capabilities),
-                    "failover_timeout": f.failover_timeout,
-                    "tasks": [task_json(t) for t in f.tasks.values()],
-                    "completed_tasks": [task_json(t) for t in f.completed],
-                    "executors": [
-                        self._executor_json(key[1], executor)
-                        for key, executor in self.executors.items()
-                        if key[0] == f.framework_id
-                    ],
-                    "offers": [
-                        self._offer_json(self.offers[o]) for o in f.offers if o in self.offers
-                    ],
-                }
-                for f in self.frameworks.values()
-            ],
-            "slaves": [
-                {
-                    "id": a.agent_id,
-                    "hostname": a.hostname,
-                    "active": a.active,
-                    "resources": {**a.resources.scalars, "ports": _ranges_text(a.resources.ports)},
-                    "attributes": a.attributes,
-                    "registered_time": a.registered_at,
-                }
-                for a in self.agents.values()
-            ],
-        }
-
-
-def _ranges_text(ranges: res.Ranges) -> str:
-    return "[" + ", ".join(f"{a}-{b}" for a, b in ranges) + "]" if ranges else ""
 
 
 __all__ = ["ALL_ROLES", "CallError", "Master", "MasterFlags", "SubscriptionDenied", "_id"]
