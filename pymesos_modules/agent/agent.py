@@ -2,7 +2,7 @@
 
 One asyncio loop does everything:
 
-- the master connection (:meth:`Agent._master_loop`): REGISTER, or REREGISTER
+- the master connection (:mod:`.registration`): REGISTER, or REREGISTER
   with the tasks it still runs once it has an id; read the command stream; on
   EOF, a reset or a silent master (no event for 3 heartbeat intervals) keep
   the tasks running and try again with backoff (1 s doubling to 30 s);
@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -46,6 +44,7 @@ from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.launcher import is_alive
 from pymesos_modules.agent.modules import AgentModules, Named, call
 from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
+from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.kinds.isolator import ContainerConfig
 from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
@@ -53,18 +52,8 @@ from pymesos_modules.master import resources as res
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-AGENT_HEADER = "Pmm-Agent-Id"
-#: Cap of the re-registration backoff (docs/agent-protocol.md).
-REGISTRATION_BACKOFF_MAX = 30.0
-#: Until REGISTERED says otherwise, the heartbeat interval we expect (Mesos' default).
-DEFAULT_HEARTBEAT = 15.0
 #: How long --recover=cleanup waits for the killed tasks' launchers to record their ends.
 CLEANUP_TIMEOUT = 30.0
-
-
-class RegistrationRefused(Exception):
-    """The master refused REGISTER/REREGISTER for a reason retrying cannot fix."""
 
 
 @dataclass
@@ -107,20 +96,6 @@ def _path_safe(ident: str) -> bool:
     return ident not in ("", ".", "..") and "/" not in ident and "\0" not in ident
 
 
-def master_url(master: str) -> str:
-    """``--master=HOST:PORT`` (or a URL) -> the master's base URL."""
-    if master.startswith(("zk://", "file://")):
-        raise ValueError(
-            f"--master={master}: ZooKeeper and file master addresses are not supported; "
-            f"give HOST:PORT"
-        )
-    url = master if master.startswith(("http://", "https://")) else f"http://{master}"
-    host = url.split("://", 1)[1].split("/", 1)[0]
-    if not host or ":" not in host:
-        raise ValueError(f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050)")
-    return url.rstrip("/")
-
-
 class Agent:
     """A Mesos-style agent (see module docstring)."""
 
@@ -160,8 +135,10 @@ class Agent:
             "oversubscribed_updates": 0,
         }
         self.meta = checkpoint.MetaDir(self.work_dir)
+        #: the rooms: each holds only the agent, which owns every piece of state
+        self.registration = Registration(self)
         self.updates = StatusUpdateManager(
-            self._send_update,
+            self.registration.send_update,
             flags.status_update_retry_interval_min,
             flags.status_update_retry_interval_max,
             checkpoint=self._checkpoint_updates,
@@ -169,19 +146,20 @@ class Agent:
         self.resources = list(flags.resources)
         self.attributes = list(flags.attributes)
         self.oversubscribed: dict[str, float] = {}
-        self._oversubscribed_sent: dict[str, float] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self.oversubscribed_sent: dict[str, float] | None = None
+        #: the HTTP session and the master's command stream (see :mod:`.registration`)
+        self.session: aiohttp.ClientSession | None = None
+        self.stream: aiohttp.ClientResponse | None = None
         self._loops: list[asyncio.Task] = []
-        self._stopping = False
+        self.stopping = False
         self._stopped = False
-        self._stream: aiohttp.ClientResponse | None = None
         #: set when the agent cannot go on (e.g. the master refused it); run() exits
         self.failed = asyncio.Event()
         self.failure: str | None = None
 
     # --- life cycle ------------------------------------------------------------------------
 
-    def _save_agent(self) -> None:
+    def save_agent(self) -> None:
         """slave.info and ``latest``: a restarted agent comes back under this id."""
         assert self.agent_id is not None
         try:
@@ -217,12 +195,12 @@ class Agent:
         self.resources = hooks.decorate_resources(self.agent_info())
         self.attributes = hooks.decorate_attributes(self.agent_info())
         if self.agent_id is not None:
-            self._save_agent()
-        self._session = aiohttp.ClientSession(
+            self.save_agent()
+        self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
         )
         self.updates.start()
-        self._loops.append(asyncio.create_task(self._master_loop(), name="agent-master"))
+        self._loops.append(asyncio.create_task(self.registration.run(), name="agent-master"))
         self._loops.append(asyncio.create_task(self._watch_loop(), name="agent-watch"))
         if self.modules.resource_estimator is not None:
             self._loops.append(asyncio.create_task(self._estimator_loop(), name="agent-estimator"))
@@ -244,7 +222,7 @@ class Agent:
         """
         if self._stopped:
             return
-        self._stopped = self._stopping = True
+        self._stopped = self.stopping = True
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:
@@ -263,239 +241,23 @@ class Agent:
                 runner.cancel()  # detach: the launchers keep their tasks and record their ends
             await asyncio.gather(*runners, return_exceptions=True)
         await self.updates.stop()
-        if self._stream is not None:
-            self._stream.close()
-        if self._session is not None:
-            await self._session.close()
+        if self.stream is not None:
+            self.stream.close()
+        if self.session is not None:
+            await self.session.close()
         self.modules.close()
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
+        """The agent cannot go on: say why; ``run()`` of the command exits."""
         logger.error("%s", message)
         self.failure = message
         self.failed.set()
 
-    # --- the master connection ---------------------------------------------------------
-
-    def _register_call(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "protocol_version": PROTOCOL_VERSION,
-            "hostname": self.flags.hostname,
-            "resources": self.resources,
-            "attributes": self.attributes,
-        }
-        if self.agent_id is None:
-            return {"type": "REGISTER", "register": body}
-        body["agent_id"] = {"value": self.agent_id}
-        body["tasks"] = [self._task_entry(c) for c in self.all_containers()]
-        # A restarted master knows the frameworks of adopted tasks from these alone.
-        body["frameworks"] = [
-            {**self.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
-            for framework_id in sorted(self.containers)
-        ]
-        return {"type": "REREGISTER", "reregister": body}
-
-    @staticmethod
-    def _task_entry(container: Container) -> dict[str, Any]:
-        """A REREGISTER task entry; ``role`` from the resources' allocation_info, if any."""
-        entry: dict[str, Any] = {
-            "framework_id": {"value": container.framework_id},
-            "task_info": container.info,
-            "state": container.state,
-        }
-        for item in container.info.get("resources") or []:
-            role = (
-                (item.get("allocation_info") or {}).get("role") if isinstance(item, dict) else None
-            )
-            if isinstance(role, str) and role:
-                entry["role"] = role
-                break
-        return entry
-
-    async def _master_loop(self) -> None:
-        factor = self.flags.registration_backoff_factor
-        backoff = factor
-        while not self._stopping:
-            was_registered = self.counters["registrations"]
-            try:
-                await self._session_once()
-            except RegistrationRefused as exc:
-                self._fail(str(exc))
-                return
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                logger.info("master %s unreachable or gone: %s", self.url, exc or type(exc))
-            except asyncio.IncompleteReadError:
-                logger.info("master %s closed the stream mid-record", self.url)
-            self._disconnected()
-            if self.counters["registrations"] != was_registered:
-                backoff = factor  # this attempt got through: start the backoff afresh
-            logger.info("re-registering in %.1f s", backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, REGISTRATION_BACKOFF_MAX)
-
-    def _disconnected(self) -> None:
-        if self.registered:
-            logger.warning("lost the master %s; tasks keep running", self.url)
-        self.registered = False
-        self.updates.set_connected(False)
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    async def _session_once(self) -> None:
-        assert self._session is not None
-        call = self._register_call()
-        response = await self._session.post(f"{self.url}/api/v1/agent", json=call)
-        self._stream = response
-        if response.status != 200:
-            text = (await response.text()).strip()
-            response.close()
-            message = f"master {self.url} refused {call['type']} ({response.status}): {text}"
-            if response.status in (400, 409, 413, 415):
-                raise RegistrationRefused(message)
-            raise aiohttp.ClientError(message)
-        content = response.content
-        while not self._stopping:
-            silence = 3 * self.heartbeat_interval
-            line = await asyncio.wait_for(content.readline(), silence)
-            if not line:
-                logger.info("master %s ended the stream", self.url)
-                return
-            if not line.strip():
-                continue
-            try:
-                size = int(line)
-            except ValueError:
-                raise ValueError(f"bad RecordIO length {line[:40]!r} from the master") from None
-            data = await asyncio.wait_for(content.readexactly(size), silence)
-            event = json.loads(data)
-            if self._handle(event) == "reregister":
-                return
-
-    def _background(self, coroutine: Any) -> None:
+    def background(self, coroutine: Any) -> None:
         """Run ``coroutine`` as a task kept alive until done (the loop holds tasks weakly)."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background_tasks.add(task)
         task.add_done_callback(self._background_tasks.discard)
-
-    async def _pong(self) -> None:
-        with contextlib.suppress(aiohttp.ClientError, ConnectionError, OSError, TimeoutError):
-            await self._post({"type": "HEARTBEAT"})
-
-    async def _post(self, call: dict[str, Any]) -> None:
-        """One agent call; raises when the master did not take it (202)."""
-        if self._session is None or self.agent_id is None:
-            raise ConnectionError("not connected")
-        body = {"agent_id": {"value": self.agent_id}, **call}
-        async with self._session.post(
-            f"{self.url}/api/v1/agent",
-            json=body,
-            headers={AGENT_HEADER: self.agent_id},
-            timeout=aiohttp.ClientTimeout(total=30.0),
-        ) as response:
-            if response.status != 202:
-                text = await response.text()
-                raise ConnectionError(f"{call['type']} answered {response.status}: {text}")
-
-    async def _send_update(self, framework_id: str, status: dict[str, Any]) -> None:
-        await self._post(
-            {
-                "type": "UPDATE",
-                "update": {"framework_id": {"value": framework_id}, "status": status},
-            }
-        )
-
-    # --- events from the master ------------------------------------------------------------
-
-    def _handle(self, event: dict[str, Any]) -> str | None:
-        kind = event.get("type")
-        if kind == "REGISTERED":
-            self._registered(event.get("registered") or {})
-        elif kind == "HEARTBEAT":
-            # The answer is the master's proof that this agent is alive (docs/agent-protocol.md).
-            self._background(self._pong())
-        elif kind == "RUN_TASK":
-            body = event.get("run_task") or {}
-            self.run_task(
-                body.get("framework_id", {}).get("value", ""),
-                body.get("framework_info") or {},
-                body.get("task") or {},
-            )
-        elif kind == "KILL_TASK":
-            body = event.get("kill_task") or {}
-            self.kill_task(
-                body.get("framework_id", {}).get("value", ""),
-                body.get("task_id", {}).get("value", ""),
-                body.get("kill_policy"),
-            )
-        elif kind == "ACKNOWLEDGED":
-            body = event.get("acknowledged") or {}
-            self.acknowledged(
-                body.get("framework_id", {}).get("value", ""),
-                body.get("task_id", {}).get("value", ""),
-                str(body.get("uuid", "")),
-            )
-        elif kind == "SHUTDOWN_FRAMEWORK":
-            framework_id = (event.get("shutdown_framework") or {}).get("framework_id", {})
-            self.shutdown_framework(framework_id.get("value", ""))
-        elif kind == "FRAMEWORK_MESSAGE":
-            body = event.get("framework_message") or {}
-            logger.info(
-                "dropping a framework message for executor %s: command tasks take no messages",
-                body.get("executor_id", {}).get("value"),
-            )
-        elif kind == "SHUTDOWN":
-            message = (event.get("shutdown") or {}).get("message", "")
-            return self._shutdown_by_master(message)
-        else:
-            logger.warning("ignoring unknown event %r from the master", kind)
-        return None
-
-    def _registered(self, body: dict[str, Any]) -> None:
-        agent_id = (body.get("agent_id") or {}).get("value")
-        if not isinstance(agent_id, str) or not agent_id:
-            raise ValueError("REGISTERED without an agent_id")
-        interval = body.get("heartbeat_interval_seconds")
-        if isinstance(interval, int | float) and interval > 0:
-            self.heartbeat_interval = float(interval)
-        self.master_id = body.get("master_id")
-        if agent_id != self.agent_id:
-            if self.agent_id is not None:
-                logger.warning(
-                    "the master gave this agent a new id %s (was %s)", agent_id, self.agent_id
-                )
-            self.agent_id = agent_id
-            self._save_agent()
-        self.registered = True
-        self.counters["registrations"] += 1
-        logger.info("registered with master %s as agent %s", self.url, agent_id)
-        self.updates.set_connected(True)
-        self._oversubscribed_sent = None
-        if self.modules.resource_estimator is not None and self.oversubscribed_total():
-            self._background(self._send_oversubscribed())
-
-    def _shutdown_by_master(self, message: str) -> str:
-        """The master removed this agent: kill everything, forget the id, register anew."""
-        logger.warning("the master removed this agent (%s); registering anew", message)
-        dying = self.all_containers()
-        for container in dying:
-            self.kill(container, message=f"agent removed by the master: {message}")
-        self.updates.clear()
-        self.meta.forget_agent(None)  # a restart from now on registers anew
-        if self.agent_id is not None:
-            old = self.meta.agent_dir(self.agent_id)
-            # Kept until the killed tasks' launchers have recorded their ends there.
-            self._background(self._remove_when_done(dying, old))
-        self.agent_id = None
-        return "reregister"
-
-    @staticmethod
-    async def _remove_when_done(dying: list[Container], folder: Path) -> None:
-        waits = [asyncio.ensure_future(c.finished.wait()) for c in dying]
-        if waits:
-            await asyncio.wait(waits)
-        for container in dying:
-            container.run_dir = None
-        shutil.rmtree(folder, ignore_errors=True)
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -610,7 +372,7 @@ class Agent:
         container.kill_message = message
         container.kill_source = source
         if container.running:
-            self._background(self._terminate(container))
+            self.background(self._terminate(container))
 
     async def _terminate(self, container: Container) -> None:
         process = container.process
@@ -952,7 +714,7 @@ class Agent:
             self._finished(container)
             return
         if container.kill_requested:  # a kill came in while we were spawning
-            self._background(self._terminate(container))
+            self.background(self._terminate(container))
         else:
             self._status(container, "TASK_RUNNING")
         await self._supervise(container)
@@ -1144,8 +906,8 @@ class Agent:
             ok, estimate = call(named, "oversubscribable", self.agent_usage())
             if ok and isinstance(estimate, dict):
                 self.oversubscribed = {k: float(v) for k, v in estimate.items() if float(v) > 0}
-                if self.registered and self.oversubscribed_total() != self._oversubscribed_sent:
-                    await self._send_oversubscribed()
+                if self.registered and self.oversubscribed_total() != self.oversubscribed_sent:
+                    await self.send_oversubscribed()
             await asyncio.sleep(self.flags.oversubscribed_resources_interval)
 
     def oversubscribed_total(self) -> dict[str, float]:
@@ -1159,17 +921,18 @@ class Agent:
                     total[name] = total.get(name, 0.0) + amount
         return total
 
-    async def _send_oversubscribed(self) -> None:
+    async def send_oversubscribed(self) -> None:
+        """UPDATE_OVERSUBSCRIBED with :meth:`oversubscribed_total`; logged if the master is away."""
         amounts = self.oversubscribed_total()
         items = res.to_json(res.Resources(amounts))
         try:
-            await self._post(
+            await self.registration.post(
                 {"type": "UPDATE_OVERSUBSCRIBED", "update_oversubscribed": {"resources": items}}
             )
         except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
             logger.info("could not send UPDATE_OVERSUBSCRIBED: %s", exc)
             return
-        self._oversubscribed_sent = amounts
+        self.oversubscribed_sent = amounts
         self.counters["oversubscribed_updates"] += 1
 
     async def _qos_loop(self) -> None:

@@ -206,12 +206,13 @@ def reregister_frameworks(calls: list[dict]) -> list[list[dict]]:
 
 
 def test_reregister_task_entries_carry_the_role_the_task_was_offered_in(tmp_path):
-    from pymesos_modules.agent.agent import Agent, Container
+    from pymesos_modules.agent.records import Container
+    from pymesos_modules.agent.registration import task_entry
 
     cpus = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}
     info = {"task_id": {"value": "t"}, "resources": [{**cpus, "allocation_info": {"role": "web"}}]}
     container = Container("fw", "t", "c", info, {}, tmp_path, {"cpus": 1.0}, [], False)
-    entry = Agent._task_entry(container)
+    entry = task_entry(container)
     assert entry == {
         "framework_id": {"value": "fw"},
         "task_info": info,
@@ -219,4 +220,4 @@ def test_reregister_task_entries_carry_the_role_the_task_was_offered_in(tmp_path
         "role": "web",
     }
     container.info = {"task_id": {"value": "t"}, "resources": [cpus]}
-    assert "role" not in Agent._task_entry(container)
+    assert "role" not in task_entry(container)

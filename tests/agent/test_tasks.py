@@ -195,9 +195,13 @@ async def test_shutdown_framework_and_messages_from_the_master(agent, scheduler)
     await follow(scheduler, "s1", until="TASK_RUNNING")
     fw = {"value": scheduler.framework_id}
     message = {"framework_id": fw, "executor_id": {"value": "s1"}, "data": "aGk="}
-    assert a._handle({"type": "FRAMEWORK_MESSAGE", "framework_message": message}) is None
-    assert a._handle({"type": "NO_SUCH_EVENT"}) is None
-    a._handle({"type": "SHUTDOWN_FRAMEWORK", "shutdown_framework": {"framework_id": fw}})
+    assert (
+        a.registration.handle({"type": "FRAMEWORK_MESSAGE", "framework_message": message}) is None
+    )
+    assert a.registration.handle({"type": "NO_SUCH_EVENT"}) is None
+    a.registration.handle(
+        {"type": "SHUTDOWN_FRAMEWORK", "shutdown_framework": {"framework_id": fw}}
+    )
     final = (await follow(scheduler, "s1"))[-1]
     assert final["state"] == "TASK_KILLED"
     assert final["message"] == "framework shut down"

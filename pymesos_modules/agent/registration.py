@@ -1,0 +1,273 @@
+"""Registration with the master: the agent's one connection, and the commands it carries.
+
+:class:`Registration` REGISTERs, or REREGISTERs with the tasks it still runs
+once the agent has an id; reads the master's RecordIO command stream and hands
+each event to the agent (RUN_TASK, KILL_TASK, ACKNOWLEDGED, ...); on EOF, a
+reset or a silent master (no event for 3 heartbeat intervals) it keeps the
+tasks running and tries again with backoff (1 s doubling to 30 s).  Calls
+the agent makes (UPDATE, HEARTBEAT, UPDATE_OVERSUBSCRIBED) go through
+:meth:`Registration.post`.  The protocol is docs/agent-protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from pymesos_modules.agent.records import Container
+
+if TYPE_CHECKING:
+    from pymesos_modules.agent.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+AGENT_HEADER = "Pmm-Agent-Id"
+#: Cap of the re-registration backoff (docs/agent-protocol.md).
+REGISTRATION_BACKOFF_MAX = 30.0
+#: Until REGISTERED says otherwise, the heartbeat interval we expect (Mesos' default).
+DEFAULT_HEARTBEAT = 15.0
+
+
+class RegistrationRefused(Exception):
+    """The master refused REGISTER/REREGISTER for a reason retrying cannot fix."""
+
+
+def master_url(master: str) -> str:
+    """``--master=HOST:PORT`` (or a URL) -> the master's base URL."""
+    if master.startswith(("zk://", "file://")):
+        raise ValueError(
+            f"--master={master}: ZooKeeper and file master addresses are not supported; "
+            f"give HOST:PORT"
+        )
+    url = master if master.startswith(("http://", "https://")) else f"http://{master}"
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    if not host or ":" not in host:
+        raise ValueError(f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050)")
+    return url.rstrip("/")
+
+
+def task_entry(container: Container) -> dict[str, Any]:
+    """A REREGISTER task entry; ``role`` from the resources' allocation_info, if any."""
+    entry: dict[str, Any] = {
+        "framework_id": {"value": container.framework_id},
+        "task_info": container.info,
+        "state": container.state,
+    }
+    for item in container.info.get("resources") or []:
+        role = (item.get("allocation_info") or {}).get("role") if isinstance(item, dict) else None
+        if isinstance(role, str) and role:
+            entry["role"] = role
+            break
+    return entry
+
+
+async def remove_when_done(dying: list[Container], folder: Path) -> None:
+    """Remove ``folder`` once every container of ``dying`` has finished."""
+    waits = [asyncio.ensure_future(c.finished.wait()) for c in dying]
+    if waits:
+        await asyncio.wait(waits)
+    for container in dying:
+        container.run_dir = None
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class Registration:
+    """The agent's side of the agent protocol; all state it changes is the agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def register_call(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "protocol_version": PROTOCOL_VERSION,
+            "hostname": self.agent.flags.hostname,
+            "resources": self.agent.resources,
+            "attributes": self.agent.attributes,
+        }
+        if self.agent.agent_id is None:
+            return {"type": "REGISTER", "register": body}
+        body["agent_id"] = {"value": self.agent.agent_id}
+        body["tasks"] = [task_entry(c) for c in self.agent.all_containers()]
+        # A restarted master knows the frameworks of adopted tasks from these alone.
+        body["frameworks"] = [
+            {**self.agent.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
+            for framework_id in sorted(self.agent.containers)
+        ]
+        return {"type": "REREGISTER", "reregister": body}
+
+    async def run(self) -> None:
+        factor = self.agent.flags.registration_backoff_factor
+        backoff = factor
+        while not self.agent.stopping:
+            was_registered = self.agent.counters["registrations"]
+            try:
+                await self._session_once()
+            except RegistrationRefused as exc:
+                self.agent.fail(str(exc))
+                return
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                logger.info("master %s unreachable or gone: %s", self.agent.url, exc or type(exc))
+            except asyncio.IncompleteReadError:
+                logger.info("master %s closed the stream mid-record", self.agent.url)
+            self.disconnected()
+            if self.agent.counters["registrations"] != was_registered:
+                backoff = factor  # this attempt got through: start the backoff afresh
+            logger.info("re-registering in %.1f s", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, REGISTRATION_BACKOFF_MAX)
+
+    def disconnected(self) -> None:
+        if self.agent.registered:
+            logger.warning("lost the master %s; tasks keep running", self.agent.url)
+        self.agent.registered = False
+        self.agent.updates.set_connected(False)
+        if self.agent.stream is not None:
+            self.agent.stream.close()
+            self.agent.stream = None
+
+    async def _session_once(self) -> None:
+        assert self.agent.session is not None
+        call = self.register_call()
+        response = await self.agent.session.post(f"{self.agent.url}/api/v1/agent", json=call)
+        self.agent.stream = response
+        if response.status != 200:
+            text = (await response.text()).strip()
+            response.close()
+            message = f"master {self.agent.url} refused {call['type']} ({response.status}): {text}"
+            if response.status in (400, 409, 413, 415):
+                raise RegistrationRefused(message)
+            raise aiohttp.ClientError(message)
+        content = response.content
+        while not self.agent.stopping:
+            silence = 3 * self.agent.heartbeat_interval
+            line = await asyncio.wait_for(content.readline(), silence)
+            if not line:
+                logger.info("master %s ended the stream", self.agent.url)
+                return
+            if not line.strip():
+                continue
+            try:
+                size = int(line)
+            except ValueError:
+                raise ValueError(f"bad RecordIO length {line[:40]!r} from the master") from None
+            data = await asyncio.wait_for(content.readexactly(size), silence)
+            event = json.loads(data)
+            if self.handle(event) == "reregister":
+                return
+
+    async def pong(self) -> None:
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, OSError, TimeoutError):
+            await self.post({"type": "HEARTBEAT"})
+
+    async def post(self, call: dict[str, Any]) -> None:
+        """One agent call; raises when the master did not take it (202)."""
+        if self.agent.session is None or self.agent.agent_id is None:
+            raise ConnectionError("not connected")
+        body = {"agent_id": {"value": self.agent.agent_id}, **call}
+        async with self.agent.session.post(
+            f"{self.agent.url}/api/v1/agent",
+            json=body,
+            headers={AGENT_HEADER: self.agent.agent_id},
+            timeout=aiohttp.ClientTimeout(total=30.0),
+        ) as response:
+            if response.status != 202:
+                text = await response.text()
+                raise ConnectionError(f"{call['type']} answered {response.status}: {text}")
+
+    async def send_update(self, framework_id: str, status: dict[str, Any]) -> None:
+        await self.post(
+            {
+                "type": "UPDATE",
+                "update": {"framework_id": {"value": framework_id}, "status": status},
+            }
+        )
+
+    def handle(self, event: dict[str, Any]) -> str | None:
+        kind = event.get("type")
+        if kind == "REGISTERED":
+            self.on_registered(event.get("registered") or {})
+        elif kind == "HEARTBEAT":
+            # The answer is the master's proof that this agent is alive (docs/agent-protocol.md).
+            self.agent.background(self.pong())
+        elif kind == "RUN_TASK":
+            body = event.get("run_task") or {}
+            self.agent.run_task(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("framework_info") or {},
+                body.get("task") or {},
+            )
+        elif kind == "KILL_TASK":
+            body = event.get("kill_task") or {}
+            self.agent.kill_task(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("task_id", {}).get("value", ""),
+                body.get("kill_policy"),
+            )
+        elif kind == "ACKNOWLEDGED":
+            body = event.get("acknowledged") or {}
+            self.agent.acknowledged(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("task_id", {}).get("value", ""),
+                str(body.get("uuid", "")),
+            )
+        elif kind == "SHUTDOWN_FRAMEWORK":
+            framework_id = (event.get("shutdown_framework") or {}).get("framework_id", {})
+            self.agent.shutdown_framework(framework_id.get("value", ""))
+        elif kind == "FRAMEWORK_MESSAGE":
+            body = event.get("framework_message") or {}
+            logger.info(
+                "dropping a framework message for executor %s: command tasks take no messages",
+                body.get("executor_id", {}).get("value"),
+            )
+        elif kind == "SHUTDOWN":
+            message = (event.get("shutdown") or {}).get("message", "")
+            return self.shutdown_by_master(message)
+        else:
+            logger.warning("ignoring unknown event %r from the master", kind)
+        return None
+
+    def on_registered(self, body: dict[str, Any]) -> None:
+        agent_id = (body.get("agent_id") or {}).get("value")
+        if not isinstance(agent_id, str) or not agent_id:
+            raise ValueError("REGISTERED without an agent_id")
+        interval = body.get("heartbeat_interval_seconds")
+        if isinstance(interval, int | float) and interval > 0:
+            self.agent.heartbeat_interval = float(interval)
+        self.agent.master_id = body.get("master_id")
+        if agent_id != self.agent.agent_id:
+            if self.agent.agent_id is not None:
+                logger.warning(
+                    "the master gave this agent a new id %s (was %s)", agent_id, self.agent.agent_id
+                )
+            self.agent.agent_id = agent_id
+            self.agent.save_agent()
+        self.agent.registered = True
+        self.agent.counters["registrations"] += 1
+        logger.info("registered with master %s as agent %s", self.agent.url, agent_id)
+        self.agent.updates.set_connected(True)
+        self.agent.oversubscribed_sent = None
+        if self.agent.modules.resource_estimator is not None and self.agent.oversubscribed_total():
+            self.agent.background(self.agent.send_oversubscribed())
+
+    def shutdown_by_master(self, message: str) -> str:
+        """The master removed this agent: kill everything, forget the id, register anew."""
+        logger.warning("the master removed this agent (%s); registering anew", message)
+        dying = self.agent.all_containers()
+        for container in dying:
+            self.agent.kill(container, message=f"agent removed by the master: {message}")
+        self.agent.updates.clear()
+        self.agent.meta.forget_agent(None)  # a restart from now on registers anew
+        if self.agent.agent_id is not None:
+            old = self.agent.meta.agent_dir(self.agent.agent_id)
+            # Kept until the killed tasks' launchers have recorded their ends there.
+            self.agent.background(remove_when_done(dying, old))
+        self.agent.agent_id = None
+        return "reregister"
