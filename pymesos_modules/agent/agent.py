@@ -46,6 +46,7 @@ from pymesos_modules.agent.modules import AgentModules, Named, call
 from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
+from pymesos_modules.agent.task_status import TaskStatus
 from pymesos_modules.kinds.isolator import ContainerConfig
 from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
 from pymesos_modules.master import resources as res
@@ -137,11 +138,12 @@ class Agent:
         self.meta = checkpoint.MetaDir(self.work_dir)
         #: the rooms: each holds only the agent, which owns every piece of state
         self.registration = Registration(self)
+        self.task_status = TaskStatus(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,
             flags.status_update_retry_interval_min,
             flags.status_update_retry_interval_max,
-            checkpoint=self._checkpoint_updates,
+            checkpoint=self.task_status.checkpoint,
         )
         self.resources = list(flags.resources)
         self.attributes = list(flags.attributes)
@@ -269,6 +271,12 @@ class Agent:
         """The container of a task, if the agent still tracks it."""
         return self.containers.get(framework_id, {}).get(task_id)
 
+    # --- the master's commands (registration hands them over) --------------------------------
+
+    def acknowledged(self, framework_id: str, task_id: str, ack: str) -> None:
+        """ACKNOWLEDGED (see :meth:`.TaskStatus.acknowledged`)."""
+        self.task_status.acknowledged(framework_id, task_id, ack)
+
     def run_task(
         self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
     ) -> None:
@@ -286,14 +294,13 @@ class Agent:
         bad = next((i for i in (framework_id, task_id) if not _path_safe(i)), None)
         if bad is not None:
             # The ids name sandbox folders: refuse what could leave work_dir (as Mesos does).
-            status = {
-                "task_id": {"value": task_id},
-                "state": "TASK_FAILED",
-                "source": "SOURCE_SLAVE",
-                "reason": "REASON_TASK_INVALID",
-                "message": f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
-            }
-            self.updates.add(framework_id, self._decorate_status(framework_id, status))
+            self.task_status.update_without_container(
+                framework_id,
+                task_id,
+                "TASK_FAILED",
+                "REASON_TASK_INVALID",
+                f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
+            )
             return
         self.frameworks[framework_id] = framework_info
         task = self.modules.hook_chain.decorate_agent_task(task, framework_info, self.agent_info())
@@ -335,21 +342,17 @@ class Agent:
         """KILL_TASK: SIGTERM, SIGKILL after the grace period; unknown task -> TASK_LOST."""
         container = self.find(framework_id, task_id)
         if container is None:
-            self._update_unknown(framework_id, task_id)
+            self.task_status.update_without_container(
+                framework_id,
+                task_id,
+                "TASK_LOST",
+                "REASON_RECONCILIATION",
+                "kill of a task this agent does not run",
+            )
             return
         if container.state in TERMINAL:
             return  # its terminal update is on its way already
         self.kill(container, grace=_grace(policy))
-
-    def _update_unknown(self, framework_id: str, task_id: str) -> None:
-        status = {
-            "task_id": {"value": task_id},
-            "state": "TASK_LOST",
-            "source": "SOURCE_SLAVE",
-            "reason": "REASON_RECONCILIATION",
-            "message": "kill of a task this agent does not run",
-        }
-        self.updates.add(framework_id, self._decorate_status(framework_id, status))
 
     def kill(
         self,
@@ -393,27 +396,6 @@ class Agent:
         for container in list(self.containers.get(framework_id, {}).values()):
             self.kill(container, message="framework shut down")
 
-    def acknowledged(self, framework_id: str, task_id: str, ack: str) -> None:
-        """ACKNOWLEDGED: stop resending; a task whose terminal update is acked is forgotten."""
-        status = self.updates.acknowledge(framework_id, task_id, ack)
-        if status is None or status.get("state") not in TERMINAL:
-            return
-        container = self.find(framework_id, task_id)
-        if container is not None and container.finished.is_set():
-            self._forget(container)
-
-    def _forget(self, container: Container) -> None:
-        """The task is over and its terminal update acknowledged: drop it and its checkpoint."""
-        if container.run_dir is not None:
-            self.meta.forget_run(container.run_dir)
-        self.updates.forget_task(container.framework_id, container.task_id)
-        tasks = self.containers.get(container.framework_id, {})
-        tasks.pop(container.task_id, None)
-        if not tasks:
-            self.containers.pop(container.framework_id, None)
-        self.completed.append(container)
-        del self.completed[:-1000]
-
     # --- checkpointing and recovery ------------------------------------------------------------
 
     def _checkpoint_task(self, container: Container) -> None:
@@ -426,18 +408,6 @@ class Agent:
             self.meta.save_task(container.run_dir, container.task_id, container.info)
         except OSError as exc:
             raise LaunchError(f"cannot checkpoint the task in {container.run_dir}: {exc}") from None
-
-    def _checkpoint_updates(
-        self, framework_id: str, task_id: str, records: list[dict[str, Any]]
-    ) -> None:
-        """The status update manager's hook: a task's update stream, before it goes out."""
-        container = self.find(framework_id, task_id)
-        if container is None or container.run_dir is None:
-            return  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
-        try:
-            self.meta.save_updates(container.run_dir, task_id, records)
-        except OSError as exc:
-            logger.error("cannot checkpoint the updates of task %s: %s", task_id, exc)
 
     def _recover(self) -> None:
         """Take over what the previous agent on this work_dir left (Mesos' agent recovery).
@@ -485,7 +455,7 @@ class Agent:
         if container.state in TERMINAL:
             container.finished.set()
             if not pending:  # acknowledged, but the agent stopped before forgetting it
-                self._forget(container)
+                self.task_status.forget(container)
             return
         if state.same_boot:  # after a reboot no pid of the checkpoint means anything
             container.launcher, container.process = run.launcher, run.task
@@ -549,42 +519,6 @@ class Agent:
         logger.info("--recover=cleanup: the previous agent's tasks are gone; registering anew")
 
     # --- one task from launch to its terminal update -------------------------------------------
-
-    def _status(
-        self,
-        container: Container,
-        state: str,
-        message: str | None = None,
-        reason: str | None = None,
-        source: str = "SOURCE_EXECUTOR",
-    ) -> None:
-        container.state = state
-        status: dict[str, Any] = {
-            "task_id": {"value": container.task_id},
-            "state": state,
-            "source": source,
-            "executor_id": {"value": container.executor_id},
-            "container_status": {"container_id": {"value": container.container_id}},
-        }
-        if self.agent_id:
-            status["agent_id"] = {"value": self.agent_id}
-        if container.process is not None:
-            status["container_status"]["executor_pid"] = container.process.pid
-        if message:
-            status["message"] = message
-        if reason:
-            status["reason"] = reason
-        self.counters["status_updates"] += 1
-        key = f"tasks_{state.removeprefix('TASK_').lower()}"
-        if state in TERMINAL and key in self.counters:
-            self.counters[key] += 1
-        self.updates.add(
-            container.framework_id, self._decorate_status(container.framework_id, status)
-        )
-
-    def _decorate_status(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Hooks' status decorators: their labels and container_status replace the update's."""
-        return self.modules.hook_chain.decorate_status(framework_id, status)
 
     def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
         """The task's environment (docs/agent.md lists every variable and the order)."""
@@ -670,7 +604,7 @@ class Agent:
             containers.make_sandbox(container.sandbox)
         except OSError as exc:
             raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
-        self._status(container, "TASK_STARTING")
+        self.task_status.update(container, "TASK_STARTING")
         isolator_env, limits, cwd = self._prepare(container)
         env = self._environment(container, isolator_env)
         rlimits = containers.check_rlimits(limits)
@@ -696,27 +630,27 @@ class Agent:
             await self._launch(container)
         except LaunchError as exc:
             await self._launch_failed(container, str(exc))
-            self._finished(container)
+            self.task_status.finished(container)
             return
         except Exception as exc:  # never lose a task silently
             await self._agent_error(container, exc)
-            self._finished(container)
+            self.task_status.finished(container)
             return
         if container.process is None:  # killed before it could start
             self._cleanup(container)
-            self._status(
+            self.task_status.update(
                 container,
                 "TASK_KILLED",
                 container.kill_message or "killed before the command started",
                 container.kill_reason,
                 container.kill_source,
             )
-            self._finished(container)
+            self.task_status.finished(container)
             return
         if container.kill_requested:  # a kill came in while we were spawning
             self.background(self._terminate(container))
         else:
-            self._status(container, "TASK_RUNNING")
+            self.task_status.update(container, "TASK_RUNNING")
         await self._supervise(container)
 
     async def _supervise(
@@ -742,7 +676,7 @@ class Agent:
             raise
         except Exception as exc:  # never lose a task silently
             await self._agent_error(container, exc)
-        self._finished(container)
+        self.task_status.finished(container)
 
     def _termination(self, container: Container) -> Termination | None:
         if container.run_dir is None:
@@ -775,7 +709,9 @@ class Agent:
         if container.recovered:
             what = f"the restarted agent could not recover the task: {what}"
         self._cleanup(container)
-        self._status(container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE")
+        self.task_status.update(
+            container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE"
+        )
 
     async def _agent_error(self, container: Container, exc: Exception) -> None:
         logger.error("task %s failed inside the agent", container.task_id, exc_info=exc)
@@ -783,20 +719,13 @@ class Agent:
             containers.signal_group(container.process, signal.SIGKILL)
         if container.state not in TERMINAL:
             self._cleanup(container)
-            self._status(
+            self.task_status.update(
                 container,
                 "TASK_FAILED",
                 f"agent error: {exc}",
                 "REASON_EXECUTOR_TERMINATED",
                 "SOURCE_SLAVE",
             )
-
-    def _finished(self, container: Container) -> None:
-        container.finished.set()
-        if container.state in TERMINAL and not self.updates.pending(
-            container.framework_id, container.task_id
-        ):
-            self._forget(container)
 
     async def _launch_failed(self, container: Container, message: str) -> None:
         self.counters["launch_failures"] += 1
@@ -809,7 +738,7 @@ class Agent:
                 container.wait_status = termination.wait_status
                 container.returncode = containers.returncode_of(termination.wait_status)
         self._cleanup(container)
-        self._status(
+        self.task_status.update(
             container, "TASK_FAILED", message, "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_SLAVE"
         )
 
@@ -817,7 +746,7 @@ class Agent:
         described = containers.describe_exit(returncode)
         limitation = container.limitation
         if limitation is not None:
-            self._status(
+            self.task_status.update(
                 container,
                 "TASK_FAILED",
                 str(getattr(limitation, "message", "")) or described,
@@ -826,13 +755,15 @@ class Agent:
             )
         elif container.kill_requested:
             message = container.kill_message or described
-            self._status(
+            self.task_status.update(
                 container, "TASK_KILLED", message, container.kill_reason, container.kill_source
             )
         elif returncode == 0:
-            self._status(container, "TASK_FINISHED", described)
+            self.task_status.update(container, "TASK_FINISHED", described)
         else:
-            self._status(container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED")
+            self.task_status.update(
+                container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED"
+            )
 
     def _cleanup(self, container: Container) -> None:
         for named in reversed(container.prepared):

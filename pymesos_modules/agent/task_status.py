@@ -1,0 +1,116 @@
+"""Status updates of tasks: what a container's state changes become, and when a task is gone.
+
+:class:`TaskStatus` turns a task's new state into a Mesos TaskStatus (the
+hooks decorate it) for the status update manager (:mod:`.status_updates`),
+which delivers it reliably; it checkpoints each task's update stream beside
+the task, and forgets a task once it has ended and its terminal update is
+acknowledged (its checkpoint goes with it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pymesos_modules.agent.records import TERMINAL, Container
+
+if TYPE_CHECKING:
+    from pymesos_modules.agent.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+
+class TaskStatus:
+    """The agent's status updates room; all state it changes is the agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def update(
+        self,
+        container: Container,
+        state: str,
+        message: str | None = None,
+        reason: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
+        """The task is now in ``state``: count it and queue its (decorated) update."""
+        container.state = state
+        status: dict[str, Any] = {
+            "task_id": {"value": container.task_id},
+            "state": state,
+            "source": source,
+            "executor_id": {"value": container.executor_id},
+            "container_status": {"container_id": {"value": container.container_id}},
+        }
+        if self.agent.agent_id:
+            status["agent_id"] = {"value": self.agent.agent_id}
+        if container.process is not None:
+            status["container_status"]["executor_pid"] = container.process.pid
+        if message:
+            status["message"] = message
+        if reason:
+            status["reason"] = reason
+        self.agent.counters["status_updates"] += 1
+        key = f"tasks_{state.removeprefix('TASK_').lower()}"
+        if state in TERMINAL and key in self.agent.counters:
+            self.agent.counters[key] += 1
+        self.agent.updates.add(
+            container.framework_id, self._decorate(container.framework_id, status)
+        )
+
+    def _decorate(self, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Hooks' status decorators: their labels and container_status replace the update's."""
+        return self.agent.modules.hook_chain.decorate_status(framework_id, status)
+
+    def update_without_container(
+        self, framework_id: str, task_id: str, state: str, reason: str, message: str
+    ) -> None:
+        """An update from the agent itself about a task it does not run (lost, invalid)."""
+        status = {
+            "task_id": {"value": task_id},
+            "state": state,
+            "source": "SOURCE_SLAVE",
+            "reason": reason,
+            "message": message,
+        }
+        self.agent.updates.add(framework_id, self._decorate(framework_id, status))
+
+    def acknowledged(self, framework_id: str, task_id: str, ack: str) -> None:
+        """ACKNOWLEDGED: stop resending; a task whose terminal update is acked is forgotten."""
+        status = self.agent.updates.acknowledge(framework_id, task_id, ack)
+        if status is None or status.get("state") not in TERMINAL:
+            return
+        container = self.agent.find(framework_id, task_id)
+        if container is not None and container.finished.is_set():
+            self.forget(container)
+
+    def finished(self, container: Container) -> None:
+        """The task's coroutine is done: forget it now if its terminal update is acknowledged."""
+        container.finished.set()
+        if container.state in TERMINAL and not self.agent.updates.pending(
+            container.framework_id, container.task_id
+        ):
+            self.forget(container)
+
+    def forget(self, container: Container) -> None:
+        """The task is over and its terminal update acknowledged: drop it and its checkpoint."""
+        if container.run_dir is not None:
+            self.agent.meta.forget_run(container.run_dir)
+        self.agent.updates.forget_task(container.framework_id, container.task_id)
+        tasks = self.agent.containers.get(container.framework_id, {})
+        tasks.pop(container.task_id, None)
+        if not tasks:
+            self.agent.containers.pop(container.framework_id, None)
+        self.agent.completed.append(container)
+        del self.agent.completed[:-1000]
+
+    def checkpoint(self, framework_id: str, task_id: str, records: list[dict[str, Any]]) -> None:
+        """The status update manager's hook: a task's update stream, before it goes out."""
+        container = self.agent.find(framework_id, task_id)
+        if container is None or container.run_dir is None:
+            return  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
+        try:
+            self.agent.meta.save_updates(container.run_dir, task_id, records)
+        except OSError as exc:
+            logger.error("cannot checkpoint the updates of task %s: %s", task_id, exc)
