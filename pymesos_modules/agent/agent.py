@@ -9,7 +9,7 @@ One asyncio loop does everything:
 - one coroutine per task (:meth:`Agent._run`): checkpoint, sandbox,
   isolators' prepare, start under a launcher (:mod:`.launcher`), isolate, wait
   for the launcher, last watch, isolators' cleanup, the terminal update;
-- recovery at start (:meth:`Agent._recover`): the previous agent's checkpoint
+- recovery at start (:mod:`.recovery`): the previous agent's checkpoint
   (:mod:`.checkpoint`) gives back the id, the tasks (re-attached to their
   launchers, or finished from the launcher's record) and the unacknowledged
   updates;
@@ -39,11 +39,11 @@ import aiohttp
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, containers, views
-from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunState, Termination
+from pymesos_modules.agent.checkpoint import CheckpointError, Termination
 from pymesos_modules.agent.containers import LaunchError
-from pymesos_modules.agent.launcher import is_alive
 from pymesos_modules.agent.modules import AgentModules, Named, call
 from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
+from pymesos_modules.agent.recovery import Recovery
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.agent.task_status import TaskStatus
@@ -52,9 +52,6 @@ from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
 from pymesos_modules.master import resources as res
 
 logger = logging.getLogger(__name__)
-
-#: How long --recover=cleanup waits for the killed tasks' launchers to record their ends.
-CLEANUP_TIMEOUT = 30.0
 
 
 @dataclass
@@ -139,6 +136,7 @@ class Agent:
         #: the rooms: each holds only the agent, which owns every piece of state
         self.registration = Registration(self)
         self.task_status = TaskStatus(self)
+        self.recovery = Recovery(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,
             flags.status_update_retry_interval_min,
@@ -161,14 +159,6 @@ class Agent:
 
     # --- life cycle ------------------------------------------------------------------------
 
-    def save_agent(self) -> None:
-        """slave.info and ``latest``: a restarted agent comes back under this id."""
-        assert self.agent_id is not None
-        try:
-            self.meta.save_agent(self.agent_id, self.agent_info())
-        except OSError as exc:
-            logger.error("cannot checkpoint the agent's id in %s: %s", self.meta.root, exc)
-
     def agent_info(self) -> dict[str, Any]:
         """Mesos' AgentInfo of this agent (what hooks' decorators see)."""
         info: dict[str, Any] = {
@@ -190,14 +180,14 @@ class Agent:
         """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.flags.recover == "cleanup":
-            await self._cleanup_previous()
+            await self.recovery.cleanup_previous()
         else:
-            self._recover()
+            self.recovery.recover()
         hooks = self.modules.hook_chain
         self.resources = hooks.decorate_resources(self.agent_info())
         self.attributes = hooks.decorate_attributes(self.agent_info())
         if self.agent_id is not None:
-            self.save_agent()
+            self.recovery.save_agent()
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
         )
@@ -398,126 +388,6 @@ class Agent:
 
     # --- checkpointing and recovery ------------------------------------------------------------
 
-    def _checkpoint_task(self, container: Container) -> None:
-        """framework.info and task.info, before anything of the task runs; LaunchError if not."""
-        assert container.run_dir is not None and self.agent_id is not None
-        try:
-            self.meta.save_framework(
-                self.agent_id, container.framework_id, container.framework_info
-            )
-            self.meta.save_task(container.run_dir, container.task_id, container.info)
-        except OSError as exc:
-            raise LaunchError(f"cannot checkpoint the task in {container.run_dir}: {exc}") from None
-
-    def _recover(self) -> None:
-        """Take over what the previous agent on this work_dir left (Mesos' agent recovery).
-
-        Its id, its frameworks, and each task: re-attached when its launcher
-        still runs, finished from the launcher's record when it ended
-        meanwhile, failed when neither can be told; unacknowledged updates are
-        resent in order.  Every file is read before anything is started, so a
-        bad one (:class:`CheckpointError`, ``--strict``) changes nothing.
-        """
-        state = self.meta.recover(self.flags.strict)
-        if state is None:
-            return
-        self.agent_id = state.agent_id
-        self.rebooted = not state.same_boot
-        if self.rebooted:
-            logger.warning("the machine rebooted since the last run: no checkpointed task survived")
-        for orphan in state.orphans if state.same_boot else ():
-            containers.signal_group(orphan, signal.SIGKILL)
-        for folder in state.unrecoverable:
-            self.meta.forget_run(folder)
-        for run in state.runs:
-            self._recover_run(state, run)
-        logger.info(
-            "recovered agent %s: %d task(s) of %d framework(s)",
-            self.agent_id,
-            len(self.all_containers()),
-            len(self.containers),
-        )
-
-    def _recover_run(self, state: AgentState, run: RunState) -> None:
-        framework_info = state.frameworks.get(run.framework_id, {})
-        self.frameworks.setdefault(run.framework_id, framework_info)
-        container = self._container(
-            run.framework_id, framework_info, run.task_info, run.container_id
-        )
-        container.run_dir = run.path
-        container.recovered = True
-        statuses = run.statuses()
-        if statuses:
-            container.state = statuses[-1]["state"]
-        pending = run.pending()
-        self.updates.recover(run.framework_id, run.task_id, run.records, pending)
-        self.containers.setdefault(run.framework_id, {})[run.task_id] = container
-        if container.state in TERMINAL:
-            container.finished.set()
-            if not pending:  # acknowledged, but the agent stopped before forgetting it
-                self.task_status.forget(container)
-            return
-        if state.same_boot:  # after a reboot no pid of the checkpoint means anything
-            container.launcher, container.process = run.launcher, run.task
-        container.runner = asyncio.get_running_loop().create_task(
-            self._resume(container, run.termination), name=f"task-{run.task_id}"
-        )
-
-    async def _resume(self, container: Container, termination: Termination | None) -> None:
-        """A recovered task: isolators re-attached while it runs, then as for any task."""
-        launcher, process = container.launcher, container.process
-        if launcher is not None and process is not None and is_alive(launcher):
-            self._reattach_isolators(container)
-            logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
-        await self._supervise(container, termination)
-
-    def _reattach_isolators(self, container: Container) -> None:
-        """The isolator ABI has no recover(): prepare, isolate and update again.
-
-        The launch info prepare() answers is dropped (the task runs with the
-        environment and rlimits it got at launch); what isolators keep per
-        container (the pid to sample, the limits to watch) is set up anew.
-        """
-        assert container.process is not None
-        for named in self.modules.isolators:
-            ok, _ = call(named, "prepare", self._container_config(container))
-            if not ok:
-                continue  # logged; the task keeps running, unwatched by this isolator
-            container.prepared.append(named)
-            call(named, "isolate", container.container_id, container.process.pid)
-            call(named, "update", container.container_id, dict(container.resources))
-
-    async def _cleanup_previous(self) -> None:
-        """``--recover=cleanup``: kill what the previous agent left, forget it, start anew."""
-        try:
-            state = self.meta.recover(strict=False)
-        except CheckpointError as exc:  # only `latest` itself can be this bad
-            logger.error("%s", exc)
-            state = None
-        if state is not None and state.same_boot:
-            for run in state.runs:
-                # The task's group; a launcher that never said which task it started, itself.
-                target = run.task or run.launcher
-                if target is not None and containers.signal_group(target, signal.SIGKILL):
-                    logger.info("killed task %s of the previous agent", run.task_id)
-            for orphan in state.orphans:
-                containers.signal_group(orphan, signal.SIGKILL)
-            interval = self.flags.container_watch_interval
-            waits = [
-                asyncio.ensure_future(containers.wait_exit(run.launcher, interval))
-                for run in state.runs
-                if run.launcher is not None
-            ]
-            if waits:
-                # Bounded: a task stuck in the kernel must not keep the agent from starting.
-                _, stuck = await asyncio.wait(waits, timeout=CLEANUP_TIMEOUT)
-                for wait in stuck:
-                    wait.cancel()
-                if stuck:
-                    logger.warning("%d launcher(s) of the previous agent did not exit", len(stuck))
-        self.meta.forget_agent(state.agent_id if state is not None else None)
-        logger.info("--recover=cleanup: the previous agent's tasks are gone; registering anew")
-
     # --- one task from launch to its terminal update -------------------------------------------
 
     def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
@@ -593,7 +463,7 @@ class Agent:
         what went wrong."""
         assert container.run_dir is not None
         # First: every update of the task (even a launch failure) has its task.info beside it.
-        self._checkpoint_task(container)
+        self.recovery.checkpoint_task(container)
         command = container.info.get("command")
         if "executor" in container.info:
             raise LaunchError("custom executors are not supported; give TaskInfo.command")

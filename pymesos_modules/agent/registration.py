@@ -248,7 +248,7 @@ class Registration:
                     "the master gave this agent a new id %s (was %s)", agent_id, self.agent.agent_id
                 )
             self.agent.agent_id = agent_id
-            self.agent.save_agent()
+            self.agent.recovery.save_agent()
         self.agent.registered = True
         self.agent.counters["registrations"] += 1
         logger.info("registered with master %s as agent %s", self.agent.url, agent_id)

@@ -1,0 +1,167 @@
+"""Recovery: what survives the agent, and taking it back when an agent starts on the same work_dir.
+
+Mesos' agent recovery: the agent's id (``slave.info``, ``latest``) and each
+task's framework.info and task.info are checkpointed before the task runs
+(:mod:`.checkpoint` writes the files); a restarted agent reads them all,
+then re-attaches to each task whose launcher still runs, finishes from the
+launcher's record a task that ended meanwhile, fails one that neither can
+tell, and resends the unacknowledged updates in order.  ``--recover=cleanup``
+kills what the previous agent left and starts under a new id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from pymesos_modules.agent import containers
+from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunState, Termination
+from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.launcher import is_alive
+from pymesos_modules.agent.modules import call
+from pymesos_modules.agent.records import TERMINAL, Container
+
+if TYPE_CHECKING:
+    from pymesos_modules.agent.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+#: How long --recover=cleanup waits for the killed tasks' launchers to record their ends.
+CLEANUP_TIMEOUT = 30.0
+
+
+class Recovery:
+    """The agent's checkpointing and recovery room; all state it changes is the agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def save_agent(self) -> None:
+        """slave.info and ``latest``: a restarted agent comes back under this id."""
+        assert self.agent.agent_id is not None
+        try:
+            self.agent.meta.save_agent(self.agent.agent_id, self.agent.agent_info())
+        except OSError as exc:
+            logger.error("cannot checkpoint the agent's id in %s: %s", self.agent.meta.root, exc)
+
+    def checkpoint_task(self, container: Container) -> None:
+        """framework.info and task.info, before anything of the task runs; LaunchError if not."""
+        assert container.run_dir is not None and self.agent.agent_id is not None
+        try:
+            self.agent.meta.save_framework(
+                self.agent.agent_id, container.framework_id, container.framework_info
+            )
+            self.agent.meta.save_task(container.run_dir, container.task_id, container.info)
+        except OSError as exc:
+            raise LaunchError(f"cannot checkpoint the task in {container.run_dir}: {exc}") from None
+
+    def recover(self) -> None:
+        """Take over what the previous agent on this work_dir left (Mesos' agent recovery).
+
+        Its id, its frameworks, and each task: re-attached when its launcher
+        still runs, finished from the launcher's record when it ended
+        meanwhile, failed when neither can be told; unacknowledged updates are
+        resent in order.  Every file is read before anything is started, so a
+        bad one (:class:`CheckpointError`, ``--strict``) changes nothing.
+        """
+        state = self.agent.meta.recover(self.agent.flags.strict)
+        if state is None:
+            return
+        self.agent.agent_id = state.agent_id
+        self.agent.rebooted = not state.same_boot
+        if self.agent.rebooted:
+            logger.warning("the machine rebooted since the last run: no checkpointed task survived")
+        for orphan in state.orphans if state.same_boot else ():
+            containers.signal_group(orphan, signal.SIGKILL)
+        for folder in state.unrecoverable:
+            self.agent.meta.forget_run(folder)
+        for run in state.runs:
+            self._recover_run(state, run)
+        logger.info(
+            "recovered agent %s: %d task(s) of %d framework(s)",
+            self.agent.agent_id,
+            len(self.agent.all_containers()),
+            len(self.agent.containers),
+        )
+
+    def _recover_run(self, state: AgentState, run: RunState) -> None:
+        framework_info = state.frameworks.get(run.framework_id, {})
+        self.agent.frameworks.setdefault(run.framework_id, framework_info)
+        container = self.agent._container(
+            run.framework_id, framework_info, run.task_info, run.container_id
+        )
+        container.run_dir = run.path
+        container.recovered = True
+        statuses = run.statuses()
+        if statuses:
+            container.state = statuses[-1]["state"]
+        pending = run.pending()
+        self.agent.updates.recover(run.framework_id, run.task_id, run.records, pending)
+        self.agent.containers.setdefault(run.framework_id, {})[run.task_id] = container
+        if container.state in TERMINAL:
+            container.finished.set()
+            if not pending:  # acknowledged, but the agent stopped before forgetting it
+                self.agent.task_status.forget(container)
+            return
+        if state.same_boot:  # after a reboot no pid of the checkpoint means anything
+            container.launcher, container.process = run.launcher, run.task
+        container.runner = asyncio.get_running_loop().create_task(
+            self._resume(container, run.termination), name=f"task-{run.task_id}"
+        )
+
+    async def _resume(self, container: Container, termination: Termination | None) -> None:
+        """A recovered task: isolators re-attached while it runs, then as for any task."""
+        launcher, process = container.launcher, container.process
+        if launcher is not None and process is not None and is_alive(launcher):
+            self._reattach_isolators(container)
+            logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
+        await self.agent._supervise(container, termination)
+
+    def _reattach_isolators(self, container: Container) -> None:
+        """The isolator ABI has no recover(): prepare, isolate and update again.
+
+        The launch info prepare() answers is dropped (the task runs with the
+        environment and rlimits it got at launch); what isolators keep per
+        container (the pid to sample, the limits to watch) is set up anew.
+        """
+        assert container.process is not None
+        for named in self.agent.modules.isolators:
+            ok, _ = call(named, "prepare", self.agent._container_config(container))
+            if not ok:
+                continue  # logged; the task keeps running, unwatched by this isolator
+            container.prepared.append(named)
+            call(named, "isolate", container.container_id, container.process.pid)
+            call(named, "update", container.container_id, dict(container.resources))
+
+    async def cleanup_previous(self) -> None:
+        """``--recover=cleanup``: kill what the previous agent left, forget it, start anew."""
+        try:
+            state = self.agent.meta.recover(strict=False)
+        except CheckpointError as exc:  # only `latest` itself can be this bad
+            logger.error("%s", exc)
+            state = None
+        if state is not None and state.same_boot:
+            for run in state.runs:
+                # The task's group; a launcher that never said which task it started, itself.
+                target = run.task or run.launcher
+                if target is not None and containers.signal_group(target, signal.SIGKILL):
+                    logger.info("killed task %s of the previous agent", run.task_id)
+            for orphan in state.orphans:
+                containers.signal_group(orphan, signal.SIGKILL)
+            interval = self.agent.flags.container_watch_interval
+            waits = [
+                asyncio.ensure_future(containers.wait_exit(run.launcher, interval))
+                for run in state.runs
+                if run.launcher is not None
+            ]
+            if waits:
+                # Bounded: a task stuck in the kernel must not keep the agent from starting.
+                _, stuck = await asyncio.wait(waits, timeout=CLEANUP_TIMEOUT)
+                for wait in stuck:
+                    wait.cancel()
+                if stuck:
+                    logger.warning("%d launcher(s) of the previous agent did not exit", len(stuck))
+        self.agent.meta.forget_agent(state.agent_id if state is not None else None)
+        logger.info("--recover=cleanup: the previous agent's tasks are gone; registering anew")
