@@ -6,7 +6,7 @@ One asyncio loop does everything:
   with the tasks it still runs once it has an id; read the command stream; on
   EOF, a reset or a silent master (no event for 3 heartbeat intervals) keep
   the tasks running and try again with backoff (1 s doubling to 30 s);
-- one coroutine per task (:meth:`Agent._run`): checkpoint, sandbox,
+- one coroutine per task (:mod:`.containerizer`): checkpoint, sandbox,
   isolators' prepare, start under a launcher (:mod:`.launcher`), isolate, wait
   for the launcher, last watch, isolators' cleanup, the terminal update;
 - recovery at start (:mod:`.recovery`): the previous agent's checkpoint
@@ -27,10 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,16 +35,14 @@ from typing import Any
 import aiohttp
 
 from pymesos_modules import metrics
-from pymesos_modules.agent import checkpoint, containers, views
-from pymesos_modules.agent.checkpoint import CheckpointError, Termination
-from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent import checkpoint, views
+from pymesos_modules.agent.containerizer import Containerizer
 from pymesos_modules.agent.modules import AgentModules, Named, call
-from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
+from pymesos_modules.agent.records import TERMINAL, Container, scalars
 from pymesos_modules.agent.recovery import Recovery
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.agent.task_status import TaskStatus
-from pymesos_modules.kinds.isolator import ContainerConfig
 from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
 from pymesos_modules.master import resources as res
 
@@ -79,19 +74,6 @@ class AgentFlags:
     strict: bool = True
     #: every flag as given, for /flags
     raw: dict[str, Any] = field(default_factory=dict)
-
-
-def _grace(policy: Any) -> float | None:
-    """KillPolicy.grace_period in seconds, if given."""
-    if not isinstance(policy, dict):
-        return None
-    nanos = (policy.get("grace_period") or {}).get("nanoseconds")
-    return int(nanos) / 1e9 if isinstance(nanos, int | float | str) else None
-
-
-def _path_safe(ident: str) -> bool:
-    """True when ``ident`` can be one folder name under work_dir."""
-    return ident not in ("", ".", "..") and "/" not in ident and "\0" not in ident
 
 
 class Agent:
@@ -137,6 +119,7 @@ class Agent:
         self.registration = Registration(self)
         self.task_status = TaskStatus(self)
         self.recovery = Recovery(self)
+        self.containerizer = Containerizer(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,
             flags.status_update_retry_interval_min,
@@ -193,7 +176,7 @@ class Agent:
         )
         self.updates.start()
         self._loops.append(asyncio.create_task(self.registration.run(), name="agent-master"))
-        self._loops.append(asyncio.create_task(self._watch_loop(), name="agent-watch"))
+        self._loops.append(asyncio.create_task(self.containerizer.watch_loop(), name="agent-watch"))
         if self.modules.resource_estimator is not None:
             self._loops.append(asyncio.create_task(self._estimator_loop(), name="agent-estimator"))
         if self.modules.qos_controller is not None:
@@ -224,7 +207,7 @@ class Agent:
         running = [c for c in self.all_containers() if not c.finished.is_set()]
         if kill_tasks:
             for container in running:
-                self.kill(container, message="the agent is shutting down")
+                self.containerizer.kill(container, message="the agent is shutting down")
             if running:
                 await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
         else:
@@ -270,417 +253,16 @@ class Agent:
     def run_task(
         self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
     ) -> None:
-        """RUN_TASK: start the task's coroutine (its updates report how it goes)."""
-        task_id = (task.get("task_id") or {}).get("value")
-        if not framework_id or not isinstance(task_id, str) or not task_id:
-            logger.warning("ignoring RUN_TASK without framework or task id: %s", task)
-            return
-        if self.find(framework_id, task_id) is not None:
-            logger.warning("ignoring RUN_TASK of %s: already running here", task_id)
-            return
-        if self.agent_id is None:
-            logger.warning("ignoring RUN_TASK of %s: not registered", task_id)
-            return
-        bad = next((i for i in (framework_id, task_id) if not _path_safe(i)), None)
-        if bad is not None:
-            # The ids name sandbox folders: refuse what could leave work_dir (as Mesos does).
-            self.task_status.update_without_container(
-                framework_id,
-                task_id,
-                "TASK_FAILED",
-                "REASON_TASK_INVALID",
-                f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
-            )
-            return
-        self.frameworks[framework_id] = framework_info
-        task = self.modules.hook_chain.decorate_agent_task(task, framework_info, self.agent_info())
-        container = self._container(framework_id, framework_info, task, str(uuid.uuid4()))
-        container.run_dir = self.meta.run_dir(
-            self.agent_id, framework_id, container.executor_id, container.container_id
-        )
-        self.containers.setdefault(framework_id, {})[task_id] = container
-        container.runner = asyncio.get_running_loop().create_task(
-            self._run(container), name=f"task-{task_id}"
-        )
-
-    def _container(
-        self,
-        framework_id: str,
-        framework_info: dict[str, Any],
-        task: dict[str, Any],
-        container_id: str,
-    ) -> Container:
-        """The Container of a task (its sandbox in Mesos' layout, its resources)."""
-        assert self.agent_id is not None
-        task_id = task["task_id"]["value"]
-        items = task.get("resources") or []
-        return Container(
-            framework_id,
-            task_id,
-            container_id,
-            task,
-            framework_info,
-            containers.sandbox_path(
-                self.work_dir, self.agent_id, framework_id, task_id, container_id
-            ),
-            scalars(items),
-            ports_of(items),
-            any("revocable" in r for r in items if isinstance(r, dict)),
-        )
+        """RUN_TASK (see :meth:`.Containerizer.run_task`)."""
+        self.containerizer.run_task(framework_id, framework_info, task)
 
     def kill_task(self, framework_id: str, task_id: str, policy: Any = None) -> None:
-        """KILL_TASK: SIGTERM, SIGKILL after the grace period; unknown task -> TASK_LOST."""
-        container = self.find(framework_id, task_id)
-        if container is None:
-            self.task_status.update_without_container(
-                framework_id,
-                task_id,
-                "TASK_LOST",
-                "REASON_RECONCILIATION",
-                "kill of a task this agent does not run",
-            )
-            return
-        if container.state in TERMINAL:
-            return  # its terminal update is on its way already
-        self.kill(container, grace=_grace(policy))
-
-    def kill(
-        self,
-        container: Container,
-        grace: float | None = None,
-        reason: str | None = None,
-        message: str | None = None,
-        source: str = "SOURCE_EXECUTOR",
-    ) -> None:
-        """Kill a task: SIGTERM its process group now, SIGKILL once the grace period is over."""
-        if container.kill_requested:
-            return
-        if grace is None:
-            grace = _grace(container.info.get("kill_policy"))
-        if grace is None:
-            grace = self.flags.executor_shutdown_grace_period
-        container.kill_requested = True
-        container.kill_grace = grace
-        container.kill_reason = reason
-        container.kill_message = message
-        container.kill_source = source
-        if container.running:
-            self.background(self._terminate(container))
-
-    async def _terminate(self, container: Container) -> None:
-        process = container.process
-        assert process is not None
-        containers.signal_group(process, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(container.finished.wait()), container.kill_grace)
-        except TimeoutError:
-            logger.info(
-                "task %s outlived its %.1f s grace period; SIGKILL",
-                container.task_id,
-                container.kill_grace,
-            )
-            containers.signal_group(process, signal.SIGKILL)
+        """KILL_TASK (see :meth:`.Containerizer.kill_task`)."""
+        self.containerizer.kill_task(framework_id, task_id, policy)
 
     def shutdown_framework(self, framework_id: str) -> None:
-        """SHUTDOWN_FRAMEWORK: kill every task of the framework."""
-        for container in list(self.containers.get(framework_id, {}).values()):
-            self.kill(container, message="framework shut down")
-
-    # --- checkpointing and recovery ------------------------------------------------------------
-
-    # --- one task from launch to its terminal update -------------------------------------------
-
-    def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
-        """The task's environment (docs/agent.md lists every variable and the order)."""
-        sandbox = str(container.sandbox)
-        env = dict(os.environ)
-        env.update(
-            {
-                "MESOS_SANDBOX": sandbox,
-                "MESOS_DIRECTORY": sandbox,
-                "MESOS_TASK_ID": container.task_id,
-                "MESOS_FRAMEWORK_ID": container.framework_id,
-                "MESOS_EXECUTOR_ID": container.executor_id,
-                "MESOS_CONTAINER_ID": container.container_id,
-                "MESOS_AGENT_ID": self.agent_id or "",
-                "MESOS_SLAVE_ID": self.agent_id or "",
-                "MESOS_AGENT_ENDPOINT": self.endpoint,
-                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": (
-                    f"{self.flags.executor_shutdown_grace_period:g}secs"
-                ),
-                "HOST": self.flags.hostname,
-            }
-        )
-        env.update(containers.port_environment(container.ports))
-        env.update(isolator_env)
-        env.update(containers.command_environment(container.info.get("command")))
-        decorated = self.modules.hook_chain.decorate_environment(container.info, env)
-        return {str(k): str(v) for k, v in decorated.items()}
-
-    @staticmethod
-    def _container_config(container: Container) -> ContainerConfig:
-        """What isolators' prepare() learns about the container."""
-        return ContainerConfig(
-            container_id=container.container_id,
-            task_id=container.task_id,
-            framework_id=container.framework_id,
-            sandbox=str(container.sandbox),
-            user=(container.info.get("command") or {}).get("user")
-            or container.framework_info.get("user"),
-            resources=dict(container.resources),
-            task=container.info,
-        )
-
-    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:
-        config = self._container_config(container)
-        envs: list[tuple[str, dict[str, str]]] = []
-        limits: list[tuple[str, Any]] = []
-        workdir: tuple[str, str] | None = None
-        for named in self.modules.isolators:
-            container.prepared.append(named)
-            ok, launch = call(named, "prepare", config)
-            if not ok:
-                raise LaunchError(launch)
-            if launch is None:
-                continue
-            envs.append((named.name, dict(getattr(launch, "environment", None) or {})))
-            limits += [(named.name, limit) for limit in getattr(launch, "rlimits", None) or []]
-            directory = getattr(launch, "working_directory", None)
-            if directory:
-                if workdir is not None:
-                    raise LaunchError(
-                        f"isolators '{workdir[0]}' and '{named.name}' both set the working "
-                        f"directory"
-                    )
-                workdir = (named.name, directory)
-        cwd = Path(workdir[1]) if workdir else container.sandbox
-        if not cwd.is_absolute():
-            cwd = container.sandbox / cwd
-        return containers.merge_environments(envs), limits, cwd
-
-    async def _launch(self, container: Container) -> None:
-        """Checkpoint, sandbox, prepare, start under a launcher, isolate; LaunchError says
-        what went wrong."""
-        assert container.run_dir is not None
-        # First: every update of the task (even a launch failure) has its task.info beside it.
-        self.recovery.checkpoint_task(container)
-        command = container.info.get("command")
-        if "executor" in container.info:
-            raise LaunchError("custom executors are not supported; give TaskInfo.command")
-        if (container.info.get("container") or {}).get("type") == "DOCKER":
-            raise LaunchError("DOCKER containers are not supported; use a command task")
-        program, argv = containers.command_argv(command)
-        try:
-            containers.make_sandbox(container.sandbox)
-        except OSError as exc:
-            raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
-        self.task_status.update(container, "TASK_STARTING")
-        isolator_env, limits, cwd = self._prepare(container)
-        env = self._environment(container, isolator_env)
-        rlimits = containers.check_rlimits(limits)
-        if container.kill_requested:
-            return
-        launched = await containers.launch(
-            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir
-        )
-        container.launcher, container.process = launched.launcher, launched.task
-        for named in self.modules.isolators:
-            ok, message = call(named, "isolate", container.container_id, container.process.pid)
-            if not ok:
-                raise LaunchError(message)
-        # As Mesos' containerizer update() when a task joins its executor: the limits to enforce.
-        for named in self.modules.isolators:
-            ok, message = call(named, "update", container.container_id, dict(container.resources))
-            if not ok:
-                raise LaunchError(message)
-
-    async def _run(self, container: Container) -> None:
-        """A task from RUN_TASK to its terminal update."""
-        try:
-            await self._launch(container)
-        except LaunchError as exc:
-            await self._launch_failed(container, str(exc))
-            self.task_status.finished(container)
-            return
-        except Exception as exc:  # never lose a task silently
-            await self._agent_error(container, exc)
-            self.task_status.finished(container)
-            return
-        if container.process is None:  # killed before it could start
-            self._cleanup(container)
-            self.task_status.update(
-                container,
-                "TASK_KILLED",
-                container.kill_message or "killed before the command started",
-                container.kill_reason,
-                container.kill_source,
-            )
-            self.task_status.finished(container)
-            return
-        if container.kill_requested:  # a kill came in while we were spawning
-            self.background(self._terminate(container))
-        else:
-            self.task_status.update(container, "TASK_RUNNING")
-        await self._supervise(container)
-
-    async def _supervise(
-        self, container: Container, termination: Termination | None = None
-    ) -> None:
-        """Wait for the task's launcher, then the last watch, cleanup and the terminal update.
-
-        ``termination`` is the launcher's record when recovery already read it.
-        Cancelled (the agent detaches from its tasks), it leaves everything as
-        it is: the launcher still records the end for the next agent.
-        """
-        try:
-            if container.launcher is not None:
-                await containers.wait_exit(container.launcher, self.flags.container_watch_interval)
-                termination = self._termination(container)
-            if termination is not None and termination.wait_status is not None:
-                self._ended(container, termination.wait_status)
-            elif termination is not None and termination.launch_error is not None:
-                await self._launch_failed(container, termination.launch_error)
-            else:
-                self._launcher_lost(container)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never lose a task silently
-            await self._agent_error(container, exc)
-        self.task_status.finished(container)
-
-    def _termination(self, container: Container) -> Termination | None:
-        if container.run_dir is None:
-            return None
-        try:
-            return checkpoint.read_termination(container.run_dir)
-        except CheckpointError as exc:
-            logger.error("task %s: %s", container.task_id, exc)
-            return None
-
-    def _ended(self, container: Container, wait_status: int) -> None:
-        container.wait_status = wait_status
-        container.returncode = containers.returncode_of(wait_status)
-        self._watch(container, wait_status)
-        self._cleanup(container)
-        self._final_status(container, container.returncode)
-
-    def _launcher_lost(self, container: Container) -> None:
-        """Nobody can tell how the task ended: its launcher is gone without a record
-        (killed, or never started because the agent stopped first)."""
-        if container.process is not None:
-            containers.signal_group(container.process, signal.SIGKILL)  # an orphan otherwise
-        launcher = container.launcher
-        if launcher is not None:
-            what = f"the task's launcher (pid {launcher.pid}) ended without recording its end"
-        elif self.rebooted:
-            what = "the machine restarted while the task ran"
-        else:
-            what = "the agent stopped before the task's launcher started it"
-        if container.recovered:
-            what = f"the restarted agent could not recover the task: {what}"
-        self._cleanup(container)
-        self.task_status.update(
-            container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE"
-        )
-
-    async def _agent_error(self, container: Container, exc: Exception) -> None:
-        logger.error("task %s failed inside the agent", container.task_id, exc_info=exc)
-        if container.process is not None and container.returncode is None:
-            containers.signal_group(container.process, signal.SIGKILL)
-        if container.state not in TERMINAL:
-            self._cleanup(container)
-            self.task_status.update(
-                container,
-                "TASK_FAILED",
-                f"agent error: {exc}",
-                "REASON_EXECUTOR_TERMINATED",
-                "SOURCE_SLAVE",
-            )
-
-    async def _launch_failed(self, container: Container, message: str) -> None:
-        self.counters["launch_failures"] += 1
-        logger.warning("task %s failed to launch: %s", container.task_id, message)
-        if container.process is not None and container.launcher is not None:
-            containers.signal_group(container.process, signal.SIGKILL)
-            await containers.wait_exit(container.launcher, self.flags.container_watch_interval)
-            termination = self._termination(container)
-            if termination is not None and termination.wait_status is not None:
-                container.wait_status = termination.wait_status
-                container.returncode = containers.returncode_of(termination.wait_status)
-        self._cleanup(container)
-        self.task_status.update(
-            container, "TASK_FAILED", message, "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_SLAVE"
-        )
-
-    def _final_status(self, container: Container, returncode: int) -> None:
-        described = containers.describe_exit(returncode)
-        limitation = container.limitation
-        if limitation is not None:
-            self.task_status.update(
-                container,
-                "TASK_FAILED",
-                str(getattr(limitation, "message", "")) or described,
-                str(getattr(limitation, "reason", "")) or "REASON_CONTAINER_LIMITATION",
-                "SOURCE_SLAVE",
-            )
-        elif container.kill_requested:
-            message = container.kill_message or described
-            self.task_status.update(
-                container, "TASK_KILLED", message, container.kill_reason, container.kill_source
-            )
-        elif returncode == 0:
-            self.task_status.update(container, "TASK_FINISHED", described)
-        else:
-            self.task_status.update(
-                container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED"
-            )
-
-    def _cleanup(self, container: Container) -> None:
-        for named in reversed(container.prepared):
-            call(named, "cleanup", container.container_id)
-        container.prepared = []
-
-    # --- isolators' watch and usage ----------------------------------------------------------
-
-    def _watch(self, container: Container, wait_status: int | None) -> None:
-        """Ask every isolator about limits; the first Limitation wins and kills the task."""
-        if container.limitation is not None:
-            return
-        for named in container.prepared:
-            ok, limitation = call(named, "watch", container.container_id, wait_status)
-            if ok and limitation is not None:
-                container.limitation = limitation
-                logger.warning(
-                    "isolator '%s' reports task %s over its limit: %s",
-                    named.name,
-                    container.task_id,
-                    getattr(limitation, "message", limitation),
-                )
-                if wait_status is None:
-                    self.kill(container, grace=0.0, source="SOURCE_SLAVE")
-                return
-
-    async def _watch_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flags.container_watch_interval)
-            if not self.modules.isolators:
-                continue
-            for container in self.all_containers():
-                if container.running and not container.kill_requested:
-                    self._watch(container, None)
-
-    def usage(self, container: Container) -> dict[str, float]:
-        """Merged isolators' usage() plus Mesos' limits from the task's resources."""
-        statistics: dict[str, float] = {"timestamp": time.time()}
-        if "cpus" in container.resources:
-            statistics["cpus_limit"] = container.resources["cpus"]
-        if "mem" in container.resources:
-            statistics["mem_limit_bytes"] = container.resources["mem"] * 1024 * 1024
-        for named in container.prepared:
-            ok, values = call(named, "usage", container.container_id)
-            if ok and isinstance(values, dict):
-                statistics.update({str(k): float(v) for k, v in values.items()})
-        return statistics
+        """SHUTDOWN_FRAMEWORK (see :meth:`.Containerizer.shutdown_framework`)."""
+        self.containerizer.shutdown_framework(framework_id)
 
     def agent_usage(self) -> Any:
         """What the resource estimator and the QoS controller see."""
@@ -691,7 +273,7 @@ class Agent:
                 framework_id=c.framework_id,
                 resources=dict(c.resources),
                 revocable=c.revocable,
-                statistics=self.usage(c),
+                statistics=self.containerizer.usage(c),
             )
             for c in self.all_containers()
             if c.running
@@ -766,7 +348,7 @@ class Agent:
             return
         self.counters["qos_corrections"] += 1
         message = getattr(correction, "message", "") or f"preempted by QoS controller {named.name}"
-        self.kill(
+        self.containerizer.kill(
             container,
             grace=0.0,
             reason="REASON_EXECUTOR_PREEMPTED",

@@ -89,7 +89,7 @@ class Recovery:
     def _recover_run(self, state: AgentState, run: RunState) -> None:
         framework_info = state.frameworks.get(run.framework_id, {})
         self.agent.frameworks.setdefault(run.framework_id, framework_info)
-        container = self.agent._container(
+        container = self.agent.containerizer.new_container(
             run.framework_id, framework_info, run.task_info, run.container_id
         )
         container.run_dir = run.path
@@ -117,7 +117,7 @@ class Recovery:
         if launcher is not None and process is not None and is_alive(launcher):
             self._reattach_isolators(container)
             logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
-        await self.agent._supervise(container, termination)
+        await self.agent.containerizer.supervise(container, termination)
 
     def _reattach_isolators(self, container: Container) -> None:
         """The isolator ABI has no recover(): prepare, isolate and update again.
@@ -128,7 +128,7 @@ class Recovery:
         """
         assert container.process is not None
         for named in self.agent.modules.isolators:
-            ok, _ = call(named, "prepare", self.agent._container_config(container))
+            ok, _ = call(named, "prepare", self.agent.containerizer.container_config(container))
             if not ok:
                 continue  # logged; the task keeps running, unwatched by this isolator
             container.prepared.append(named)

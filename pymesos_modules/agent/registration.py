@@ -86,6 +86,7 @@ class Registration:
         self.agent = agent
 
     def register_call(self) -> dict[str, Any]:
+        """REGISTER, or REREGISTER with the tasks and frameworks once the agent has an id."""
         body: dict[str, Any] = {
             "protocol_version": PROTOCOL_VERSION,
             "hostname": self.agent.flags.hostname,
@@ -104,6 +105,7 @@ class Registration:
         return {"type": "REREGISTER", "reregister": body}
 
     async def run(self) -> None:
+        """Stay connected to the master until the agent stops; backoff between attempts."""
         factor = self.agent.flags.registration_backoff_factor
         backoff = factor
         while not self.agent.stopping:
@@ -125,6 +127,7 @@ class Registration:
             backoff = min(backoff * 2, REGISTRATION_BACKOFF_MAX)
 
     def disconnected(self) -> None:
+        """The stream is gone: hold the updates, tasks keep running."""
         if self.agent.registered:
             logger.warning("lost the master %s; tasks keep running", self.agent.url)
         self.agent.registered = False
@@ -164,6 +167,7 @@ class Registration:
                 return
 
     async def pong(self) -> None:
+        """Answer the master's HEARTBEAT (its proof that this agent is alive)."""
         with contextlib.suppress(aiohttp.ClientError, ConnectionError, OSError, TimeoutError):
             await self.post({"type": "HEARTBEAT"})
 
@@ -183,6 +187,7 @@ class Registration:
                 raise ConnectionError(f"{call['type']} answered {response.status}: {text}")
 
     async def send_update(self, framework_id: str, status: dict[str, Any]) -> None:
+        """The status update manager's sender: one UPDATE call."""
         await self.post(
             {
                 "type": "UPDATE",
@@ -191,6 +196,7 @@ class Registration:
         )
 
     def handle(self, event: dict[str, Any]) -> str | None:
+        """One event of the master's stream; "reregister" when the stream must be re-opened."""
         kind = event.get("type")
         if kind == "REGISTERED":
             self.on_registered(event.get("registered") or {})
@@ -235,6 +241,7 @@ class Registration:
         return None
 
     def on_registered(self, body: dict[str, Any]) -> None:
+        """REGISTERED: keep the id (checkpointed), the heartbeat interval, resend what waits."""
         agent_id = (body.get("agent_id") or {}).get("value")
         if not isinstance(agent_id, str) or not agent_id:
             raise ValueError("REGISTERED without an agent_id")
@@ -262,7 +269,9 @@ class Registration:
         logger.warning("the master removed this agent (%s); registering anew", message)
         dying = self.agent.all_containers()
         for container in dying:
-            self.agent.kill(container, message=f"agent removed by the master: {message}")
+            self.agent.containerizer.kill(
+                container, message=f"agent removed by the master: {message}"
+            )
         self.agent.updates.clear()
         self.agent.meta.forget_agent(None)  # a restart from now on registers anew
         if self.agent.agent_id is not None:

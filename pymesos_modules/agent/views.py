@@ -25,7 +25,7 @@ def statistics(agent: Agent) -> list[dict[str, Any]]:
             "framework_id": c.framework_id,
             "source": c.task_id,
             "container_id": c.container_id,
-            "statistics": agent.usage(c),
+            "statistics": agent.containerizer.usage(c),
         }
         for c in agent.all_containers()
         if c.running
