@@ -1,25 +1,33 @@
 """The agent: registers with a master, runs command tasks, calls its modules at Mesos' moments.
 
-One asyncio loop does everything:
+:class:`Agent` is the one owner of the agent's state (its id, frameworks,
+containers, counters, the master connection); each concern is a room that
+holds only the agent and works on that state, as Mesos' slave.cpp hands
+work to its status update manager, containerizer and HTTP handlers:
 
-- the master connection (:mod:`.registration`): REGISTER, or REREGISTER
-  with the tasks it still runs once it has an id; read the command stream; on
-  EOF, a reset or a silent master (no event for 3 heartbeat intervals) keep
-  the tasks running and try again with backoff (1 s doubling to 30 s);
-- one coroutine per task (:mod:`.containerizer`): checkpoint, sandbox,
-  isolators' prepare, start under a launcher (:mod:`.launcher`), isolate, wait
-  for the launcher, last watch, isolators' cleanup, the terminal update;
-- recovery at start (:mod:`.recovery`): the previous agent's checkpoint
+- :mod:`.registration`: REGISTER, or REREGISTER with the tasks it still runs
+  once it has an id; the master's command stream; on EOF, a reset or a
+  silent master (no event for 3 heartbeat intervals) the tasks keep running
+  and it tries again with backoff (1 s doubling to 30 s);
+- :mod:`.containerizer`: one coroutine per task: checkpoint, sandbox,
+  isolators' prepare, start under a launcher (:mod:`.launcher`), isolate,
+  wait for the launcher, last watch, isolators' cleanup, the terminal update;
+  kills; the isolators' watch loop (limitations) and usage;
+- :mod:`.task_status`: a task's state changes as status updates, which the
+  status update manager (:mod:`.status_updates`) resends until the master
+  forwards the framework's acknowledgement;
+- :mod:`.recovery`: at start, the previous agent's checkpoint
   (:mod:`.checkpoint`) gives back the id, the tasks (re-attached to their
   launchers, or finished from the launcher's record) and the unacknowledged
   updates;
-- the status update manager (:mod:`.status_updates`) that resends each update
-  until the master forwards the framework's acknowledgement;
-- periodic loops: isolator watch (limitations), resource estimator
-  (UPDATE_OVERSUBSCRIBED), QoS controller (preempt revocable tasks).
+- :mod:`.oversubscription`: the resource estimator (UPDATE_OVERSUBSCRIBED)
+  and the QoS controller (preempt revocable tasks);
+- :mod:`.views` and :mod:`.http`: ``/state``, ``/metrics/snapshot``,
+  ``/monitor/statistics`` and the other endpoints.
 
-Module calls are plain calls on the loop: every kind's calls are short by
-contract (a /proc read, a decision on a few numbers).
+One asyncio loop does everything.  Module calls are plain calls on the loop:
+every kind's calls are short by contract (a /proc read, a decision on a few
+numbers).
 """
 
 from __future__ import annotations
@@ -37,14 +45,13 @@ import aiohttp
 from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
-from pymesos_modules.agent.modules import AgentModules, Named, call
-from pymesos_modules.agent.records import TERMINAL, Container, scalars
+from pymesos_modules.agent.modules import AgentModules
+from pymesos_modules.agent.oversubscription import Oversubscription
+from pymesos_modules.agent.records import Container
 from pymesos_modules.agent.recovery import Recovery
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.agent.task_status import TaskStatus
-from pymesos_modules.kinds.resource_estimator import AgentUsage, ExecutorUsage
-from pymesos_modules.master import resources as res
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +127,7 @@ class Agent:
         self.task_status = TaskStatus(self)
         self.recovery = Recovery(self)
         self.containerizer = Containerizer(self)
+        self.oversubscription = Oversubscription(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,
             flags.status_update_retry_interval_min,
@@ -178,9 +186,13 @@ class Agent:
         self._loops.append(asyncio.create_task(self.registration.run(), name="agent-master"))
         self._loops.append(asyncio.create_task(self.containerizer.watch_loop(), name="agent-watch"))
         if self.modules.resource_estimator is not None:
-            self._loops.append(asyncio.create_task(self._estimator_loop(), name="agent-estimator"))
+            self._loops.append(
+                asyncio.create_task(self.oversubscription.estimator_loop(), name="agent-estimator")
+            )
         if self.modules.qos_controller is not None:
-            self._loops.append(asyncio.create_task(self._qos_loop(), name="agent-qos"))
+            self._loops.append(
+                asyncio.create_task(self.oversubscription.qos_loop(), name="agent-qos")
+            )
 
     @property
     def stopped(self) -> bool:
@@ -264,100 +276,6 @@ class Agent:
         """SHUTDOWN_FRAMEWORK (see :meth:`.Containerizer.shutdown_framework`)."""
         self.containerizer.shutdown_framework(framework_id)
 
-    def agent_usage(self) -> Any:
-        """What the resource estimator and the QoS controller see."""
-        executors = [
-            ExecutorUsage(
-                container_id=c.container_id,
-                task_id=c.task_id,
-                framework_id=c.framework_id,
-                resources=dict(c.resources),
-                revocable=c.revocable,
-                statistics=self.containerizer.usage(c),
-            )
-            for c in self.all_containers()
-            if c.running
-        ]
-        return AgentUsage(total=scalars(self.resources), executors=executors)
-
-    # --- resource estimator and QoS controller -----------------------------------------------
-
-    async def _estimator_loop(self) -> None:
-        named = self.modules.resource_estimator
-        assert named is not None
-        while True:
-            ok, estimate = call(named, "oversubscribable", self.agent_usage())
-            if ok and isinstance(estimate, dict):
-                self.oversubscribed = {k: float(v) for k, v in estimate.items() if float(v) > 0}
-                if self.registered and self.oversubscribed_total() != self.oversubscribed_sent:
-                    await self.send_oversubscribed()
-            await asyncio.sleep(self.flags.oversubscribed_resources_interval)
-
-    def oversubscribed_total(self) -> dict[str, float]:
-        """What UPDATE_OVERSUBSCRIBED reports: the estimator's oversubscribable amount plus
-        the revocable resources tasks hold, as Mesos' agent forwards it (a total, of which
-        the allocator offers what tasks do not use)."""
-        total = dict(self.oversubscribed)
-        for container in self.all_containers():
-            if container.state not in TERMINAL:
-                for name, amount in container.revocable_resources.items():
-                    total[name] = total.get(name, 0.0) + amount
-        return total
-
-    async def send_oversubscribed(self) -> None:
-        """UPDATE_OVERSUBSCRIBED with :meth:`oversubscribed_total`; logged if the master is away."""
-        amounts = self.oversubscribed_total()
-        items = res.to_json(res.Resources(amounts))
-        try:
-            await self.registration.post(
-                {"type": "UPDATE_OVERSUBSCRIBED", "update_oversubscribed": {"resources": items}}
-            )
-        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
-            logger.info("could not send UPDATE_OVERSUBSCRIBED: %s", exc)
-            return
-        self.oversubscribed_sent = amounts
-        self.counters["oversubscribed_updates"] += 1
-
-    async def _qos_loop(self) -> None:
-        named = self.modules.qos_controller
-        assert named is not None
-        while True:
-            await asyncio.sleep(self.flags.qos_correction_interval_min)
-            ok, corrections = call(named, "corrections", self.agent_usage())
-            if ok:
-                for correction in corrections or []:
-                    self._correct(named, correction)
-
-    def _correct(self, named: Named, correction: Any) -> None:
-        container_id = getattr(correction, "container_id", None)
-        container = next(
-            (c for c in self.all_containers() if c.container_id == container_id), None
-        ) or self.find(
-            str(getattr(correction, "framework_id", "")), str(getattr(correction, "task_id", ""))
-        )
-        if container is None or not container.running:
-            logger.info("QoS controller '%s' names no running task: %s", named.name, correction)
-            return
-        if not container.revocable:
-            logger.warning(
-                "QoS controller '%s' asked to kill task %s, which does not run on revocable "
-                "resources; ignored",
-                named.name,
-                container.task_id,
-            )
-            return
-        self.counters["qos_corrections"] += 1
-        message = getattr(correction, "message", "") or f"preempted by QoS controller {named.name}"
-        self.containerizer.kill(
-            container,
-            grace=0.0,
-            reason="REASON_EXECUTOR_PREEMPTED",
-            message=message,
-            source="SOURCE_SLAVE",
-        )
-
-    # --- views ---------------------------------------------------------------------------------
-
     # --- views (the HTTP surface serves them) ----------------------------------------------------
 
     def statistics(self) -> list[dict[str, Any]]:
@@ -371,3 +289,7 @@ class Agent:
     def state(self) -> dict[str, Any]:
         """``/state`` (see :mod:`.views`)."""
         return views.state(self)
+
+    def oversubscribed_total(self) -> dict[str, float]:
+        """What UPDATE_OVERSUBSCRIBED reports (see :mod:`.oversubscription`)."""
+        return self.oversubscription.total()

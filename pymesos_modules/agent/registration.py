@@ -261,8 +261,11 @@ class Registration:
         logger.info("registered with master %s as agent %s", self.agent.url, agent_id)
         self.agent.updates.set_connected(True)
         self.agent.oversubscribed_sent = None
-        if self.agent.modules.resource_estimator is not None and self.agent.oversubscribed_total():
-            self.agent.background(self.agent.send_oversubscribed())
+        if (
+            self.agent.modules.resource_estimator is not None
+            and self.agent.oversubscription.total()
+        ):
+            self.agent.background(self.agent.oversubscription.send())
 
     def shutdown_by_master(self, message: str) -> str:
         """The master removed this agent: kill everything, forget the id, register anew."""

@@ -60,7 +60,7 @@ def snapshot_metrics(agent: Agent) -> dict[str, float]:
             values[f"slave/{name}_percent"] = (
                 used.get(name, 0.0) / total[name] if total[name] else 0.0
             )
-    for name, amount in agent.oversubscribed_total().items():
+    for name, amount in agent.oversubscription.total().items():
         values[f"slave/{name}_revocable_total"] = amount
     values.update(agent.metrics.snapshot())
     return values
