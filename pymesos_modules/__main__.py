@@ -11,10 +11,11 @@ import sys
 
 from pymesos_modules import paths
 
+#: flag -> (folder printed, a file it must hold to be of any use)
 _QUERIES = {
-    "--includedir": paths.INCLUDE_DIR,
-    "--cmakedir": paths.CMAKE_DIR,
-    "--libdir": paths.BUNDLED_MODULES_DIR,
+    "--includedir": (paths.INCLUDE_DIR, "pymesos_modules/module.h"),
+    "--cmakedir": (paths.CMAKE_DIR, "PyMesosModulesConfig.cmake"),
+    "--libdir": (paths.BUNDLED_MODULES_DIR, "libpmm_drf.so"),
 }
 
 
@@ -22,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     """Answer a path query, or run the CLI with the given arguments."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 1 and args[0] in _QUERIES:
-        print(_QUERIES[args[0]])
+        folder, content = _QUERIES[args[0]]
+        if not (folder / content).is_file():
+            print(f"error: {paths.not_built(str(folder / content))}", file=sys.stderr)
+            return 1
+        print(folder)
         return 0
     from pymesos_modules.cli import main as cli_main
 

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from pymesos_modules import __version__
+from pymesos_modules.paths import NotBuiltError
 
 #: subcommand -> (module that implements it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -43,19 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in args_list if a in SUBCOMMANDS), None)
     modules = {}
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text)
-        if name == chosen:
-            modules[name] = importlib.import_module(module_name)
-            modules[name].register(sub)
-    args = parser.parse_args(args_list)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return int(modules[args.command].run(args))
+    try:
+        for name, (module_name, help_text) in SUBCOMMANDS.items():
+            sub = subparsers.add_parser(name, help=help_text)
+            if name == chosen:
+                modules[name] = importlib.import_module(module_name)
+                modules[name].register(sub)
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return int(modules[args.command].run(args))
+    except NotBuiltError as exc:  # one line naming what to run, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

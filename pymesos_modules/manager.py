@@ -164,9 +164,11 @@ class ModuleManager:
             if path.is_file():
                 return path.resolve()
         where = ", ".join(str(d) for d in searched) or "(no folders: set LD_LIBRARY_PATH)"
+        fix = f"Give an absolute 'file' path or add its folder to {SEARCH_PATH_ENV}."
+        if bundled and not paths.BUNDLED_MODULES_DIR.is_dir():
+            fix = f"The bundled modules are missing: {paths.build_hint()}."
         raise errors.LibraryNotFoundError(
-            f"{spec.source}: library '{candidates}' not found; searched {where}. Give an "
-            f"absolute 'file' path or add its folder to {SEARCH_PATH_ENV}."
+            f"{spec.source}: library '{candidates}' not found; searched {where}. {fix}"
         )
 
     # --- loading ----------------------------------------------------------------

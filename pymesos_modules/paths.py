@@ -12,12 +12,49 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-#: Folder with the ABI headers (contains ``pymesos_modules/module.h``).
-INCLUDE_DIR = PACKAGE_DIR / "include"
-#: Folder with ``PyMesosModulesConfig.cmake`` for ``find_package``.
-CMAKE_DIR = PACKAGE_DIR / "cmake"
+
+def _source_root() -> Path | None:
+    """The checkout this package sits in (editable install, ``python -m`` in a clone), or None."""
+    root = PACKAGE_DIR.parent
+    if (root / "setup.py").is_file() and (root / "include" / "pymesos_modules").is_dir():
+        return root
+    return None
+
+
+#: The source checkout holding this package, or None for an installed wheel.
+SOURCE_ROOT = _source_root()
+#: Folder with the ABI headers (contains ``pymesos_modules/module.h``): a
+#: checkout's own ``include/`` (the headers themselves, never a stale copy) or
+#: the copy ``setup.py`` stages into an installed package.
+INCLUDE_DIR = (SOURCE_ROOT or PACKAGE_DIR) / "include"
+#: Folder with ``PyMesosModulesConfig.cmake`` for ``find_package`` (same rule).
+CMAKE_DIR = (SOURCE_ROOT or PACKAGE_DIR) / "cmake"
 #: Folder with the module libraries built and shipped with the package.
 BUNDLED_MODULES_DIR = PACKAGE_DIR / "lib"
+
+
+class NotBuiltError(ImportError):
+    """A build product (cffi cdef, pybind11 binding, bundled libraries) is missing.
+
+    An ImportError, as the ``ModuleNotFoundError`` it replaces, but its
+    message names what is missing and the command that builds it.
+    """
+
+
+def build_hint() -> str:
+    """What to run so that this copy of the package has its build products."""
+    if SOURCE_ROOT is not None:
+        return (
+            f"this source tree was never built: run `pip install -e .` in {SOURCE_ROOT}, "
+            "or `pip install .` there and run the command from another folder"
+        )
+    return "this installation is incomplete: reinstall it (`pip install --force-reinstall .`)"
+
+
+def not_built(what: str) -> NotBuiltError:
+    """The error for a missing build product ``what`` of this copy of the package."""
+    return NotBuiltError(f"{what} is missing from {PACKAGE_DIR}: {build_hint()}")
+
 
 #: Bootstrap of :func:`module_command`, run as ``python -P -c _BOOT ROOT MODULE ARGS...``.
 #: ``find_spec`` locates the package without running any of its code; ROOT goes

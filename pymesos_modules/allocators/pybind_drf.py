@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from pymesos_modules import _drf  # type: ignore[attr-defined]
+from pymesos_modules import paths
+
+try:
+    from pymesos_modules import _drf  # type: ignore[attr-defined]
+except ImportError as exc:  # built by setup.py, so absent from an unbuilt tree
+    if exc.name not in ("pymesos_modules._drf", "pymesos_modules"):
+        raise
+    raise paths.not_built("_drf (the pybind11 binding of the DRF engine)") from None
 from pymesos_modules.kinds.allocator import (
     ALL_ROLES,
     OFFER_ROW_DTYPE,
