@@ -11,14 +11,14 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def bench(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+def bench(tmp_path, *args: str, status: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     done = subprocess.run(
         [sys.executable, "-m", "pymesos_modules", "bench", "--json", str(out), *args],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == status, done.stdout + done.stderr
     return done, json.loads(out.read_text())
 
 
@@ -68,6 +68,18 @@ def test_check_refuses_speedups_for_an_allocator_that_disagrees(tmp_path):
     assert not [r for r in doc["ratios"] if "reversed_drf" in (r["allocator"], r["baseline"])]
     assert {r["allocator"] for r in doc["ratios"]} == {"native/drf", "pybind/drf"}
     assert "reversed_drf disagrees" in done.stdout
+
+
+def test_one_failed_measurement_fails_the_run(tmp_path):
+    done, doc = bench(
+        tmp_path, "--quick", "--scenarios", "steady", "--allocators", "native/drf,no/such",
+        status=1,
+    )  # fmt: skip
+    good, bad = doc["results"]
+    assert (good["allocator"], good["agents"], good["frameworks"]) == ("native/drf", 100, 10)
+    assert "error" not in good and good["offers_per_cycle"] > 0
+    assert bad["allocator"] == "no/such" and "no/such" in bad["error"]
+    assert "1 of 2 measurements failed" in done.stdout
 
 
 def test_bench_rejects_unknown_scenario(tmp_path):
