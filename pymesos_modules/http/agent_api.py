@@ -149,6 +149,27 @@ class AgentApi:
                 except res.ResourceError as exc:
                     raise CallError(400, str(exc)) from None
                 self.master.update_oversubscribed(agent_id, revocable)
+            elif kind == "MESSAGE":
+                body = call.get("message")
+                if not isinstance(body, dict) or not isinstance(body.get("data"), str):
+                    raise CallError(400, "MESSAGE needs message.data (base64)")
+                self.master.executor_message(
+                    agent_id,
+                    _id(body.get("framework_id"), "message.framework_id"),
+                    _id(body.get("executor_id"), "message.executor_id"),
+                    body["data"],
+                )
+            elif kind == "EXITED_EXECUTOR":
+                body = call.get("exited_executor")
+                status = body.get("status", -1) if isinstance(body, dict) else None
+                if not isinstance(status, int) or isinstance(status, bool):
+                    raise CallError(400, "EXITED_EXECUTOR needs exited_executor.status (integer)")
+                self.master.executor_exited(
+                    agent_id,
+                    _id(body.get("framework_id"), "exited_executor.framework_id"),
+                    _id(body.get("executor_id"), "exited_executor.executor_id"),
+                    status,
+                )
             elif kind != "HEARTBEAT":
                 raise CallError(400, f"unknown agent call type '{kind}'")
         except CallError as exc:

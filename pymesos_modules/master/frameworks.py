@@ -217,6 +217,13 @@ class FrameworksRoom(TasksRoom):
                 agent.tasks.pop(task.task_id, None)
                 if task.ports:
                     agent.free_ports = tuple(sorted(agent.free_ports + task.ports))
+        for agent_id in sorted(freed):
+            # As Mesos: the agent shuts the framework's executors down too (a backend
+            # without the call has none; the kills above did the rest).
+            agent = self.agents.get(agent_id)
+            shutdown = getattr(agent.backend, "shutdown_framework", None) if agent else None
+            if shutdown is not None:
+                shutdown(framework_id)
         for key in [k for k in self.executors if k[0] == framework_id]:
             agent = self.agents.get(key[1])
             if agent is not None:  # the allocator forgets the rest with the framework

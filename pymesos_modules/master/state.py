@@ -173,10 +173,16 @@ class Agent:
 
 @dataclass
 class Executor:
-    """The executor of task groups on one agent: it holds its resources while a task runs."""
+    """An executor on one agent and the resources it holds: a group's (DEFAULT) executor
+    until its last task ends, a custom executor until the agent reports it exited."""
 
     info: dict[str, Any]
     pieces: list[Piece]
     ports: Ranges
     role: str
     task_ids: set[str] = field(default_factory=set)
+
+    @property
+    def custom(self) -> bool:
+        """A framework's own executor (it outlives its tasks, as Mesos)."""
+        return self.info.get("type", "CUSTOM") == "CUSTOM"

@@ -28,17 +28,19 @@ MIN_CPUS = 0.01
 MIN_MEM = 32.0
 
 
-def _launch_units(body: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[Any]]]:
+def _launch_units(
+    body: dict[str, Any],
+) -> list[tuple[dict[str, Any] | None, list[Any], bool]]:
     """An ACCEPT's operations as launch units; CallError (400) names an operation we lack.
 
     A LAUNCH contributes one unit per task; a LAUNCH_GROUP one unit for its
     whole group, which launches all or nothing (Mesos' task group semantics):
-    (None, [task]) or (executor, tasks).
+    (its custom executor or None, [task], False) or (executor, tasks, True).
     """
     operations = body.get("operations", [])
     if not isinstance(operations, list):
         raise CallError(400, "accept.operations must be a list")
-    units: list[tuple[dict[str, Any] | None, list[Any]]] = []
+    units: list[tuple[dict[str, Any] | None, list[Any], bool]] = []
     for op in operations:
         if not isinstance(op, dict) or op.get("type") not in ("LAUNCH", "LAUNCH_GROUP"):
             raise CallError(400, f"unsupported offer operation {op!r}")
@@ -46,7 +48,7 @@ def _launch_units(body: dict[str, Any]) -> list[tuple[dict[str, Any] | None, lis
             infos = (op.get("launch") or {}).get("task_infos", [])
             if not isinstance(infos, list):
                 raise CallError(400, "launch.task_infos must be a list")
-            units += [(None, [t]) for t in infos]
+            units += [(_task_executor(t), [t], False) for t in infos]
         else:
             group_body = op.get("launch_group") or {}
             group = (group_body.get("task_group") or {}).get("tasks")
@@ -54,8 +56,14 @@ def _launch_units(body: dict[str, Any]) -> list[tuple[dict[str, Any] | None, lis
                 raise CallError(400, "launch_group.task_group.tasks must be a non-empty list")
             # A missing or bad executor fails the group below (TASK_ERROR), as Mesos.
             executor = group_body.get("executor")
-            units.append((executor if isinstance(executor, dict) else {}, group))
+            units.append((executor if isinstance(executor, dict) else {}, group, True))
     return units
+
+
+def _task_executor(task: Any) -> dict[str, Any] | None:
+    """A LAUNCH task's custom executor (TaskInfo.executor), if it names one."""
+    executor = task.get("executor") if isinstance(task, dict) else None
+    return executor if isinstance(executor, dict) else None
 
 
 def _executor_id(executor: dict[str, Any]) -> str:
@@ -72,13 +80,13 @@ class TasksRoom(OffersRoom):
         try:
             claim = self._claim_offers(framework, offer_ids)
         except InvalidOffers as exc:
-            for _, unit in units:
+            for _, unit, _ in units:
                 for task in unit:
                     self._drop(framework, task, TaskState.DROPPED, exc.reason, exc.message)
             return
         seen: set[str] = set()
-        for executor, unit in units:
-            self._launch_unit(framework, claim, executor, unit, seen)
+        for executor, unit, is_group in units:
+            self._launch_unit(framework, claim, executor, unit, seen, is_group)
         self._give_back(framework, claim, refuse)
 
     def _launch_unit(
@@ -88,13 +96,14 @@ class TasksRoom(OffersRoom):
         executor: dict[str, Any] | None,
         unit: list[Any],
         seen: set[str],
+        is_group: bool,
     ) -> None:
-        """Launch one task, or one task group (``executor`` set), out of ``claim``: all or nothing.
+        """Launch one task (on its custom ``executor``, if any), or one task group, out of
+        ``claim``: all or nothing.
 
         A unit that fails takes nothing of the claim; its tasks get TASK_ERROR.
         """
         agent, role = claim.agent, claim.role
-        is_group = executor is not None
         before = ([list(p) for p in claim.pieces], set(seen), claim.ports)
         launched: list[Task] = []
         failure: tuple[str, str] | None = None
@@ -108,7 +117,7 @@ class TasksRoom(OffersRoom):
         elif executor is not None:
             try:
                 new_executor = self._group_executor(
-                    framework, agent, executor, unit, claim.pieces, claim.ports, role
+                    framework, agent, executor, unit, claim.pieces, claim.ports, role, is_group
                 )
             except CallError as exc:
                 failure = "INVALID", exc.message
@@ -219,8 +228,10 @@ class TasksRoom(OffersRoom):
         pieces: list[list],
         ports: res.Ranges,
         role: str,
+        is_group: bool = True,
     ) -> Executor | None:
-        """Validate a task group's executor as Mesos does; a new one takes its resources.
+        """Validate a task group's executor, or a task's custom executor (``is_group``
+        False), as Mesos does; a new one takes its resources.
 
         Returns the executor to start, or None when it already runs on the agent
         (its resources are held already).  Only ``pieces`` change.
@@ -229,10 +240,21 @@ class TasksRoom(OffersRoom):
             raise CallError(400, "launch_group.executor (an ExecutorInfo) must be set")
         executor_id = _executor_id(executor)
         kind = executor.get("type")
-        if kind is None:
+        if kind is None and is_group:
             raise CallError(400, "'ExecutorInfo.type' must be set")
-        if kind not in ("DEFAULT", "CUSTOM"):
+        if kind not in ("DEFAULT", "CUSTOM", None):
             raise CallError(400, f"Unknown executor type {kind!r}")
+        if not is_group:
+            if kind == "DEFAULT":
+                raise CallError(400, "'ExecutorInfo.type' must be 'CUSTOM' for a LAUNCH")
+            if not isinstance(executor.get("command"), dict):
+                raise CallError(400, f"executor '{executor_id}' needs a 'command' (CUSTOM)")
+            if any(isinstance(t, dict) and "command" in t for t in group):
+                raise CallError(
+                    400,
+                    "Task should have at least one (but not both) of CommandInfo or "
+                    "ExecutorInfo present",
+                )
         for task in group:
             if isinstance(task, dict) and "executor" in task and task["executor"] != executor:
                 task_id = (task.get("task_id") or {}).get("value")
@@ -278,21 +300,59 @@ class TasksRoom(OffersRoom):
             ):
                 continue
             executor.task_ids.discard(task.task_id)
-            if executor.task_ids:
-                return
-            del self.executors[key]
-            agent, framework = (
-                self.agents.get(task.agent_id),
-                self.frameworks.get(task.framework_id),
-            )
-            if agent is not None:
-                agent.free_ports = tuple(sorted(agent.free_ports + executor.ports))
-                if release and framework is not None:
-                    role = self.roles.add(executor.role)
-                    self._recover(
-                        framework, agent, framework.handle, agent.handle, role, executor.pieces, 0.0
-                    )
+            if not executor.task_ids and not executor.custom:
+                self._release_executor(key, release)
             return
+
+    def _release_executor(self, key: tuple[str, str, str], release: bool) -> None:
+        """Forget an executor; its ports are free again, its resources too with ``release``."""
+        executor = self.executors.pop(key)
+        agent, framework = self.agents.get(key[1]), self.frameworks.get(key[0])
+        if agent is not None:
+            agent.free_ports = tuple(sorted(agent.free_ports + executor.ports))
+            if release and framework is not None:
+                role = self.roles.add(executor.role)
+                self._recover(
+                    framework, agent, framework.handle, agent.handle, role, executor.pieces, 0.0
+                )
+
+    def executor_exited(
+        self, agent_id: str, framework_id: str, executor_id: str, status: int
+    ) -> None:
+        """The agent reports an executor ended (Mesos' ExitedExecutorMessage): its resources
+        are free, and the framework gets FAILURE."""
+        key = (framework_id, agent_id, executor_id)
+        agent = self.agents.get(agent_id)
+        if key in self.executors:
+            self._release_executor(key, release=True)
+            if agent is not None:
+                self._allocate_on(agent.handle)
+        framework = self.frameworks.get(framework_id)
+        if framework is not None:
+            failure = {
+                "agent_id": {"value": agent_id},
+                "executor_id": {"value": executor_id},
+                "status": status,
+            }
+            self._send(framework, {"type": "FAILURE", "failure": failure})
+
+    def executor_message(
+        self, agent_id: str, framework_id: str, executor_id: str, data: str
+    ) -> None:
+        """A framework message from an executor: the framework gets MESSAGE (dropped, as
+        Mesos, when it is gone)."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            logger.info(
+                "dropping a message of executor %s: no framework %s", executor_id, framework_id
+            )
+            return
+        message = {
+            "agent_id": {"value": agent_id},
+            "executor_id": {"value": executor_id},
+            "data": data,
+        }
+        self._send(framework, {"type": "MESSAGE", "message": message})
 
     def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
         framework.tasks[task.task_id] = task
