@@ -45,9 +45,10 @@ import aiohttp
 from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
+from pymesos_modules.agent.executors import Executors
 from pymesos_modules.agent.modules import AgentModules
 from pymesos_modules.agent.oversubscription import Oversubscription
-from pymesos_modules.agent.records import Container
+from pymesos_modules.agent.records import Container, Executor
 from pymesos_modules.agent.recovery import Recovery
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
@@ -69,6 +70,12 @@ class AgentFlags:
     resources: list[dict[str, Any]] = field(default_factory=list)
     attributes: list[dict[str, Any]] = field(default_factory=list)
     executor_shutdown_grace_period: float = 5.0
+    #: how long a custom executor has to subscribe after its launch (Mesos' 1mins)
+    executor_registration_timeout: float = 60.0
+    #: how long a restarted agent waits for checkpointed executors to subscribe again
+    recovery_timeout: float = 900.0
+    #: the longest an executor waits between attempts to subscribe again (Mesos' 2secs)
+    executor_reregistration_timeout: float = 2.0
     oversubscribed_resources_interval: float = 15.0
     qos_correction_interval_min: float = 1.0
     registration_backoff_factor: float = 1.0
@@ -100,11 +107,17 @@ class Agent:
         self.agent_id: str | None = None
         self.master_id: str | None = None
         self.registered = False
+        #: until start() has taken over the previous agent's checkpoint (the executor API
+        #: answers 503 meanwhile, as Mesos)
+        self.recovering = True
         self.heartbeat_interval = DEFAULT_HEARTBEAT
         self._background_tasks: set[asyncio.Task] = set()
         #: framework id -> task id -> container, until its terminal update is acknowledged
         self.containers: dict[str, dict[str, Container]] = {}
         self.completed: list[Container] = []
+        #: framework id -> executor id -> custom executor (see :mod:`.executors`)
+        self.executors: dict[str, dict[str, Executor]] = {}
+        self.completed_executors: list[Executor] = []
         self.frameworks: dict[str, dict[str, Any]] = {}
         #: the checkpoint was written before this machine last booted
         self.rebooted = False
@@ -127,6 +140,7 @@ class Agent:
         self.task_status = TaskStatus(self)
         self.recovery = Recovery(self)
         self.containerizer = Containerizer(self)
+        self.executor_room = Executors(self)
         self.oversubscription = Oversubscription(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,
@@ -174,6 +188,7 @@ class Agent:
             await self.recovery.cleanup_previous()
         else:
             self.recovery.recover()
+        self.recovering = False
         hooks = self.modules.hook_chain
         self.resources = hooks.decorate_resources(self.agent_info())
         self.attributes = hooks.decorate_attributes(self.agent_info())
@@ -216,18 +231,30 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         self._loops.clear()
-        running = [c for c in self.all_containers() if not c.finished.is_set()]
+        running = [
+            c for c in self.all_containers() + self.executor_containers() if not c.finished.is_set()
+        ]
         if kill_tasks:
+            why = "the agent is shutting down"
+            for executor in self.executor_room.all():
+                self.executor_room.shutdown(executor, why, ("TASK_KILLED", None, why))
             for container in running:
-                self.containerizer.kill(container, message="the agent is shutting down")
+                if container.executor is None:
+                    self.containerizer.kill(container, message=why)
             if running:
                 await asyncio.wait([asyncio.ensure_future(c.finished.wait()) for c in running])
         else:
+            for executor in self.executor_room.all():
+                if executor.timer is not None:
+                    executor.timer.cancel()
             runners = [c.runner for c in running if c.runner is not None]
             for runner in runners:
                 runner.cancel()  # detach: the launchers keep their tasks and record their ends
             await asyncio.gather(*runners, return_exceptions=True)
         await self.updates.stop()
+        for executor in self.executor_room.all():
+            if executor.sink is not None:  # a detached executor subscribes to the next agent
+                executor.sink.close()
         if self.stream is not None:
             self.stream.close()
         if self.session is not None:
@@ -251,6 +278,10 @@ class Agent:
     def all_containers(self) -> list[Container]:
         """Every container the agent tracks (running, or ended with its update unacknowledged)."""
         return [c for tasks in self.containers.values() for c in tasks.values()]
+
+    def executor_containers(self) -> list[Container]:
+        """The containers of the custom executors the agent runs."""
+        return [e.container for e in self.executor_room.all()]
 
     def find(self, framework_id: str, task_id: str) -> Container | None:
         """The container of a task, if the agent still tracks it."""

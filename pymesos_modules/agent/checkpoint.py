@@ -56,6 +56,7 @@ EXECUTORS_DIR = "executors"
 RUNS_DIR = "runs"
 TASKS_DIR = "tasks"
 TASK_INFO_FILE = "task.info"
+EXECUTOR_INFO_FILE = "executor.info"
 TASK_UPDATES_FILE = "task.updates"
 
 
@@ -217,6 +218,18 @@ class MetaDir:
         if agent_id:
             shutil.rmtree(self.agent_dir(agent_id), ignore_errors=True)
 
+    def save_executor(
+        self, agent_id: str, framework_id: str, executor_id: str, info: dict[str, Any]
+    ) -> None:
+        """executor.info: the ExecutorInfo of a custom executor (its runs hold its tasks)."""
+        path = self.executor_dir(agent_id, framework_id, executor_id) / EXECUTOR_INFO_FILE
+        write_atomically(path, info)
+
+    @staticmethod
+    def forget_task(run_dir: Path, task_id: str) -> None:
+        """Remove one task of an executor's run (the run stays for its other tasks)."""
+        shutil.rmtree(run_dir / TASKS_DIR / task_id, ignore_errors=True)
+
     @staticmethod
     def forget_run(run_dir: Path) -> None:
         """Remove a finished run, then its executor's and framework's folders once empty."""
@@ -225,6 +238,8 @@ class MetaDir:
         framework = executor.parent.parent
         with contextlib.suppress(OSError):  # not empty: another run or executor is there
             (executor / RUNS_DIR).rmdir()
+            with contextlib.suppress(FileNotFoundError):
+                (executor / EXECUTOR_INFO_FILE).unlink()
             executor.rmdir()
             (framework / EXECUTORS_DIR).rmdir()
             (framework / FRAMEWORK_INFO_FILE).unlink()

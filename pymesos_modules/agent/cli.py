@@ -27,6 +27,7 @@ from pymesos_modules.agent.http import create_app
 from pymesos_modules.agent.modules import create_modules
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
+from pymesos_modules.http import executor_api
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master import resources as res
 
@@ -95,6 +96,24 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         duration,
         5.0,
         "SIGTERM-to-SIGKILL grace when a task has no KillPolicy",
+    ),
+    (
+        "executor_registration_timeout",
+        duration,
+        60.0,
+        "how long a custom executor has to subscribe before it is destroyed",
+    ),
+    (
+        "recovery_timeout",
+        duration,
+        900.0,
+        "how long checkpointed executors have to subscribe to a restarted agent",
+    ),
+    (
+        "executor_reregistration_timeout",
+        duration,
+        2.0,
+        "the longest an executor waits between attempts to subscribe again",
     ),
     (
         "registration_backoff_factor",
@@ -186,6 +205,9 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         resources=agent_resources(args.resources, args.work_dir),
         attributes=res.parse_attributes(args.attributes or "", "--attributes"),
         executor_shutdown_grace_period=args.executor_shutdown_grace_period,
+        executor_registration_timeout=args.executor_registration_timeout,
+        recovery_timeout=args.recovery_timeout,
+        executor_reregistration_timeout=args.executor_reregistration_timeout,
         oversubscribed_resources_interval=args.oversubscribed_resources_interval,
         qos_correction_interval_min=args.qos_correction_interval_min,
         registration_backoff_factor=args.registration_backoff_factor,
@@ -221,7 +243,9 @@ async def start_agent(
         manager.unload_all()
         raise
     agent = Agent(flags, modules, registry)
-    runner = web.AppRunner(create_app(agent), shutdown_timeout=2.0)
+    app = create_app(agent)
+    executor_api.add_routes(app, agent)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
     try:
         await runner.setup()
         site = web.TCPSite(runner, flags.ip, flags.port)

@@ -40,6 +40,26 @@ def kill_grace(policy: Any) -> float | None:
     return int(nanos) / 1e9 if isinstance(nanos, int | float | str) else None
 
 
+def executor_problem(info: Any) -> str | None:
+    """What is wrong with a TaskInfo.executor this agent cannot run, or None (or no executor)."""
+    if info is None:
+        return None
+    if not isinstance(info, dict):
+        return "TaskInfo.executor must be an ExecutorInfo object"
+    executor_id = (
+        (info.get("executor_id") or {}).get("value")
+        if isinstance(info.get("executor_id"), dict)
+        else None
+    )
+    if not isinstance(executor_id, str) or not path_safe(executor_id):
+        return "TaskInfo.executor.executor_id must be a valid id (no '/', '.', '..' or NUL)"
+    if info.get("type", "CUSTOM") != "CUSTOM":
+        return f"executor '{executor_id}' is of type {info.get('type')}; only CUSTOM runs here"
+    if not isinstance(info.get("command"), dict):
+        return f"executor '{executor_id}' has no 'command' (a CUSTOM executor needs one)"
+    return None
+
+
 def path_safe(ident: str) -> bool:
     """True when ``ident`` can be one folder name under work_dir."""
     return ident not in ("", ".", "..") and "/" not in ident and "\0" not in ident
@@ -76,17 +96,26 @@ class Containerizer:
                 f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
             )
             return
+        problem = executor_problem(task.get("executor"))
+        if problem is not None:
+            self.agent.task_status.update_without_container(
+                framework_id, task_id, "TASK_FAILED", "REASON_TASK_INVALID", problem
+            )
+            return
         self.agent.frameworks[framework_id] = framework_info
         task = self.agent.modules.hook_chain.decorate_agent_task(
             task, framework_info, self.agent.agent_info()
         )
         container = self.new_container(framework_id, framework_info, task, str(uuid.uuid4()))
+        self.agent.containers.setdefault(framework_id, {})[task_id] = container
+        if "executor" in task:
+            self.agent.executor_room.run_task(framework_id, framework_info, container)
+            return
         container.run_dir = self.agent.meta.run_dir(
             self.agent.agent_id, framework_id, container.executor_id, container.container_id
         )
-        self.agent.containers.setdefault(framework_id, {})[task_id] = container
         container.runner = asyncio.get_running_loop().create_task(
-            self._run(container), name=f"task-{task_id}"
+            self.run(container), name=f"task-{task_id}"
         )
 
     def new_container(
@@ -128,6 +157,9 @@ class Containerizer:
             return
         if container.state in TERMINAL:
             return  # its terminal update is on its way already
+        if container.on_executor:
+            self.agent.executor_room.kill_task(container, policy)
+            return
         self.kill(container, grace=kill_grace(policy))
 
     def kill(
@@ -138,7 +170,14 @@ class Containerizer:
         message: str | None = None,
         source: str = "SOURCE_EXECUTOR",
     ) -> None:
-        """Kill a task: SIGTERM its process group now, SIGKILL once the grace period is over."""
+        """Kill a task: SIGTERM its process group now, SIGKILL once the grace period is over.
+
+        A task on a custom executor is the executor's to kill (KILL event).
+        """
+        if container.on_executor:
+            if container.state not in TERMINAL:
+                self.agent.executor_room.kill_task(container)
+            return
         if container.kill_requested:
             return
         if grace is None:
@@ -168,15 +207,29 @@ class Containerizer:
             containers.signal_group(process, signal.SIGKILL)
 
     def shutdown_framework(self, framework_id: str) -> None:
-        """SHUTDOWN_FRAMEWORK: kill every task of the framework."""
+        """SHUTDOWN_FRAMEWORK: kill every task of the framework, shut its executors down."""
+        self.agent.executor_room.shutdown_framework(framework_id)
         for container in list(self.agent.containers.get(framework_id, {}).values()):
-            self.kill(container, message="framework shut down")
+            if not container.on_executor:
+                self.kill(container, message="framework shut down")
 
     def _environment(self, container: Container, isolator_env: dict[str, str]) -> dict[str, str]:
         """The task's environment (docs/agent.md lists every variable and the order)."""
         sandbox = str(container.sandbox)
         env = dict(os.environ)
-        env.update(
+        if container.executor is not None:
+            env.update(self.agent.executor_room.environment(container.executor))
+        else:
+            env.update(self._task_environment(container, sandbox))
+        env.update(containers.port_environment(container.ports))
+        env.update(isolator_env)
+        env.update(containers.command_environment(container.info.get("command")))
+        decorated = self.agent.modules.hook_chain.decorate_environment(container.info, env)
+        return {str(k): str(v) for k, v in decorated.items()}
+
+    def _task_environment(self, container: Container, sandbox: str) -> dict[str, str]:
+        """What Mesos' command executor gives a task."""
+        return dict(
             {
                 "MESOS_SANDBOX": sandbox,
                 "MESOS_DIRECTORY": sandbox,
@@ -193,11 +246,6 @@ class Containerizer:
                 "HOST": self.agent.flags.hostname,
             }
         )
-        env.update(containers.port_environment(container.ports))
-        env.update(isolator_env)
-        env.update(containers.command_environment(container.info.get("command")))
-        decorated = self.agent.modules.hook_chain.decorate_environment(container.info, env)
-        return {str(k): str(v) for k, v in decorated.items()}
 
     @staticmethod
     def container_config(container: Container) -> ContainerConfig:
@@ -245,10 +293,11 @@ class Containerizer:
         what went wrong."""
         assert container.run_dir is not None
         # First: every update of the task (even a launch failure) has its task.info beside it.
-        self.agent.recovery.checkpoint_task(container)
+        if container.executor is not None:
+            self.agent.recovery.checkpoint_executor(container.executor)
+        else:
+            self.agent.recovery.checkpoint_task(container)
         command = container.info.get("command")
-        if "executor" in container.info:
-            raise LaunchError("custom executors are not supported; give TaskInfo.command")
         if (container.info.get("container") or {}).get("type") == "DOCKER":
             raise LaunchError("DOCKER containers are not supported; use a command task")
         program, argv = containers.command_argv(command)
@@ -256,7 +305,7 @@ class Containerizer:
             containers.make_sandbox(container.sandbox)
         except OSError as exc:
             raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
-        self.agent.task_status.update(container, "TASK_STARTING")
+        self._report(container, "TASK_STARTING")
         isolator_env, limits, cwd = self._prepare(container)
         env = self._environment(container, isolator_env)
         rlimits = containers.check_rlimits(limits)
@@ -276,34 +325,75 @@ class Containerizer:
             if not ok:
                 raise LaunchError(message)
 
-    async def _run(self, container: Container) -> None:
-        """A task from RUN_TASK to its terminal update."""
+    async def run(self, container: Container) -> None:
+        """A task (or an executor's container) from its launch to its terminal update."""
         try:
             await self._launch(container)
         except LaunchError as exc:
             await self._launch_failed(container, str(exc))
-            self.agent.task_status.finished(container)
+            self._done(container)
             return
         except Exception as exc:  # never lose a task silently
             await self._agent_error(container, exc)
-            self.agent.task_status.finished(container)
+            self._done(container)
             return
         if container.process is None:  # killed before it could start
             self.cleanup(container)
-            self.agent.task_status.update(
+            self._report(
                 container,
                 "TASK_KILLED",
                 container.kill_message or "killed before the command started",
                 container.kill_reason,
                 container.kill_source,
             )
-            self.agent.task_status.finished(container)
+            self._done(container)
             return
         if container.kill_requested:  # a kill came in while we were spawning
             self.agent.background(self._terminate(container))
         else:
-            self.agent.task_status.update(container, "TASK_RUNNING")
+            self._report(container, "TASK_RUNNING")
         await self.supervise(container)
+
+    def _report(
+        self,
+        container: Container,
+        state: str,
+        message: str | None = None,
+        reason: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
+        """A task's new state becomes its status update; an executor's container ending
+        ends the executor's unfinished tasks."""
+        if container.executor is None:
+            self.agent.task_status.update(container, state, message, reason, source)
+            return
+        container.state = state
+        if state in TERMINAL:
+            self.agent.executor_room.ended(container.executor, state, message, reason)
+
+    def _done(self, container: Container) -> None:
+        """The container's coroutine is over."""
+        if container.executor is None:
+            self.agent.task_status.finished(container)
+            return
+        container.finished.set()
+        self.agent.executor_room.gone(container.executor)
+
+    def resize(self, container: Container, resources: dict[str, float]) -> None:
+        """A container's resources changed (a task joined or left its executor): the
+        isolators enforce the new amounts, as Mesos' containerizer update()."""
+        container.resources = dict(resources)
+        if not container.running:
+            return  # the launch calls update() with whatever it holds by then
+        for named in container.prepared:
+            ok, message = call(named, "update", container.container_id, dict(resources))
+            if not ok:
+                logger.warning(
+                    "isolator '%s' could not update container %s: %s",
+                    named.name,
+                    container.container_id,
+                    message,
+                )
 
     async def supervise(self, container: Container, termination: Termination | None = None) -> None:
         """Wait for the task's launcher, then the last watch, cleanup and the terminal update.
@@ -328,7 +418,7 @@ class Containerizer:
             raise
         except Exception as exc:  # never lose a task silently
             await self._agent_error(container, exc)
-        self.agent.task_status.finished(container)
+        self._done(container)
 
     def _termination(self, container: Container) -> Termination | None:
         if container.run_dir is None:
@@ -361,9 +451,7 @@ class Containerizer:
         if container.recovered:
             what = f"the restarted agent could not recover the task: {what}"
         self.cleanup(container)
-        self.agent.task_status.update(
-            container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE"
-        )
+        self._report(container, "TASK_FAILED", what, "REASON_EXECUTOR_TERMINATED", "SOURCE_SLAVE")
 
     async def _agent_error(self, container: Container, exc: Exception) -> None:
         logger.error("task %s failed inside the agent", container.task_id, exc_info=exc)
@@ -371,7 +459,7 @@ class Containerizer:
             containers.signal_group(container.process, signal.SIGKILL)
         if container.state not in TERMINAL:
             self.cleanup(container)
-            self.agent.task_status.update(
+            self._report(
                 container,
                 "TASK_FAILED",
                 f"agent error: {exc}",
@@ -392,7 +480,7 @@ class Containerizer:
                 container.wait_status = termination.wait_status
                 container.returncode = containers.returncode_of(termination.wait_status)
         self.cleanup(container)
-        self.agent.task_status.update(
+        self._report(
             container, "TASK_FAILED", message, "REASON_CONTAINER_LAUNCH_FAILED", "SOURCE_SLAVE"
         )
 
@@ -400,7 +488,7 @@ class Containerizer:
         described = containers.describe_exit(returncode)
         limitation = container.limitation
         if limitation is not None:
-            self.agent.task_status.update(
+            self._report(
                 container,
                 "TASK_FAILED",
                 str(getattr(limitation, "message", "")) or described,
@@ -409,15 +497,13 @@ class Containerizer:
             )
         elif container.kill_requested:
             message = container.kill_message or described
-            self.agent.task_status.update(
+            self._report(
                 container, "TASK_KILLED", message, container.kill_reason, container.kill_source
             )
         elif returncode == 0:
-            self.agent.task_status.update(container, "TASK_FINISHED", described)
+            self._report(container, "TASK_FINISHED", described)
         else:
-            self.agent.task_status.update(
-                container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED"
-            )
+            self._report(container, "TASK_FAILED", described, "REASON_COMMAND_EXECUTOR_FAILED")
 
     def cleanup(self, container: Container) -> None:
         """Isolators' cleanup, in the reverse order of their prepare."""
@@ -449,7 +535,7 @@ class Containerizer:
             await asyncio.sleep(self.agent.flags.container_watch_interval)
             if not self.agent.modules.isolators:
                 continue
-            for container in self.agent.all_containers():
+            for container in self.agent.all_containers() + self.agent.executor_containers():
                 if container.running and not container.kill_requested:
                     self.watch(container, None)
 

@@ -1,4 +1,5 @@
-"""What the agent keeps: one record per task's container, and small resource helpers.
+"""What the agent keeps: one record per task or container, one per custom executor, and small
+resource helpers.
 
 The :class:`~pymesos_modules.agent.agent.Agent` owns every record; its rooms
 (registration, the containerizer, status updates, recovery, views) read and
@@ -23,7 +24,14 @@ TERMINAL = frozenset(
 
 @dataclass
 class Container:
-    """One task run on this agent (Mesos: a command executor's container)."""
+    """One task on this agent, or one executor's container.
+
+    A command task is its own container (Mesos: a command executor's), with
+    its process.  A task given to a custom executor is a record without a
+    process of its own (``executor`` is that executor); the executor's
+    container is a Container too, whose ``executor`` is the executor and whose
+    task id is the executor id.
+    """
 
     framework_id: str
     task_id: str
@@ -56,11 +64,23 @@ class Container:
     runner: asyncio.Task | None = None
     started: float = field(default_factory=time.time)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the custom executor this task runs on, or whose container this is (None: a command task)
+    executor: Executor | None = None
 
     @property
     def executor_id(self) -> str:
         """A command task's executor id is its task id, as in Mesos."""
-        return self.task_id
+        return self.executor.executor_id if self.executor is not None else self.task_id
+
+    @property
+    def is_executor(self) -> bool:
+        """This is a custom executor's own container (not a task)."""
+        return self.executor is not None and self.executor.container is self
+
+    @property
+    def on_executor(self) -> bool:
+        """This is a task given to a custom executor (no process of its own)."""
+        return self.executor is not None and self.executor.container is not self
 
     @property
     def running(self) -> bool:
@@ -72,6 +92,35 @@ class Container:
         """The scalars of the task's resources that are revocable."""
         items = self.info.get("resources") or []
         return scalars([r for r in items if isinstance(r, dict) and "revocable" in r])
+
+
+@dataclass(eq=False)
+class Executor:
+    """A custom executor (``TaskInfo.executor``) on this agent, as Mesos' slave keeps it."""
+
+    framework_id: str
+    executor_id: str
+    #: the ExecutorInfo it was launched with
+    info: dict[str, Any]
+    #: its container: the process running ``info.command``, its sandbox and isolators
+    container: Container
+    #: the framework asked for checkpointing (FrameworkInfo.checkpoint)
+    checkpoint: bool = False
+    #: REGISTERING until it subscribes, RUNNING, TERMINATING, TERMINATED (Mesos' states)
+    state: str = "REGISTERING"
+    #: task id -> the record of every task given to it, until the agent forgets the task
+    tasks: dict[str, Container] = field(default_factory=dict)
+    #: tasks waiting for it to subscribe, in order
+    queued: list[str] = field(default_factory=list)
+    #: its SUBSCRIBE stream, while connected (see :mod:`.executors`)
+    sink: Any = None
+    #: the registration or shutdown timer
+    timer: asyncio.TimerHandle | None = None
+    #: (state, reason, message) its unfinished tasks get when it ends, when the agent knows why
+    termination: tuple[str, str | None, str] | None = None
+
+    def __str__(self) -> str:
+        return f"'{self.executor_id}' of framework {self.framework_id}"
 
 
 def scalars(items: list[dict[str, Any]]) -> dict[str, float]:

@@ -21,7 +21,7 @@ from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunSta
 from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.launcher import is_alive
 from pymesos_modules.agent.modules import call
-from pymesos_modules.agent.records import TERMINAL, Container
+from pymesos_modules.agent.records import TERMINAL, Container, Executor
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -45,6 +45,22 @@ class Recovery:
             self.agent.meta.save_agent(self.agent.agent_id, self.agent.agent_info())
         except OSError as exc:
             logger.error("cannot checkpoint the agent's id in %s: %s", self.agent.meta.root, exc)
+
+    def checkpoint_executor(self, executor: Executor) -> None:
+        """framework.info and executor.info, before the executor is launched; LaunchError if
+        not."""
+        agent_id = self.agent.agent_id
+        assert agent_id is not None
+        container = executor.container
+        try:
+            self.agent.meta.save_framework(
+                agent_id, executor.framework_id, container.framework_info
+            )
+            self.agent.meta.save_executor(
+                agent_id, executor.framework_id, executor.executor_id, executor.info
+            )
+        except OSError as exc:
+            raise LaunchError(f"cannot checkpoint executor {executor}: {exc}") from None
 
     def checkpoint_task(self, container: Container) -> None:
         """framework.info and task.info, before anything of the task runs; LaunchError if not."""

@@ -186,6 +186,13 @@ class Registration:
                 text = await response.text()
                 raise ConnectionError(f"{call['type']} answered {response.status}: {text}")
 
+    async def post_quietly(self, call: dict[str, Any]) -> None:
+        """:meth:`post`, a failure only logged (the call is not worth a retry)."""
+        try:
+            await self.post(call)
+        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
+            logger.info("could not send %s to the master: %s", call["type"], exc)
+
     async def send_update(self, framework_id: str, status: dict[str, Any]) -> None:
         """The status update manager's sender: one UPDATE call."""
         await self.post(
@@ -229,9 +236,10 @@ class Registration:
             self.agent.shutdown_framework(framework_id.get("value", ""))
         elif kind == "FRAMEWORK_MESSAGE":
             body = event.get("framework_message") or {}
-            logger.info(
-                "dropping a framework message for executor %s: command tasks take no messages",
-                body.get("executor_id", {}).get("value"),
+            self.agent.executor_room.framework_message(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("executor_id", {}).get("value", ""),
+                str(body.get("data", "")),
             )
         elif kind == "SHUTDOWN":
             message = (event.get("shutdown") or {}).get("message", "")
@@ -270,11 +278,13 @@ class Registration:
     def shutdown_by_master(self, message: str) -> str:
         """The master removed this agent: kill everything, forget the id, register anew."""
         logger.warning("the master removed this agent (%s); registering anew", message)
-        dying = self.agent.all_containers()
+        why = f"agent removed by the master: {message}"
+        for executor in self.agent.executor_room.all():
+            self.agent.executor_room.shutdown(executor, why, ("TASK_KILLED", None, why))
+        dying = self.agent.all_containers() + self.agent.executor_containers()
         for container in dying:
-            self.agent.containerizer.kill(
-                container, message=f"agent removed by the master: {message}"
-            )
+            if container.executor is None:
+                self.agent.containerizer.kill(container, message=why)
         self.agent.updates.clear()
         self.agent.meta.forget_agent(None)  # a restart from now on registers anew
         if self.agent.agent_id is not None:

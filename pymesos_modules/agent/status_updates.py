@@ -177,6 +177,11 @@ class StatusUpdateManager:
             if (framework_id is None or f == framework_id) and (task_id is None or t == task_id)
         )
 
+    def known(self, framework_id: str, task_id: str, uuid: str) -> bool:
+        """An update with this uuid was added for the task already (a resent one)."""
+        log = self._logs.get((framework_id, task_id), ())
+        return any(r["type"] == "UPDATE" and r["status"]["uuid"] == uuid for r in log)
+
     def unacknowledged(self, framework_id: str, task_id: str) -> list[dict[str, Any]]:
         """The pending statuses of a task, oldest first."""
         return [p.status for p in self._streams.get((framework_id, task_id), ())]

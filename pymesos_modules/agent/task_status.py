@@ -76,12 +76,32 @@ class TaskStatus:
         }
         self.agent.updates.add(framework_id, self._decorate(framework_id, status))
 
+    def update_from_executor(self, container: Container, status: dict[str, Any]) -> None:
+        """A custom executor's update of its task (checked by :mod:`.executors`): the task is
+        in its state now; the update goes out with the executor's uuid."""
+        state = status["state"]
+        container.state = state
+        self.agent.counters["status_updates"] += 1
+        key = f"tasks_{state.removeprefix('TASK_').lower()}"
+        if state in TERMINAL and key in self.agent.counters:
+            self.agent.counters[key] += 1
+        if self.agent.agent_id:
+            status["agent_id"] = {"value": self.agent.agent_id}
+        self.agent.updates.add(
+            container.framework_id, self._decorate(container.framework_id, status)
+        )
+
     def acknowledged(self, framework_id: str, task_id: str, ack: str) -> None:
-        """ACKNOWLEDGED: stop resending; a task whose terminal update is acked is forgotten."""
+        """ACKNOWLEDGED: stop resending (an executor hears of its own updates' acks); a task
+        whose terminal update is acked is forgotten."""
         status = self.agent.updates.acknowledge(framework_id, task_id, ack)
-        if status is None or status.get("state") not in TERMINAL:
+        if status is None:
             return
         container = self.agent.find(framework_id, task_id)
+        if container is not None and container.on_executor:
+            self.agent.executor_room.acknowledged(container, status)
+        if status.get("state") not in TERMINAL:
+            return
         if container is not None and container.finished.is_set():
             self.forget(container)
 
@@ -95,15 +115,22 @@ class TaskStatus:
 
     def forget(self, container: Container) -> None:
         """The task is over and its terminal update acknowledged: drop it and its checkpoint."""
-        if container.run_dir is not None:
+        executor = container.executor
+        if executor is not None:  # its executor's run stays while the executor needs it
+            if container.run_dir is not None:
+                self.agent.meta.forget_task(container.run_dir, container.task_id)
+        elif container.run_dir is not None:
             self.agent.meta.forget_run(container.run_dir)
         self.agent.updates.forget_task(container.framework_id, container.task_id)
         tasks = self.agent.containers.get(container.framework_id, {})
-        tasks.pop(container.task_id, None)
+        if tasks.get(container.task_id) is container:
+            del tasks[container.task_id]
         if not tasks:
             self.agent.containers.pop(container.framework_id, None)
         self.agent.completed.append(container)
         del self.agent.completed[:-1000]
+        if executor is not None:
+            self.agent.executor_room.forget_if_done(executor)
 
     def checkpoint(self, framework_id: str, task_id: str, records: list[dict[str, Any]]) -> None:
         """The status update manager's hook: a task's update stream, before it goes out."""

@@ -16,18 +16,25 @@ if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
 
 
+def executor_name(container: Container) -> str:
+    """The executor's name, as Mesos shows it (a command task's: "Command Executor (Task: t)")."""
+    if container.executor is not None:
+        return str(container.executor.info.get("name", ""))
+    return f"Command Executor (Task: {container.task_id})"
+
+
 def statistics(agent: Agent) -> list[dict[str, Any]]:
-    """``/monitor/statistics``: one entry per running task (Mesos' shape)."""
+    """``/monitor/statistics``: one entry per running container (Mesos' shape)."""
     return [
         {
             "executor_id": c.executor_id,
-            "executor_name": f"Command Executor (Task: {c.task_id})",
+            "executor_name": executor_name(c),
             "framework_id": c.framework_id,
-            "source": c.task_id,
+            "source": str(c.executor.info.get("source", "")) if c.executor else c.task_id,
             "container_id": c.container_id,
             "statistics": agent.containerizer.usage(c),
         }
-        for c in agent.all_containers()
+        for c in agent.all_containers() + agent.executor_containers()
         if c.running
     ]
 
@@ -35,15 +42,23 @@ def statistics(agent: Agent) -> list[dict[str, Any]]:
 def snapshot_metrics(agent: Agent) -> dict[str, float]:
     """``/metrics/snapshot``: Mesos' agent metric names, ours, and the modules'."""
     running = [c for c in agent.all_containers() if c.state not in TERMINAL]
+    executors = [e for e in agent.executor_room.all() if e.state != "TERMINATED"]
     total = scalars(agent.resources)
     used: dict[str, float] = {}
-    for container in running:
-        for name, amount in container.resources.items():
+    holdings = [c.resources for c in running] + [
+        scalars(e.info.get("resources") or []) for e in executors
+    ]
+    for resources in holdings:
+        for name, amount in resources.items():
             used[name] = used.get(name, 0.0) + amount
     values: dict[str, float] = {
         "slave/uptime_secs": time.time() - agent.started,
         "slave/registered": float(agent.registered),
-        "slave/executors_running": float(sum(c.running for c in running)),
+        "slave/executors_running": float(
+            sum(c.running for c in running) + sum(e.state == "RUNNING" for e in executors)
+        ),
+        "slave/executors_registering": float(sum(e.state == "REGISTERING" for e in executors)),
+        "slave/executors_terminating": float(sum(e.state == "TERMINATING" for e in executors)),
         "slave/status_updates_pending": float(agent.updates.pending()),
         "slave/status_update_retries": float(agent.updates.retries),
     }
@@ -81,27 +96,41 @@ def state(agent: Agent) -> dict[str, Any]:
             "labels": (c.info.get("labels") or {}).get("labels", []),
         }
 
-    def executor_json(c: Container) -> dict[str, Any]:
-        return {
+    def executor_json(c: Container, tasks: list[Container]) -> dict[str, Any]:
+        """A command task's executor (its one task), or a custom executor and its tasks."""
+        entry = {
             "id": c.executor_id,
-            "name": f"Command Executor (Task: {c.task_id})",
+            "name": executor_name(c),
             "framework_id": c.framework_id,
             "container": c.container_id,
             "directory": str(c.sandbox),
             "resources": c.resources,
-            "tasks": [] if c.state in TERMINAL else [task_json(c)],
-            "completed_tasks": [task_json(c)] if c.state in TERMINAL else [],
+            "tasks": [task_json(t) for t in tasks if t.state not in TERMINAL],
+            "completed_tasks": [task_json(t) for t in tasks if t.state in TERMINAL],
         }
+        if c.executor is not None:
+            entry["source"] = str(c.executor.info.get("source", ""))
+            entry["state"] = c.executor.state
+            entry["queued_tasks"] = [
+                task_json(c.executor.tasks[t]) for t in c.executor.queued if t in c.executor.tasks
+            ]
+        return entry
 
     frameworks = []
-    for framework_id, tasks in agent.containers.items():
+    for framework_id in sorted(set(agent.containers) | set(agent.executors)):
         info = agent.frameworks.get(framework_id, {})
+        tasks = agent.containers.get(framework_id, {}).values()
+        executors = [executor_json(c, [c]) for c in tasks if c.executor is None]
+        executors += [
+            executor_json(e.container, list(e.tasks.values()))
+            for e in agent.executors.get(framework_id, {}).values()
+        ]
         frameworks.append(
             {
                 "id": framework_id,
                 "name": info.get("name", ""),
                 "user": info.get("user", ""),
-                "executors": [executor_json(c) for c in tasks.values()],
+                "executors": executors,
             }
         )
     return {

@@ -66,6 +66,15 @@ async def read_call(request: web.Request) -> dict[str, Any]:
     return call
 
 
+async def write_events(response: web.StreamResponse, sink: StreamSink) -> None:
+    """Write the sink's events into a prepared RecordIO response until the sink closes."""
+    while True:
+        event = await sink.queue.get()
+        if event is None:
+            return
+        await response.write(recordio(event))
+
+
 async def heartbeats(sink: StreamSink, interval: float) -> None:
     """Send HEARTBEAT into a stream every ``interval`` seconds until it closes."""
     while not sink.closed:

@@ -1,0 +1,226 @@
+"""Custom executors (TaskInfo.executor) on a real agent: the v1 executor API end to end.
+
+The executor is tests/support/pymesos_executor.py on the unmodified pymesos 0.3.15
+MesosExecutorDriver; the framework is the plain-HTTP scheduler of the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from support import pymesos_site
+from support.agent_tasks import follow, follow_all, launch, task_info, until
+
+EXECUTOR = Path(__file__).resolve().parents[1] / "support" / "pymesos_executor.py"
+
+
+def executor_info(executor_id: str = "pyexec", cpus: float = 0.1, **extra: Any) -> dict[str, Any]:
+    """An ExecutorInfo running the pymesos test executor."""
+    site = str(pymesos_site.prepare())
+    return {
+        "executor_id": {"value": executor_id},
+        "name": "pymesos test executor",
+        "command": {
+            "shell": False,
+            "value": sys.executable,
+            "arguments": [sys.executable, "-P", str(EXECUTOR)],
+            "environment": {"variables": [{"name": "PYTHONPATH", "value": site}]},
+        },
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
+        ],
+        **extra,
+    }
+
+
+def on_executor(offer: dict[str, Any], task_id: str, what: str, **info: Any) -> dict[str, Any]:
+    """A task for the test executor; ``what`` is what it does (see pymesos_executor.py)."""
+    task = task_info(offer, task_id, "unused", cpus=0.2, mem=32)
+    del task["command"]
+    task["executor"] = executor_info(**info)
+    task["data"] = base64.b64encode(what.encode()).decode()
+    return task
+
+
+def calls(sandbox: Path) -> list[str]:
+    log = sandbox / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+async def test_tasks_of_one_executor_run_on_it_and_finish(agent, scheduler):
+    await launch(
+        scheduler,
+        lambda o: on_executor(o, "t1", "finish"),
+        lambda o: on_executor(o, "t2", "finish"),
+    )
+    seen = await follow_all(scheduler, {"t1", "t2"}, "TASK_FINISHED")
+    for task_id, statuses in seen.items():
+        assert [s["state"] for s in statuses] == ["TASK_RUNNING", "TASK_FINISHED"], task_id
+        assert all(s["source"] == "SOURCE_EXECUTOR" for s in statuses)
+        assert statuses[-1]["executor_id"]["value"] == "pyexec"
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None and executor.state == "RUNNING"
+    log = calls(executor.container.sandbox)
+    assert sum(line.startswith("registered pyexec") for line in log) == 1
+    assert {"launch t1 finish", "launch t2 finish"} <= set(log)
+    # The executor got the framework's acknowledgements: pymesos forgets acked tasks.
+    state = agent.agent.state()
+    (framework,) = state["frameworks"]
+    (entry,) = [e for e in framework["executors"] if e["id"] == "pyexec"]
+    assert entry["state"] == "RUNNING"
+    assert entry["directory"] == str(executor.container.sandbox)
+
+
+async def test_framework_messages_reach_the_executor_and_kills_are_its_to_do(agent, scheduler):
+    await launch(
+        scheduler,
+        lambda o: on_executor(o, "waiter", "wait"),
+        lambda o: on_executor(o, "victim", "wait"),
+    )
+    for task_id in ("waiter", "victim"):
+        await follow(scheduler, task_id, until="TASK_RUNNING")
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None
+    message = {
+        "type": "MESSAGE",
+        "message": {
+            "agent_id": {"value": agent.agent.agent_id},
+            "executor_id": {"value": "pyexec"},
+            "data": base64.b64encode(b"finish waiter").decode(),
+        },
+    }
+    assert await scheduler.call(message) == 202, scheduler.last_text
+    (finished,) = [s for s in await follow(scheduler, "waiter") if s["state"] == "TASK_FINISHED"]
+    assert finished["message"] == "finished on request"
+    kill = {"type": "KILL", "kill": {"task_id": {"value": "victim"}}}
+    assert await scheduler.call(kill) == 202, scheduler.last_text
+    statuses = await follow(scheduler, "victim")
+    assert statuses[-1]["state"] == "TASK_KILLED"
+    assert statuses[-1]["message"] == "killed by the executor"
+    log = calls(executor.container.sandbox)
+    assert "message finish waiter" in log and "kill victim" in log
+
+
+async def test_an_executor_that_never_subscribes_is_destroyed_and_its_task_fails(
+    agent_factory, scheduler
+):
+    running = await agent_factory(executor_registration_timeout=0.5)
+    silent = executor_info("silent")
+    silent["command"] = {"value": "sleep 600"}
+    await launch(scheduler, lambda o: {**on_executor(o, "t", "finish"), "executor": silent})
+    statuses = await follow(scheduler, "t")
+    assert statuses[-1]["state"] == "TASK_FAILED"
+    assert statuses[-1]["reason"] == "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+    assert statuses[-1]["source"] == "SOURCE_SLAVE"
+    assert "did not register within 0.5secs" in statuses[-1]["message"]
+    await until(
+        lambda: running.agent.executor_room.find(scheduler.framework_id, "silent") is None,
+        what="the executor to be gone",
+    )
+
+
+async def test_an_executor_that_exits_fails_its_unfinished_tasks(agent, scheduler):
+    await launch(scheduler, lambda o: on_executor(o, "left", "wait"))
+    await follow(scheduler, "left", until="TASK_RUNNING")
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None and executor.container.process is not None
+    os.killpg(executor.container.process.pid, signal.SIGKILL)
+    statuses = await follow(scheduler, "left")
+    assert statuses[-1]["state"] == "TASK_FAILED"
+    assert statuses[-1]["reason"] == "REASON_EXECUTOR_TERMINATED"
+    assert statuses[-1]["source"] == "SOURCE_SLAVE"
+    assert "Executor terminated" in statuses[-1]["message"]
+
+
+async def test_teardown_shuts_the_executor_down(agent, scheduler):
+    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+    await follow(scheduler, "t", until="TASK_RUNNING")
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None
+    assert await scheduler.call({"type": "TEARDOWN"}) == 202, scheduler.last_text
+    await until(lambda: executor.container.finished.is_set(), what="the executor to end")
+    assert "shutdown" in calls(executor.container.sandbox)
+    assert executor.state == "TERMINATED"
+
+
+async def test_bad_executor_calls_get_4xx_and_change_nothing(agent, scheduler, session):
+    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+    await follow(scheduler, "t", until="TASK_RUNNING")
+    a = agent.agent
+    executor = a.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None
+    url = f"{agent.url}/api/v1/executor"
+    ids = {
+        "framework_id": {"value": scheduler.framework_id},
+        "executor_id": {"value": "pyexec"},
+    }
+    good_uuid = base64.b64encode(os.urandom(16)).decode()
+
+    def update(**status: Any) -> dict[str, Any]:
+        body = {"task_id": {"value": "t"}, "state": "TASK_FINISHED", "uuid": good_uuid}
+        return {**ids, "type": "UPDATE", "update": {"status": {**body, **status}}}
+
+    cases: list[tuple[Any, int, str]] = [
+        (b"{not json", 400, ""),
+        ({"type": "UPDATE"}, 400, "framework_id"),
+        ({**ids, "type": "NO_SUCH_CALL"}, 400, "NO_SUCH_CALL"),
+        ({**ids, "framework_id": {"value": "nobody"}, "type": "MESSAGE"}, 400, "Framework"),
+        ({**ids, "executor_id": {"value": "nobody"}, "type": "MESSAGE"}, 400, "Executor"),
+        ({**ids, "type": "UPDATE"}, 400, "update"),
+        (update(uuid="short"), 400, "uuid"),
+        (update(state="TASK_STAGING"), 400, "TASK_STAGING"),
+        (update(state="TASK_NONSENSE"), 400, "TASK_NONSENSE"),
+        (update(source="SOURCE_MASTER"), 400, "SOURCE_EXECUTOR"),
+        (update(executor_id={"value": "other"}), 400, "does not match"),
+        (update(task_id={"value": "not-its-task"}), 400, "not-its-task"),
+        ({**ids, "type": "MESSAGE", "message": {"data": "%%%"}}, 400, "base64"),
+        ({**ids, "type": "SUBSCRIBE", "subscribe": "x"}, 400, "subscribe"),
+    ]
+    for body, status, words in cases:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        async with session.post(url, data=data, headers=headers) as response:
+            text = await response.text()
+            assert response.status == status, (body, text)
+            assert words in text, (body, text)
+    async with session.post(url, data=b"{}", headers={"Content-Type": "text/plain"}) as r:
+        assert r.status == 415
+    async with session.get(url) as r:
+        assert r.status == 405
+    async with session.post(
+        url,
+        json={**ids, "type": "SUBSCRIBE", "subscribe": {}},
+        headers={"Accept": "application/x-protobuf"},
+    ) as r:
+        assert r.status == 406
+    # Nothing of the above reached the task or the executor's stream.
+    assert a.find(scheduler.framework_id, "t").state == "TASK_RUNNING"
+    assert executor.state == "RUNNING" and executor.sink is not None
+
+
+async def test_calls_before_subscribing_are_forbidden(agent_factory, scheduler, session):
+    running = await agent_factory(executor_registration_timeout=30.0)
+    silent = executor_info("silent")
+    silent["command"] = {"value": "sleep 600"}
+    await launch(scheduler, lambda o: {**on_executor(o, "t", "finish"), "executor": silent})
+    room = running.agent.executor_room
+    await until(lambda: room.find(scheduler.framework_id, "silent") is not None, what="launch")
+    call = {
+        "framework_id": {"value": scheduler.framework_id},
+        "executor_id": {"value": "silent"},
+        "type": "MESSAGE",
+        "message": {"data": ""},
+    }
+    async with session.post(f"{running.url}/api/v1/executor", json=call) as response:
+        assert response.status == 403, await response.text()
+    async with session.post(
+        f"{running.url}/api/v1/executor", json={**call, "type": "HEARTBEAT"}
+    ) as response:
+        assert response.status == 202
