@@ -7,12 +7,16 @@ document per file::
     meta/slaves/latest -> <agent_id>               symlink: the id a restart re-registers with
     meta/slaves/<agent_id>/slave.info              AgentInfo
       frameworks/<framework_id>/framework.info     FrameworkInfo
+        executors/<executor_id>/executor.info      ExecutorInfo (custom executors only)
         executors/<executor_id>/runs/<container_id>/
           pids/forked.pid                          the launcher: {"pid", "start_time"}
           pids/task.pid                            the task (its process group leader): same shape
           termination                              the launcher's record of how the task ended
           tasks/<task_id>/task.info                TaskInfo as launched
           tasks/<task_id>/task.updates             the status update stream: UPDATE and ACK records
+
+A command task's run holds its one task; a custom executor's run holds each
+task given to the executor (and ``pids/task.pid`` is the executor's process).
 
 Every file is replaced whole and atomically (a temporary file, fsync, then
 ``os.replace``): a crash leaves the old document or the new one, never half of
@@ -129,6 +133,22 @@ class RunState:
 
 
 @dataclass
+class ExecutorRunState:
+    """One checkpointed run of a custom executor: its ExecutorInfo, process and tasks."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    path: Path
+    info: dict[str, Any]
+    #: each task given to the executor, as a run of its own would be (same pids)
+    tasks: list[RunState]
+    launcher: ProcessId | None
+    process: ProcessId | None
+    termination: Termination | None
+
+
+@dataclass
 class AgentState:
     """What the previous agent on this work_dir left: its id, frameworks and runs."""
 
@@ -138,6 +158,7 @@ class AgentState:
     same_boot: bool
     frameworks: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[RunState] = field(default_factory=list)
+    executor_runs: list[ExecutorRunState] = field(default_factory=list)
     #: folders of runs that could not be recovered (strict=false)
     unrecoverable: list[Path] = field(default_factory=list)
     #: their task processes, where a pid file could still be read: to be killed as orphans
@@ -285,8 +306,20 @@ class MetaDir:
             if info_file.exists():
                 state.frameworks[framework_id] = _tolerant(strict, {}, _object, info_file)
             for executor_dir in _folders(framework_dir / EXECUTORS_DIR):
+                executor_info = None
+                if (executor_dir / EXECUTOR_INFO_FILE).exists():
+                    executor_info = _tolerant(
+                        strict, {}, _object, executor_dir / EXECUTOR_INFO_FILE
+                    )
                 for run_dir in _folders(executor_dir / RUNS_DIR):
                     try:
+                        if executor_info is not None:
+                            state.executor_runs.append(
+                                self._executor_run(
+                                    framework_id, executor_dir.name, run_dir, executor_info
+                                )
+                            )
+                            continue
                         run = self._run(framework_id, executor_dir.name, run_dir)
                     except CheckpointError as exc:
                         if strict:
@@ -303,8 +336,7 @@ class MetaDir:
         return state
 
     def _run(self, framework_id: str, executor_id: str, run_dir: Path) -> RunState | None:
-        tasks = _folders(run_dir / TASKS_DIR)
-        infos = [t / TASK_INFO_FILE for t in tasks if (t / TASK_INFO_FILE).exists()]
+        infos = _task_infos(run_dir)
         if not infos:
             # The agent stopped between creating the folder and writing task.info,
             # before anything was launched: nothing to recover.
@@ -315,11 +347,16 @@ class MetaDir:
             raise CheckpointError(
                 run_dir / TASKS_DIR, "holds more than one task (a command run has one)"
             )
-        task_dir = infos[0].parent
-        task_info = _object(infos[0])
+        return self._task_run(framework_id, executor_id, run_dir, infos[0])
+
+    def _task_run(
+        self, framework_id: str, executor_id: str, run_dir: Path, info_file: Path
+    ) -> RunState:
+        task_dir = info_file.parent
+        task_info = _object(info_file)
         named = (task_info.get("task_id") or {}).get("value")
         if named != task_dir.name:
-            raise CheckpointError(infos[0], f"names task {named!r}, its folder {task_dir.name!r}")
+            raise CheckpointError(info_file, f"names task {named!r}, its folder {task_dir.name!r}")
         updates_file = task_dir / TASK_UPDATES_FILE
         records = _records(updates_file) if updates_file.exists() else []
         pids = run_dir / PIDS_DIR
@@ -335,6 +372,31 @@ class MetaDir:
             _process(pids / TASK_PID_FILE),
             read_termination(run_dir),
         )
+
+    def _executor_run(
+        self, framework_id: str, executor_id: str, run_dir: Path, info: dict[str, Any]
+    ) -> ExecutorRunState:
+        tasks = [
+            self._task_run(framework_id, executor_id, run_dir, i) for i in _task_infos(run_dir)
+        ]
+        pids = run_dir / PIDS_DIR
+        return ExecutorRunState(
+            framework_id,
+            executor_id,
+            run_dir.name,
+            run_dir,
+            info,
+            tasks,
+            _process(pids / LAUNCHER_PID_FILE),
+            _process(pids / TASK_PID_FILE),
+            read_termination(run_dir),
+        )
+
+
+def _task_infos(run_dir: Path) -> list[Path]:
+    """The task.info files of a run's tasks, in task id order."""
+    tasks = _folders(run_dir / TASKS_DIR)
+    return [t / TASK_INFO_FILE for t in tasks if (t / TASK_INFO_FILE).exists()]
 
 
 def _folders(path: Path) -> list[Path]:

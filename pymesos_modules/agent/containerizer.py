@@ -341,7 +341,7 @@ class Containerizer:
             self.cleanup(container)
             self._report(
                 container,
-                "TASK_KILLED",
+                container.kill_state,
                 container.kill_message or "killed before the command started",
                 container.kill_reason,
                 container.kill_source,
@@ -498,7 +498,11 @@ class Containerizer:
         elif container.kill_requested:
             message = container.kill_message or described
             self._report(
-                container, "TASK_KILLED", message, container.kill_reason, container.kill_source
+                container,
+                container.kill_state,
+                message,
+                container.kill_reason,
+                container.kill_source,
             )
         elif returncode == 0:
             self._report(container, "TASK_FINISHED", described)

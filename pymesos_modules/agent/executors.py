@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pymesos_modules.agent import containers
 from pymesos_modules.agent.containers import LaunchError
-from pymesos_modules.agent.records import TERMINAL, Container, Executor, ports_of, scalars
+from pymesos_modules.agent.records import (
+    NOT_CHECKPOINTED,
+    TERMINAL,
+    Container,
+    Executor,
+    ports_of,
+    scalars,
+)
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -143,18 +150,14 @@ class Executors:
                 task, "TASK_LOST", "REASON_EXECUTOR_TERMINATED", "Executor is terminating"
             )
             return
-        task.executor = executor
-        task.container_id = executor.container.container_id
-        task.sandbox = executor.container.sandbox
-        task.run_dir = executor.container.run_dir
-        executor.tasks[task.task_id] = task
+        self.attach(executor, task)
         try:
             self.agent.recovery.checkpoint_task(task)
         except LaunchError as exc:
             task.run_dir = None
             self._fail_task(task, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", str(exc))
             return
-        self._resize(executor)
+        self.resize(executor)
         if executor.state == "RUNNING":
             self._launch(executor, task)
         else:
@@ -165,8 +168,32 @@ class Executors:
     ) -> Executor:
         agent = self.agent
         assert agent.agent_id is not None
+        executor = self.adopt(framework_id, framework_info, info, str(uuid.uuid4()))
+        container = executor.container
+        container.run_dir = agent.meta.run_dir(
+            agent.agent_id, framework_id, executor.executor_id, container.container_id
+        )
+        container.runner = asyncio.get_running_loop().create_task(
+            agent.containerizer.run(container), name=f"executor-{executor.executor_id}"
+        )
+        timeout = agent.flags.executor_registration_timeout
+        executor.timer = asyncio.get_running_loop().call_later(
+            timeout, self._registration_timeout, executor
+        )
+        logger.info("launching executor %s in %s", executor, container.sandbox)
+        return executor
+
+    def adopt(
+        self,
+        framework_id: str,
+        framework_info: dict[str, Any],
+        info: dict[str, Any],
+        container_id: str,
+    ) -> Executor:
+        """The records of an executor (launched now, or recovered), tracked by the agent."""
+        agent = self.agent
+        assert agent.agent_id is not None
         executor_id = info["executor_id"]["value"]
-        container_id = str(uuid.uuid4())
         items = info.get("resources") or []
         # The executor's container: its "task" is the executor's command (Mesos names a
         # command executor's container the same way; here the task id is the executor id).
@@ -192,26 +219,18 @@ class Executors:
             any("revocable" in r for r in items if isinstance(r, dict)),
         )
         checkpointed = bool(framework_info.get("checkpoint"))
-        container.run_dir = agent.meta.run_dir(
-            agent.agent_id, framework_id, executor_id, container_id
-        )
         executor = Executor(framework_id, executor_id, info, container, checkpoint=checkpointed)
         container.executor = executor
         agent.executors.setdefault(framework_id, {})[executor_id] = executor
-        container.runner = asyncio.get_running_loop().create_task(
-            agent.containerizer.run(container), name=f"executor-{executor_id}"
-        )
-        timeout = agent.flags.executor_registration_timeout
-        executor.timer = asyncio.get_running_loop().call_later(
-            timeout, self._registration_timeout, executor
-        )
-        logger.info(
-            "launching executor %s of framework %s in %s",
-            executor_id,
-            framework_id,
-            container.sandbox,
-        )
         return executor
+
+    def attach(self, executor: Executor, task: Container) -> None:
+        """``task`` (its record) is one of ``executor``'s tasks: it lives in its container."""
+        task.executor = executor
+        task.container_id = executor.container.container_id
+        task.sandbox = executor.container.sandbox
+        task.run_dir = executor.container.run_dir
+        executor.tasks[task.task_id] = task
 
     def environment(self, executor: Executor) -> dict[str, str]:
         """Mesos' executor environment (src/slave/slave.cpp executorEnvironment)."""
@@ -295,7 +314,7 @@ class Executors:
             logger.warning("executor %s subscribed again: closing its old stream", executor)
             executor.sink.close()
         executor.sink = sink
-        was_running = executor.state == "RUNNING"
+        was_running = executor.state == "RUNNING" or executor.recovered
         executor.state = "RUNNING"
         if executor.timer is not None:
             executor.timer.cancel()
@@ -500,10 +519,10 @@ class Executors:
             self.agent.task_status.finished(task)
 
     def _task_over(self, executor: Executor, task: Container) -> None:
-        self._resize(executor)
+        self.resize(executor)
         self.agent.task_status.finished(task)
 
-    def _resize(self, executor: Executor) -> None:
+    def resize(self, executor: Executor) -> None:
         """The executor's container holds its own resources plus its live tasks' (Mesos)."""
         total = scalars(executor.info.get("resources") or [])
         for task in executor.tasks.values():
@@ -518,16 +537,34 @@ class Executors:
         executor.timer = None
         if executor.state != "REGISTERING":
             return
-        timeout = self.agent.flags.executor_registration_timeout
+        if executor.recovered:
+            timeout = self.agent.flags.recovery_timeout
+            reason, verb = "REASON_EXECUTOR_REREGISTRATION_TIMEOUT", "reregister"
+        else:
+            timeout = self.agent.flags.executor_registration_timeout
+            reason, verb = "REASON_EXECUTOR_REGISTRATION_TIMEOUT", "register"
         logger.warning(
             "executor %s did not subscribe within %s; destroying it", executor, _duration(timeout)
         )
         executor.state = "TERMINATING"
-        executor.termination = (
-            "TASK_FAILED",
-            "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
-            f"Executor did not register within {_duration(timeout)}",
-        )
+        message = f"Executor did not {verb} within {_duration(timeout)}"
+        executor.termination = ("TASK_FAILED", reason, message)
+        self.agent.containerizer.kill(executor.container, grace=0.0, source="SOURCE_SLAVE")
+
+    def recovered(self, executor: Executor, alive: bool) -> None:
+        """A checkpointed executor the restarted agent took back: a checkpointing framework's
+        live executor has --recovery_timeout to subscribe again; any other is killed and its
+        unfinished tasks are lost, as Mesos."""
+        executor.recovered = True
+        if not alive:
+            return  # its end is read from its launcher's record
+        if executor.checkpoint:
+            executor.timer = asyncio.get_running_loop().call_later(
+                self.agent.flags.recovery_timeout, self._registration_timeout, executor
+            )
+            return
+        executor.state = "TERMINATING"
+        executor.termination = ("TASK_LOST", "REASON_SLAVE_RESTARTED", NOT_CHECKPOINTED)
         self.agent.containerizer.kill(executor.container, grace=0.0, source="SOURCE_SLAVE")
 
     def shutdown(self, executor: Executor, why: str, termination: Any = None) -> None:

@@ -17,6 +17,11 @@ from typing import Any
 from pymesos_modules.agent.launcher import ProcessId
 from pymesos_modules.agent.modules import Named
 
+#: Why a restarted agent kills what a framework without FrameworkInfo.checkpoint left running.
+NOT_CHECKPOINTED = (
+    "the agent restarted and the framework does not checkpoint (FrameworkInfo.checkpoint)"
+)
+
 TERMINAL = frozenset(
     {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
 )
@@ -57,6 +62,8 @@ class Container:
     kill_reason: str | None = None
     kill_message: str | None = None
     kill_source: str = "SOURCE_EXECUTOR"
+    #: the state a killed task ends in (TASK_LOST: killed because the agent restarted)
+    kill_state: str = "TASK_KILLED"
     limitation: Any = None
     #: the raw waitpid status and its returncode form (negative: the signal)
     wait_status: int | None = None
@@ -118,6 +125,8 @@ class Executor:
     timer: asyncio.TimerHandle | None = None
     #: (state, reason, message) its unfinished tasks get when it ends, when the agent knows why
     termination: tuple[str, str | None, str] | None = None
+    #: taken over from a previous agent's checkpoint
+    recovered: bool = False
 
     def __str__(self) -> str:
         return f"'{self.executor_id}' of framework {self.framework_id}"

@@ -17,11 +17,17 @@ import signal
 from typing import TYPE_CHECKING
 
 from pymesos_modules.agent import containers
-from pymesos_modules.agent.checkpoint import AgentState, CheckpointError, RunState, Termination
+from pymesos_modules.agent.checkpoint import (
+    AgentState,
+    CheckpointError,
+    ExecutorRunState,
+    RunState,
+    Termination,
+)
 from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.launcher import is_alive
 from pymesos_modules.agent.modules import call
-from pymesos_modules.agent.records import TERMINAL, Container, Executor
+from pymesos_modules.agent.records import NOT_CHECKPOINTED, TERMINAL, Container, Executor
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -95,6 +101,8 @@ class Recovery:
             self.agent.meta.forget_run(folder)
         for run in state.runs:
             self._recover_run(state, run)
+        for executor_run in state.executor_runs:
+            self._recover_executor_run(state, executor_run)
         logger.info(
             "recovered agent %s: %d task(s) of %d framework(s)",
             self.agent.agent_id,
@@ -109,6 +117,26 @@ class Recovery:
             run.framework_id, framework_info, run.task_info, run.container_id
         )
         container.run_dir = run.path
+        if self._recover_task(container, run):
+            return
+        if state.same_boot:  # after a reboot no pid of the checkpoint means anything
+            container.launcher, container.process = run.launcher, run.task
+        container.runner = asyncio.get_running_loop().create_task(
+            self._resume(container, run.termination), name=f"task-{run.task_id}"
+        )
+        if not framework_info.get("checkpoint"):
+            # Mesos recovers only what a checkpointing framework asked to keep.
+            container.kill_state = "TASK_LOST"
+            self.agent.containerizer.kill(
+                container,
+                grace=0.0,
+                reason="REASON_SLAVE_RESTARTED",
+                message=NOT_CHECKPOINTED,
+                source="SOURCE_SLAVE",
+            )
+
+    def _recover_task(self, container: Container, run: RunState) -> bool:
+        """A task's state and unacknowledged updates; True when it had ended already."""
         container.recovered = True
         statuses = run.statuses()
         if statuses:
@@ -116,16 +144,36 @@ class Recovery:
         pending = run.pending()
         self.agent.updates.recover(run.framework_id, run.task_id, run.records, pending)
         self.agent.containers.setdefault(run.framework_id, {})[run.task_id] = container
-        if container.state in TERMINAL:
-            container.finished.set()
-            if not pending:  # acknowledged, but the agent stopped before forgetting it
-                self.agent.task_status.forget(container)
-            return
-        if state.same_boot:  # after a reboot no pid of the checkpoint means anything
-            container.launcher, container.process = run.launcher, run.task
+        if container.state not in TERMINAL:
+            return False
+        container.finished.set()
+        if not pending:  # acknowledged, but the agent stopped before forgetting it
+            self.agent.task_status.forget(container)
+        return True
+
+    def _recover_executor_run(self, state: AgentState, run: ExecutorRunState) -> None:
+        """A custom executor and its tasks: see :meth:`.Executors.recovered`."""
+        framework_info = state.frameworks.get(run.framework_id, {})
+        self.agent.frameworks.setdefault(run.framework_id, framework_info)
+        room = self.agent.executor_room
+        executor = room.adopt(run.framework_id, framework_info, run.info, run.container_id)
+        container = executor.container
+        container.run_dir = run.path
+        container.recovered = True
+        for task_run in run.tasks:
+            task = self.agent.containerizer.new_container(
+                run.framework_id, framework_info, task_run.task_info, run.container_id
+            )
+            room.attach(executor, task)
+            self._recover_task(task, task_run)
+        room.resize(executor)
+        if state.same_boot:
+            container.launcher, container.process = run.launcher, run.process
+        alive = container.launcher is not None and is_alive(container.launcher)
         container.runner = asyncio.get_running_loop().create_task(
-            self._resume(container, run.termination), name=f"task-{run.task_id}"
+            self._resume(container, run.termination), name=f"executor-{run.executor_id}"
         )
+        room.recovered(executor, alive)
 
     async def _resume(self, container: Container, termination: Termination | None) -> None:
         """A recovered task: isolators re-attached while it runs, then as for any task."""

@@ -16,6 +16,9 @@ from typing import Any
 
 from support import pymesos_site
 from support.agent_tasks import follow, follow_all, launch, task_info, until
+from support.scheduler import Scheduler
+
+from pymesos_modules.agent.launcher import is_alive
 
 EXECUTOR = Path(__file__).resolve().parents[1] / "support" / "pymesos_executor.py"
 
@@ -224,3 +227,72 @@ async def test_calls_before_subscribing_are_forbidden(agent_factory, scheduler, 
         f"{running.url}/api/v1/executor", json={**call, "type": "HEARTBEAT"}
     ) as response:
         assert response.status == 202
+
+
+async def restarted(agent_factory, first: Any) -> Any:
+    """``first`` goes away leaving its executors running; a new agent on its work_dir and
+    port (executors know the agent by its address) takes over."""
+    work_dir, port = first.agent.flags.work_dir, first.agent.flags.port
+    await first.stop(kill_tasks=False)
+    return await agent_factory(work_dir=work_dir, port=port)
+
+
+async def test_a_checkpointed_executor_survives_an_agent_restart_and_subscribes_again(
+    agent_factory, master, session, tmp_path
+):
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(checkpoint=True)
+    try:
+        first = await agent_factory(work_dir=tmp_path / "a")
+        await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+        await follow(scheduler, "t", until="TASK_RUNNING")
+        old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
+        assert old is not None and old.container.process is not None
+        second = await restarted(agent_factory, first)
+        room = second.agent.executor_room
+        executor = room.find(scheduler.framework_id, "pyexec")
+        assert executor is not None and executor.recovered
+        await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
+        assert executor.container.process == old.container.process  # the same process
+        assert "reregistered" in calls(executor.container.sandbox)
+        message = {
+            "type": "MESSAGE",
+            "message": {
+                "agent_id": {"value": second.agent.agent_id},
+                "executor_id": {"value": "pyexec"},
+                "data": base64.b64encode(b"finish t").decode(),
+            },
+        }
+        assert await scheduler.call(message) == 202, scheduler.last_text
+        statuses = await follow(scheduler, "t")
+        assert statuses[-1]["state"] == "TASK_FINISHED"
+    finally:
+        await scheduler.close()
+
+
+async def test_without_checkpointing_a_restarted_agent_kills_executors_and_tasks_are_lost(
+    agent_factory, master, session, tmp_path
+):
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(checkpoint=False)
+    try:
+        first = await agent_factory(work_dir=tmp_path / "a")
+        await launch(
+            scheduler,
+            lambda o: on_executor(o, "on-executor", "wait"),
+            lambda o: task_info(o, "command", "exec sleep 600"),
+        )
+        for task_id in ("on-executor", "command"):
+            await follow(scheduler, task_id, until="TASK_RUNNING")
+        executor = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
+        command = first.agent.find(scheduler.framework_id, "command")
+        processes = [executor.container.process, command.process]
+        await restarted(agent_factory, first)
+        for task_id in ("on-executor", "command"):
+            statuses = await follow(scheduler, task_id)
+            assert statuses[-1]["state"] == "TASK_LOST", statuses[-1]
+            assert statuses[-1]["reason"] == "REASON_SLAVE_RESTARTED"
+            assert "does not checkpoint" in statuses[-1]["message"]
+        await until(lambda: not any(is_alive(p) for p in processes), what="the kills")
+    finally:
+        await scheduler.close()

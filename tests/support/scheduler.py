@@ -33,6 +33,7 @@ class Scheduler:
         failover_timeout: float = 0.0,
         framework_id: str | None = None,
         capabilities: tuple[str, ...] = ("MULTI_ROLE",),
+        checkpoint: bool = True,
     ) -> dict[str, Any]:
         call: dict[str, Any] = {
             "type": "SUBSCRIBE",
@@ -43,6 +44,8 @@ class Scheduler:
                     "roles": list(roles),
                     "failover_timeout": failover_timeout,
                     "capabilities": [{"type": c} for c in capabilities],
+                    # What a restarted agent may keep running (tests of recovery need it).
+                    "checkpoint": checkpoint,
                 }
             },
         }
