@@ -76,14 +76,18 @@ class Oversubscription:
         """UPDATE_OVERSUBSCRIBED with :meth:`total`; logged if the master is away."""
         amounts = self.total()
         items = res.to_json(res.Resources(amounts))
+        # Marked sent before the call: the estimator's loop, running meanwhile, must not send
+        # the same total again (the registration's send and the loop's raced).
+        self.agent.oversubscribed_sent = amounts
         try:
             await self.agent.registration.post(
                 {"type": "UPDATE_OVERSUBSCRIBED", "update_oversubscribed": {"resources": items}}
             )
         except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
             logger.info("could not send UPDATE_OVERSUBSCRIBED: %s", exc)
+            if self.agent.oversubscribed_sent is amounts:
+                self.agent.oversubscribed_sent = None  # to be sent again
             return
-        self.agent.oversubscribed_sent = amounts
         self.agent.counters["oversubscribed_updates"] += 1
 
     async def qos_loop(self) -> None:
