@@ -25,6 +25,7 @@ from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.master import cli as master_cli
+from pymesos_modules.master.registry import RegistryError
 from pymesos_modules.master.resources import ResourceError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (ModuleError, ResourceError, ValueError, OSError) as exc:
+    except (ModuleError, ResourceError, RegistryError, ValueError, OSError) as exc:
         logger.error("%s", exc)
         return 1
     return 0

@@ -120,6 +120,7 @@ class AgentApi:
         self.streams: dict[str, AgentStream] = {}
         self.last_seen: dict[str, float] = {}
         self._removals: dict[str, asyncio.TimerHandle] = {}
+        self._marking: set[asyncio.Future[None]] = set()
 
     def close(self) -> None:
         """End every agent stream and cancel pending removals."""
@@ -223,6 +224,11 @@ class AgentApi:
         listed = self.master.listed_tasks(tasks)
         self.master.framework_infos(frameworks)
         stream = AgentStream(self.master)
+        if kind == "REREGISTER" and agent_id is not None and not self.master.admissible(agent_id):
+            # Mesos: an agent the registry never admitted is told to shut down
+            # (ours kills its tasks, forgets its id and registers anew).
+            logger.warning("agent %s re-registered but was never admitted: shut down", agent_id)
+            return await self._shut_down(request, agent_id)
         if agent_id is not None and agent_id in self.master.agents:
             old = self.streams.get(agent_id)
             if old is not None and not old.closed and kind == "REGISTER":
@@ -231,7 +237,7 @@ class AgentApi:
                 old.close()
             self.master.reconnect_agent(agent_id, stream)
         else:
-            agent_id = self.master.register_agent(
+            agent_id = await self.master.admit_agent(
                 stream,
                 hostname,
                 resources,
@@ -245,6 +251,16 @@ class AgentApi:
             timer.cancel()
         self.streams[agent_id] = stream
         return await self._serve(request, agent_id, stream, listed)
+
+    async def _shut_down(self, request: web.Request, agent_id: str) -> web.StreamResponse:
+        """Answer with one SHUTDOWN event, then end the stream."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        message = f"agent {agent_id} is not admitted by this master's registry"
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(recordio({"type": "SHUTDOWN", "shutdown": {"message": message}}))
+            await response.write_eof()
+        return response
 
     async def _serve(
         self,
@@ -318,5 +334,8 @@ class AgentApi:
     def _remove(self, agent_id: str) -> None:
         self._removals.pop(agent_id, None)
         if agent_id not in self.streams:
-            logger.warning("agent %s did not re-register in time; removing it", agent_id)
-            self.master.remove_agent(agent_id, "REASON_AGENT_REMOVED")
+            logger.warning("agent %s did not re-register in time: unreachable", agent_id)
+            task = asyncio.ensure_future(self.master.mark_unreachable(agent_id))
+            # Held until done: the loop keeps only a weak reference to a task.
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pymesos_modules.kinds.allocator import UNRESERVED, AgentInfo, Allocation, AllocatorCallError
 from pymesos_modules.master import resources as res
-from pymesos_modules.master.base import CallError, _id
+from pymesos_modules.master.base import CallError, _id, _time_info
 from pymesos_modules.master.frameworks import FrameworksRoom
 from pymesos_modules.master.state import Agent, AgentBackend, Piece, Task, TaskState
 
@@ -43,7 +43,7 @@ class AgentsRoom(FrameworksRoom):
         not know (see :meth:`_recover_frameworks`).  Tasks of frameworks this
         master removed are not adopted (:meth:`reconcile_agent` shuts them down).
         """
-        agent_id = agent_id or f"{self.master_id}-S{len(self.agents)}"
+        agent_id = agent_id or self.new_agent_id()
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
         infos = self.framework_infos(frameworks)
@@ -195,7 +195,11 @@ class AgentsRoom(FrameworksRoom):
         except (ValueError, res.ResourceError) as exc:
             raise CallError(400, f"{where}: {exc}") from None
         framework = self.frameworks.get(framework_id)
-        if framework is not None and task_id in framework.tasks:
+        known = framework.tasks.get(task_id) if framework is not None else None
+        # A task of an unreachable agent comes back with it (PARTITION_AWARE frameworks).
+        if known is not None and not (
+            known.agent_id == agent_id and known.state == TaskState.UNREACHABLE
+        ):
             raise CallError(409, f"{where}: task '{task_id}' is already known on another agent")
         if framework is not None:
             roles = framework.roles
@@ -218,8 +222,24 @@ class AgentsRoom(FrameworksRoom):
             wanted, pieces, ports, {**info, "agent_id": {"value": agent_id}},
         )  # fmt: skip
 
-    def remove_agent(self, agent_id: str, reason: str = "REASON_AGENT_REMOVED") -> None:
-        """An agent is gone: rescind its offers, its tasks are lost."""
+    def new_agent_id(self) -> str:
+        """A fresh agent id of this master (never one it gave before)."""
+        self._agent_serial += 1
+        return f"{self.master_id}-S{self._agent_serial - 1}"
+
+    def remove_agent(
+        self,
+        agent_id: str,
+        reason: str = "REASON_AGENT_REMOVED",
+        unreachable_time: float | None = None,
+    ) -> None:
+        """An agent is gone: rescind its offers, its tasks are lost.
+
+        With ``unreachable_time`` (Unix time) the agent is unreachable, not
+        removed, as Mesos marks it: its tasks become TASK_UNREACHABLE for
+        PARTITION_AWARE frameworks (they stay known, and may come back with
+        the agent) and TASK_LOST for the others.
+        """
         agent = self.agents.pop(agent_id, None)
         if agent is None:
             return
@@ -227,17 +247,22 @@ class AgentsRoom(FrameworksRoom):
             self._rescind(offer)
         for task in list(agent.tasks.values()):
             if not task.state.terminal:
-                self._update(
-                    task,
-                    {
-                        "task_id": {"value": task.task_id},
-                        "state": str(TaskState.LOST),
-                        "reason": reason,
-                        "message": f"agent {agent_id} removed",
-                        "source": "SOURCE_MASTER",
-                    },
-                    release=False,
-                )
+                framework = self.frameworks.get(task.framework_id)
+                aware = framework is not None and "PARTITION_AWARE" in framework.capabilities
+                state = TaskState.LOST
+                status: dict[str, Any] = {
+                    "task_id": {"value": task.task_id},
+                    "agent_id": {"value": agent_id},
+                    "reason": reason,
+                    "message": f"agent {agent_id} removed",
+                    "source": "SOURCE_MASTER",
+                    "timestamp": time.time(),
+                }
+                if unreachable_time is not None:
+                    state = TaskState.UNREACHABLE if aware else TaskState.LOST
+                    status["message"] = f"agent {agent_id} is unreachable"
+                    status["unreachable_time"] = _time_info(unreachable_time)
+                self._update(task, {**status, "state": str(state)}, release=False)
         with self._lock:
             self.allocator.remove_agent(agent.handle)
             # Under the lock: a cycle that took it as a candidate has either

@@ -25,6 +25,7 @@ from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Autho
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
+from pymesos_modules.master.registry import Registrar
 from pymesos_modules.master.state import (
     Agent,
     Executor,
@@ -79,6 +80,11 @@ def _id(value: Any, where: str) -> str:
     return value["value"]
 
 
+def _time_info(seconds: float) -> dict[str, int]:
+    """Mesos' TimeInfo of a Unix time."""
+    return {"nanoseconds": int(seconds * 1e9)}
+
+
 class MasterBase:
     """The Master's state (declared here, created by ``Master.__init__``) and core primitives."""
 
@@ -101,6 +107,10 @@ class MasterBase:
     #: executors of task groups by (framework id, agent id, executor id)
     executors: dict[tuple[str, str, str], Executor]
     counters: dict[str, int]
+    #: the registry's writer (master/registry.py): admitted and unreachable agents
+    registrar: Registrar
+    #: agents the recovered registry admitted that have not re-registered yet, by id
+    recovering: dict[str, dict[str, Any]]
     last_allocation_ms: float
     _lock: threading.Lock
     _wake: asyncio.Event | None
@@ -109,6 +119,7 @@ class MasterBase:
     _everywhere: bool
     _taken: set[int] | None
     _completed_ids: set[str]
+    _agent_serial: int
 
     def _alloc(self, call: str, *args: Any) -> Any:
         with self._lock:

@@ -30,6 +30,7 @@ from pymesos_modules.kinds.http_authenticator import (
 )
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master.master import Master, MasterFlags
+from pymesos_modules.master.registry import Registrar, RegistryError, open_backend
 from pymesos_modules.master.resources import ResourceError, parse_resources
 from pymesos_modules.master.simulated import SimulatedAgent
 
@@ -96,6 +97,32 @@ FLAGS: list[tuple[str, type, Any, str]] = [
     ("authorizers", str, "local", "authorizer module ('local' is built in, driven by --acls)"),
     ("acls", str, None, "ACLs for the local authorizer: JSON, a path or file://path"),
     ("hooks", str, None, "comma-separated master hook modules"),
+    (
+        "registry",
+        str,
+        None,
+        "where the registry lives: in_memory, local (SQLite under --work_dir) or "
+        "replicated_log (Mesos' default: zookeeper with --zk, local without); "
+        "unset: local with --work_dir, else in_memory",
+    ),
+    (
+        "registry_max_agent_age",
+        float,
+        14 * 24 * 3600.0,
+        "seconds an unreachable agent stays in the registry",
+    ),
+    (
+        "registry_max_agent_count",
+        int,
+        100 * 1024,
+        "most unreachable agents the registry keeps (the oldest go first)",
+    ),
+    (
+        "quorum",
+        int,
+        None,
+        "accepted for Mesos command lines; ZooKeeper's own quorum keeps the replicated registry",
+    ),
     ("random_seed", int, 0, "seed of the allocator's agent shuffle"),
     ("simulated_agents", int, 0, "start this many simulated agents (no processes)"),
     (
@@ -226,9 +253,20 @@ async def _start(
     created.append(authorizer)
     authenticators = _authenticators(args, manager)
     created.extend(authenticators)
+    if args.quorum is not None:
+        logger.info("--quorum=%s: ZooKeeper's quorum keeps the replicated registry", args.quorum)
+    backend = open_backend(args.registry, args.work_dir, getattr(args, "zk", None))
+    created.append(backend)  # closed at stop, with the modules
+    registrar = Registrar(backend, args.registry_max_agent_age, args.registry_max_agent_count)
     master = Master(
-        allocator, flags, authorizer=authorizer, hooks=hooks, http_authenticators=authenticators
+        allocator,
+        flags,
+        authorizer=authorizer,
+        hooks=hooks,
+        http_authenticators=authenticators,
+        registrar=registrar,
     )
+    master.recover()
     resources = parse_resources(args.simulated_agent_resources)
     for index in range(args.simulated_agents):
         agent = SimulatedAgent(master)
@@ -265,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (ModuleError, ResourceError, AclError, CredentialsError) as exc:
+    except (ModuleError, ResourceError, AclError, CredentialsError, RegistryError) as exc:
         logger.error("%s", exc)
         return 1
     return 0

@@ -34,6 +34,8 @@ as its bases, so calls point one way:
   SUPPRESS, TEARDOWN;
 - ``agents.py`` (over frameworks): registration, re-registration,
   disconnection, removal;
+- ``recovery.py`` (over agents): durable admission in the registry
+  (``registry.py``), unreachable agents, recovery of a restarted master;
 - ``views.py`` (over offers): ``/state`` and ``/metrics/snapshot``.
 
 This class owns the state and the lock (it creates all of it), runs the
@@ -62,8 +64,9 @@ from pymesos_modules.kinds.allocator import (
 from pymesos_modules.kinds.authorizer import Authorizer
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
-from pymesos_modules.master.agents import AgentsRoom
 from pymesos_modules.master.base import CallError, MasterFlags, SubscriptionDenied, _id
+from pymesos_modules.master.recovery import RecoveryRoom
+from pymesos_modules.master.registry import InMemoryBackend, Registrar
 from pymesos_modules.master.state import (
     Agent,
     Executor,
@@ -76,7 +79,7 @@ from pymesos_modules.master.views import ViewsRoom
 logger = logging.getLogger(__name__)
 
 
-class Master(AgentsRoom, ViewsRoom):
+class Master(RecoveryRoom, ViewsRoom):
     """A Mesos-style master around one allocator (see module docstring)."""
 
     def __init__(
@@ -88,6 +91,7 @@ class Master(AgentsRoom, ViewsRoom):
         authorizer: Authorizer | None = None,
         hooks: list[Any] | None = None,
         http_authenticators: list[HttpAuthenticator] | None = None,
+        registrar: Registrar | None = None,
     ) -> None:
         self.flags = flags or MasterFlags()
         #: asked before a framework registers in a role and before a task runs as a user
@@ -125,6 +129,11 @@ class Master(AgentsRoom, ViewsRoom):
         self._agent_sets = takes_agents(allocator)
         #: ids of removed frameworks: they may not subscribe again with the same id.
         self._completed_ids: set[str] = set()
+        self._agent_serial = 0
+        #: the registry (in memory unless given); :meth:`recover` reads it before serving
+        self.registrar = registrar if registrar is not None else Registrar(InMemoryBackend())
+        self.recovering: dict[str, dict[str, Any]] = {}
+        self._recovery_task: asyncio.Task | None = None
         #: executors of task groups by (framework id, agent id, executor id)
         self.executors: dict[tuple[str, str, str], Executor] = {}
         self.counters = {
@@ -137,6 +146,7 @@ class Master(AgentsRoom, ViewsRoom):
             "allocation_runs": 0,
             "valid_status_updates": 0,
             "invalid_status_updates": 0,
+            "recovery_slave_removals": 0,
         }
         self.last_allocation_ms = 0.0
         names = self.flags.resource_names
@@ -169,10 +179,14 @@ class Master(AgentsRoom, ViewsRoom):
         if self._cycle_pending():  # events before the start need not wait for the timer
             self._wake.set()
         self._loop_task = asyncio.create_task(self._allocation_loop())
+        if self.recovering:
+            self._recovery_task = asyncio.create_task(self._recovery_timeout())
 
     async def stop(self) -> None:
         """Stop the loop and close every subscriber stream."""
         self._stopping = True
+        if self._recovery_task is not None:
+            self._recovery_task.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

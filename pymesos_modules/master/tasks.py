@@ -17,7 +17,7 @@ from typing import Any
 
 from pymesos_modules.kinds.authorizer import Action
 from pymesos_modules.master import resources as res
-from pymesos_modules.master.base import CallError, _id
+from pymesos_modules.master.base import CallError, _id, _time_info
 from pymesos_modules.master.offers import Claim, InvalidOffers, OffersRoom
 from pymesos_modules.master.state import Agent, Executor, Framework, Task, TaskState
 
@@ -422,23 +422,53 @@ class TasksRoom(OffersRoom):
             statuses = [self._status_of(t) for t in framework.tasks.values()]
         else:
             statuses = []
-            for entry in wanted:
-                task_id = _id((entry or {}).get("task_id"), "reconcile.tasks[].task_id")
+            for index, entry in enumerate(wanted):
+                where = f"reconcile.tasks[{index}]"
+                if not isinstance(entry, dict):
+                    raise CallError(400, f"{where} must be an object with a task_id")
+                task_id = _id(entry.get("task_id"), f"{where}.task_id")
+                agent_id = entry.get("agent_id")
+                agent_id = None if agent_id is None else _id(agent_id, f"{where}.agent_id")
                 task = framework.tasks.get(task_id)
-                statuses.append(
-                    self._status_of(task)
-                    if task
-                    else {
-                        "task_id": {"value": task_id},
-                        "state": str(TaskState.LOST),
-                        "reason": "REASON_RECONCILIATION",
-                        "source": "SOURCE_MASTER",
-                    }
-                )
+                if task is not None:
+                    statuses.append(self._status_of(task))
+                elif (status := self._unknown_task(framework, task_id, agent_id)) is not None:
+                    statuses.append(status)
         for status in statuses:
             status = {k: v for k, v in status.items() if k != "uuid"}
             status["reason"] = "REASON_RECONCILIATION"
             self._send(framework, {"type": "UPDATE", "update": {"status": status}})
+
+    def _unknown_task(
+        self, framework: Framework, task_id: str, agent_id: str | None
+    ) -> dict[str, Any] | None:
+        """What reconciliation says of a task this master does not know, as Mesos says it.
+
+        None while its agent may still re-register after a master failover (the
+        answer comes when it does, or when it is found unreachable).  A
+        PARTITION_AWARE framework hears TASK_UNREACHABLE (agent unreachable),
+        TASK_GONE (agent registered without it) or TASK_UNKNOWN; others TASK_LOST.
+        """
+        if agent_id is not None and agent_id in self.recovering:
+            return None
+        aware = "PARTITION_AWARE" in framework.capabilities
+        status: dict[str, Any] = {
+            "task_id": {"value": task_id},
+            "reason": "REASON_RECONCILIATION",
+            "source": "SOURCE_MASTER",
+        }
+        if agent_id is not None:
+            status["agent_id"] = {"value": agent_id}
+        unreachable = self.registrar.unreachable.get(agent_id or "")
+        if unreachable is not None:
+            state = TaskState.UNREACHABLE
+            since = float(unreachable.get("since", 0.0))
+            status["unreachable_time"] = _time_info(since)
+        elif agent_id is not None and agent_id in self.agents:
+            state = TaskState.GONE
+        else:
+            state = TaskState.UNKNOWN
+        return {**status, "state": str(state if aware else TaskState.LOST)}
 
     def _status_of(self, task: Task) -> dict[str, Any]:
         return task.status or {

@@ -48,6 +48,10 @@ class ViewsRoom(OffersRoom):
             "master/tasks_staging": float(self.tasks_in(TaskState.STAGING)),
             "master/tasks_starting": float(self.tasks_in(TaskState.STARTING)),
             "master/tasks_running": float(self.tasks_in(TaskState.RUNNING)),
+            "master/tasks_unreachable": float(self.tasks_in(TaskState.UNREACHABLE)),
+            "master/slaves_unreachable": float(len(self.registrar.unreachable)),
+            "master/recovery_slave_removals": float(self.counters["recovery_slave_removals"]),
+            "registrar/registry_writes": float(self.registrar.writes),
             "allocator/mesos/allocation_run_ms": self.last_allocation_ms,
             "allocator/mesos/allocation_runs": float(self.counters["allocation_runs"]),
         }
@@ -126,6 +130,14 @@ class ViewsRoom(OffersRoom):
                     "registered_time": a.registered_at,
                 }
                 for a in self.agents.values()
+            ],
+            # Admitted by the recovered registry, not re-registered yet (Mesos' name).
+            "recovered_slaves": [
+                {"id": r["id"], "hostname": r.get("hostname", "")} for r in self.recovering.values()
+            ],
+            "unreachable_slaves": [
+                {"id": r["id"], "hostname": r.get("hostname", ""), "timestamp": r.get("since")}
+                for r in self.registrar.unreachable.values()
             ],
         }
 

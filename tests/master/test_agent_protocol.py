@@ -276,7 +276,7 @@ async def test_a_recovered_framework_gets_the_failover_timeout_its_agent_reports
 ):
     master = bare_master.master
     agent.agent_id = "a1"
-    info = {"id": {"value": "f1"}, "name": "batch", "roles": ["etl"], "failover_timeout": 0.2}
+    info = {"id": {"value": "f1"}, "name": "batch", "roles": ["etl"], "failover_timeout": 1.0}
     bad = {**info, "failover_timeout": -1}
     status, text = await agent.call(
         {"type": "REREGISTER", "reregister": {"protocol_version": 1, "hostname": "h",
