@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,7 @@ _VTABLE_TYPES: dict[str, str] = {
 #: :meth:`NativeInstance.has` tells the wrappers whether a module has them.
 _VTABLE_APPENDED: dict[str, tuple[str, ...]] = {
     "pmm_allocator_vtable": ("allocate_agents",),
+    "pmm_isolator_vtable": ("recover",),
 }
 
 _FIX_REBUILD = (
@@ -977,6 +978,16 @@ class IsolatorCalls:
     def cleanup(self, container_id: str) -> None:
         """pmm_isolator_vtable.cleanup."""
         self.instance.call("cleanup", container_id.encode())
+
+    def recover(self, container_ids: Sequence[str]) -> bool:
+        """pmm_isolator_vtable.recover; False when the module has no such call (ABI 1.0)."""
+        if not self.instance.has("recover"):
+            return False
+        keep: list[Any] = []
+        ids = [keep_new(keep, "char[]", i.encode()) for i in container_ids]
+        array = keep_new(keep, "const char *[]", ids or [ffi.NULL])
+        self.instance.call("recover", len(ids), array)
+        return True
 
 
 # --- authorizer / http_authenticator kinds (ISSUE 4) ------------------------------------

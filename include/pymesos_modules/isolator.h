@@ -17,6 +17,14 @@
  *                          status: report a limitation (the task exceeded
  *                          what it may use) and the agent fails the task
  *   cleanup()              the task is gone; forget the container
+ *   recover(ids)           (optional, appended) once after create() when the
+ *                          agent starts, before any other call: the
+ *                          containers a previous agent left running that this
+ *                          agent takes over; whatever else the module finds
+ *                          from before (a cgroup of a crashed agent) is an
+ *                          orphan to destroy.  prepare/isolate/update then
+ *                          come again for each taken-over container, so
+ *                          prepare() must adopt what it finds in place.
  *
  * Containers are named by the agent's container id (a NUL-terminated UTF-8
  * string).  A call naming a container the isolator does not know returns
@@ -35,9 +43,14 @@
  * Documents an isolator answers with go to a pmm_output as JSON:
  *   launch info:  {"environment": {"K": "V"},
  *                  "rlimits": [{"type": "RLMT_AS", "soft": 1048576, "hard": 1048576}],
- *                  "working_directory": "/path"}          (every field optional;
- *                  a missing soft/hard means unlimited; types are Mesos'
- *                  RLimitInfo names RLMT_AS, RLMT_CPU, RLMT_NOFILE, ...)
+ *                  "working_directory": "/path",
+ *                  "cgroups": ["/sys/fs/cgroup/memory/pymesos_modules/<id>"]}
+ *                 (every field optional; a missing soft/hard means unlimited;
+ *                 types are Mesos' RLimitInfo names RLMT_AS, RLMT_CPU,
+ *                 RLMT_NOFILE, ...; "cgroups" are cgroup folders the task
+ *                 process joins between fork and exec, by writing to their
+ *                 cgroup.procs, so nothing it runs or forks is ever outside
+ *                 them)
  *   limitation:   {"reason": "REASON_CONTAINER_LIMITATION_MEMORY",
  *                  "message": "...", "resources": {"mem": 64}}
  *                 (write nothing when there is no limitation)
@@ -54,9 +67,10 @@
  * never block on the task.
  *
  * Versioning: the host sets statistics->struct_size to the size it knows.
- * The loader accepts a module only if it was built for this ABI minor or an
- * older one, so that size is never smaller than the module's own struct;
- * fields a later minor appends are simply left NaN by older modules.
+ * Fields appended later are simply left NaN by older modules, and a module
+ * built against newer headers writes only the fields that fit in the host's
+ * struct_size (isolator.hpp does this for C++ modules), so neither side has
+ * to be rebuilt.  The function table grows the same way (recover()).
  */
 #ifndef PYMESOS_MODULES_ISOLATOR_H
 #define PYMESOS_MODULES_ISOLATOR_H
@@ -95,6 +109,14 @@ typedef struct pmm_resource_statistics {
     double mem_limit_bytes;
     double processes;
     double threads;
+    /* Appended after ABI 1.0 (a host sets struct_size; a module writes only
+     * the fields that fit in it): cgroup figures, Mesos' names. */
+    double cpus_nr_periods;               /* CFS enforcement periods elapsed */
+    double cpus_nr_throttled;             /* periods in which the group was throttled */
+    double cpus_throttled_time_secs;      /* total time throttled */
+    double mem_total_bytes;               /* all memory charged to the container */
+    double mem_cache_bytes;               /* page cache charged to it */
+    double mem_soft_limit_bytes;
 } pmm_resource_statistics;
 
 typedef struct pmm_isolator_vtable {
@@ -113,6 +135,18 @@ typedef struct pmm_isolator_vtable {
     pmm_status (*watch)(void *instance, const char *container_id, int32_t exited,
                         int32_t wait_status, pmm_output *limitation_json, pmm_error *error);
     pmm_status (*cleanup)(void *instance, const char *container_id, pmm_error *error);
+
+    /* ---- Appended after ABI 1.0: a table whose struct_size ends before a
+     * field does not have it, and a NULL entry means the same.  The host
+     * checks both before calling, so isolators built against older headers
+     * load and run unchanged. ---- */
+
+    /* The agent started and takes over `count` containers (their ids; NULL
+     * only when count is 0) from a previous agent's checkpoint; see the
+     * comment at the top.  Destroying orphans is this call's job: a module
+     * without it keeps nothing across agent restarts. */
+    pmm_status (*recover)(void *instance, uint32_t count, const char *const *container_ids,
+                          pmm_error *error);
 } pmm_isolator_vtable;
 
 /* PMM_CDEF_END isolator */

@@ -9,6 +9,8 @@
 //     void usage(const std::string& container_id, pmm_resource_statistics& statistics);
 //     std::string watch(const std::string& container_id, bool exited, int wait_status);
 //     void cleanup(const std::string& container_id);
+//     // optional: the containers a restarted agent takes over (orphans: the rest)
+//     void recover(const std::vector<std::string>& container_ids);
 //   };
 //   static const pmm_isolator_vtable kTable = pmm::isolator_vtable<MyIsolator>();
 //   PMM_MODULE(MyIsolator, PMM_KIND_ISOLATOR, "org_example_MyIsolator", ..., &kTable)
@@ -18,8 +20,15 @@
 #ifndef PYMESOS_MODULES_ISOLATOR_HPP
 #define PYMESOS_MODULES_ISOLATOR_HPP
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "pymesos_modules/isolator.h"
 #include "pymesos_modules/module.hpp"
@@ -66,6 +75,18 @@ inline std::string id_or_throw(const char* container_id) {
   return container_id;
 }
 
+namespace detail {
+template <class T, class = void>
+struct has_recover : std::false_type {};
+template <class T>
+struct has_recover<T, std::void_t<decltype(std::declval<T&>().recover(
+                          std::declval<const std::vector<std::string>&>()))>> : std::true_type {};
+}  // namespace detail
+
+// The statistics fields of ABI 1.0 (up to `threads`): a host passes at least these.
+constexpr size_t kStatisticsMinSize =
+    offsetof(pmm_resource_statistics, threads) + sizeof(double);
+
 template <class T>
 pmm_isolator_vtable isolator_vtable() {
   pmm_isolator_vtable table{};
@@ -92,9 +113,21 @@ pmm_isolator_vtable isolator_vtable() {
   table.usage = [](void* self, const char* id, pmm_resource_statistics* statistics,
                    pmm_error* error) noexcept {
     return call<T>(self, error, [&](T& t) {
-      if (statistics == nullptr || statistics->struct_size < sizeof(pmm_resource_statistics))
-        throw Error(PMM_ERR_INVALID, "statistics is NULL or from an older host");
-      t.usage(id_or_throw(id), *statistics);
+      if (statistics == nullptr || statistics->struct_size < kStatisticsMinSize)
+        throw Error(PMM_ERR_INVALID, "statistics is NULL or smaller than ABI 1.0's struct");
+      // The module fills a whole struct of this build; the host gets the
+      // fields its struct_size holds (an older host knows fewer of them).
+      size_t size = std::min<size_t>(statistics->struct_size, sizeof(pmm_resource_statistics));
+      pmm_resource_statistics local;
+      std::memcpy(&local, statistics, size);
+      for (size_t at = size; at + sizeof(double) <= sizeof local; at += sizeof(double)) {
+        double nan = NAN;
+        std::memcpy(reinterpret_cast<char*>(&local) + at, &nan, sizeof nan);
+      }
+      local.struct_size = sizeof local;
+      t.usage(id_or_throw(id), local);
+      local.struct_size = statistics->struct_size;
+      std::memcpy(statistics, &local, size);
     });
   };
   table.watch = [](void* self, const char* id, int32_t exited, int32_t wait_status,
@@ -106,6 +139,17 @@ pmm_isolator_vtable isolator_vtable() {
   table.cleanup = [](void* self, const char* id, pmm_error* error) noexcept {
     return call<T>(self, error, [&](T& t) { t.cleanup(id_or_throw(id)); });
   };
+  if constexpr (detail::has_recover<T>::value) {
+    table.recover = [](void* self, uint32_t count, const char* const* ids,
+                       pmm_error* error) noexcept {
+      return call<T>(self, error, [&](T& t) {
+        if (count > 0 && ids == nullptr) throw Error(PMM_ERR_INVALID, "container_ids is NULL");
+        std::vector<std::string> out;
+        for (uint32_t i = 0; i < count; ++i) out.push_back(id_or_throw(ids[i]));
+        t.recover(out);
+      });
+    };
+  }
   return table;
 }
 

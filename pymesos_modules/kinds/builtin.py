@@ -24,6 +24,8 @@ from pymesos_modules.manager import ModuleManager
 BUILTIN_MODULES: dict[str, tuple[str, str]] = {
     "posix/rlimits": ("pmm_posix", "org_pymesos_PosixRlimits"),
     "posix/usage": ("pmm_posix", "org_pymesos_PosixUsage"),
+    "cgroups/mem": ("pmm_cgroups", "org_pymesos_CgroupsMem"),
+    "cgroups/cpu": ("pmm_cgroups", "org_pymesos_CgroupsCpu"),
     "fixed": ("pmm_oversubscription", "org_pymesos_FixedEstimator"),
     "load": ("pmm_oversubscription", "org_pymesos_LoadQoSController"),
     "example_hook": ("pmm_hooks", "org_pymesos_ExampleHook"),

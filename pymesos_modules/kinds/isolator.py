@@ -6,7 +6,9 @@ does: :meth:`Isolator.prepare` before the task process exists,
 resources change, :meth:`~Isolator.usage` for ``/monitor/statistics``,
 :meth:`~Isolator.watch` about once a second and once more after the task
 exited, and :meth:`~Isolator.cleanup` at the end.  The C function table is
-``pmm_isolator_vtable`` in ``include/pymesos_modules/isolator.h``.
+``pmm_isolator_vtable`` in ``include/pymesos_modules/isolator.h``.  An isolator
+may also have ``recover(container_ids)``: at agent start, the containers a previous
+agent left that this one takes over (whatever else it finds is an orphan).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class LaunchInfo:
     environment: dict[str, str] = field(default_factory=dict)
     rlimits: list[RLimit] = field(default_factory=list)
     working_directory: str | None = None
+    #: cgroup folders the task process joins between fork and exec (absolute paths)
+    cgroups: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class Isolator(Protocol):
     def cleanup(self, container_id: str) -> None:
         """The task is gone: release the container."""
 
+    # Optional (the agent calls it when present): ``recover(container_ids) -> None``,
+    # once at agent start with the containers it takes over; the rest are orphans.
+
 
 def launch_info_from_json(module: str, document: dict[str, Any]) -> LaunchInfo:
     """Parse the launch-info document of isolator.h; errors name the module and field."""
@@ -118,9 +125,14 @@ def launch_info_from_json(module: str, document: dict[str, Any]) -> LaunchInfo:
         workdir = document.get("working_directory")
         if workdir is not None and not isinstance(workdir, str):
             raise ValueError("'working_directory' must be a string")
+        cgroups = document.get("cgroups") or []
+        if not isinstance(cgroups, list) or not all(
+            isinstance(c, str) and c.startswith("/") for c in cgroups
+        ):
+            raise ValueError("'cgroups' must be a list of absolute folder paths")
     except (KeyError, TypeError, ValueError) as exc:
         raise NativeCallError(module, "prepare", 1, f"bad launch info: {exc}") from None
-    return LaunchInfo(dict(environment), rlimits, workdir)
+    return LaunchInfo(dict(environment), rlimits, workdir, list(cgroups))
 
 
 class NativeIsolator(NativeModule):
@@ -187,6 +199,12 @@ class NativeIsolator(NativeModule):
         """pmm_isolator_vtable.cleanup."""
         with self._lock:
             self._calls.cleanup(container_id)
+
+    def recover(self, container_ids: list[str]) -> bool:
+        """pmm_isolator_vtable.recover; False when the module has no such call (it
+        keeps nothing across agent restarts)."""
+        with self._lock:
+            return self._calls.recover(container_ids)
 
 
 register_kind("isolator", NativeIsolator, Isolator)

@@ -14,6 +14,8 @@ from pymesos_modules.kinds.builtin import builtin_modules
 EXPECTED_KINDS = {
     "org_pymesos_PosixRlimits": "isolator",
     "org_pymesos_PosixUsage": "isolator",
+    "org_pymesos_CgroupsMem": "isolator",
+    "org_pymesos_CgroupsCpu": "isolator",
     "org_pymesos_NoopEstimator": "resource_estimator",
     "org_pymesos_FixedEstimator": "resource_estimator",
     "org_pymesos_NoopQoSController": "qos_controller",

@@ -118,9 +118,16 @@ static pmm_status scripted_cleanup(void *instance, const char *container_id, pmm
     return PMM_OK;
 }
 
+/* The table as ABI 1.0 had it (it ends before recover()): a module built
+ * before a call was appended must keep loading and running unchanged. */
 static const pmm_isolator_vtable scripted_table = {
-    sizeof(pmm_isolator_vtable), 0,       scripted_prepare, scripted_isolate,
-    scripted_update,             scripted_usage, scripted_watch,  scripted_cleanup,
+    .struct_size = offsetof(pmm_isolator_vtable, recover),
+    .prepare = scripted_prepare,
+    .isolate = scripted_isolate,
+    .update = scripted_update,
+    .usage = scripted_usage,
+    .watch = scripted_watch,
+    .cleanup = scripted_cleanup,
 };
 
 static const pmm_module_descriptor scripted_descriptor = {
