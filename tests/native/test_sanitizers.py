@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cgroup_roots import unique_root
 from support.native_build import cmake_build, sanitizer_preload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,15 +207,19 @@ print("loader ok")
 """
 
 
-def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path):
+@pytest.fixture(scope="module")
+def sanitized_modules(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Every bundled module built with ASan/UBSan (one build for this file's tests):
+    their folder and the environment that runs Python with the sanitizers preloaded."""
     preload = sanitizer_preload()
     if preload is None:
         pytest.skip("the compiler has no ASan/UBSan runtime")
+    tmp_path = tmp_path_factory.mktemp("asan-modules")
     modules = cmake_build(
         ROOT, tmp_path / "modules", sanitize=True,
         defines={"PMM_BUILD_PYTHON": "OFF", "PMM_MODULE_OUTPUT_DIR": str(tmp_path / "lib")},
     )  # fmt: skip
-    zoo = cmake_build(ROOT / "tests" / "zoo", tmp_path / "zoo", sanitize=True)
+    assert modules.exists()
     env = {
         **os.environ,
         "LD_PRELOAD": preload,
@@ -224,10 +229,97 @@ def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path):
         "ASAN_OPTIONS": "detect_leaks=0",
         "UBSAN_OPTIONS": "print_stacktrace=1",
     }
+    return tmp_path / "lib", env
+
+
+# The sanitized build of every module (in the first test's setup) takes minutes on a loaded machine.
+@pytest.mark.timeout(1500)
+def test_loader_and_modules_are_clean_under_asan_and_ubsan(tmp_path, sanitized_modules):
+    lib, env = sanitized_modules
+    zoo = cmake_build(ROOT / "tests" / "zoo", tmp_path / "zoo", sanitize=True)
     done = subprocess.run(
-        [sys.executable, "-c", LOADER_SCRIPT, str(tmp_path / "lib"), str(zoo)],
+        [sys.executable, "-c", LOADER_SCRIPT, str(lib), str(zoo)],
         capture_output=True, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
-    assert modules.exists()
     _clean(done)
     assert "loader ok" in done.stdout
+
+
+CGROUPS_SCRIPT = r"""
+import os, signal, subprocess, sys
+from pathlib import Path
+from pymesos_modules.abi import NativeCallError
+from pymesos_modules.errors import ModuleError
+from pymesos_modules.kinds.builtin import resolve
+from pymesos_modules.kinds.isolator import ContainerConfig
+from pymesos_modules.manager import ModuleManager
+
+lib_dir, root = Path(sys.argv[1]), sys.argv[2]
+# The tasks run without the sanitizer runtimes (their shadow memory is no task's).
+plain = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
+
+def spawn(code, cgroups):
+    def join():
+        for path in cgroups:
+            with open(path + "/cgroup.procs", "w") as procs:
+                procs.write("0")
+    return subprocess.Popen([sys.executable, "-c", code], env=plain, preexec_fn=join,
+                            start_new_session=True, stdout=subprocess.DEVNULL)
+
+manager = ModuleManager()
+mem = resolve(manager, "cgroups/mem", "isolator", "asan", {"root": root, "limit_swap": "true"})
+cpu = resolve(manager, "cgroups/cpu", "isolator", "asan", {"root": root, "enable_cfs": "true"})
+assert {m.source for m in manager.modules()} == {str(lib_dir / "libpmm_cgroups.so")}
+task = {"name": "t", "limits": {"mem": {"value": 96}}}
+cgroups = []
+for iso in (mem, cpu):
+    cgroups += iso.prepare(ContainerConfig("c1", "t", "f", "/tmp", None, {"cpus": 0.5, "mem": 64.0}, task)).cgroups
+    iso.prepare(ContainerConfig("orphan", "t", "f", "/tmp", None, {"cpus": 0.1, "mem": 32.0}, {}))
+big = spawn("data = b'x' * (600 << 20)", cgroups)
+for iso in (mem, cpu):
+    iso.isolate("c1", big.pid)
+    iso.update("c1", {"cpus": 1.0, "mem": 80.0})
+    iso.usage("c1"); iso.watch("c1", None)
+assert big.wait(timeout=120) == -signal.SIGKILL
+found = mem.watch("c1", signal.SIGKILL)
+assert found is not None and found.reason == "REASON_CONTAINER_LIMITATION_MEMORY", found
+assert cpu.watch("c1", signal.SIGKILL) is None
+for iso in (mem, cpu):
+    iso.cleanup("c1")
+    for bad in (lambda: iso.usage("c1"), lambda: iso.prepare(ContainerConfig("a/b", "t", "f", "/", None, {}, {})),
+                lambda: iso.update("orphan", {"cpus": float("nan"), "mem": float("inf")}),
+                lambda: iso.prepare(ContainerConfig("x", "t", "f", "/", None, {"mem": 64.0}, {"limits": {"mem": "lots"}}))):
+        try:
+            bad()
+        except NativeCallError:
+            pass
+        else:
+            assert iso is cpu, "bad isolator call accepted"  # cgroups/cpu does not read limits
+            iso.cleanup("x")
+    iso.close()
+again = resolve(manager, "cgroups/mem", "isolator", "asan", {"root": root})
+assert again.recover(["kept"]) is True
+assert not any((Path("/sys/fs/cgroup") / c / root / "orphan").exists() for c in ("memory", "cpu", "cpuacct"))
+again.close()
+for parameters in ({"root": ".."}, {"root": root, "hierarchy": "/nonexistent"}, {"root": root, "cfs": "1"}):
+    try:
+        resolve(manager, "cgroups/mem", "isolator", "asan", parameters)
+    except ModuleError:
+        pass
+    else:
+        raise SystemExit(f"bad parameters accepted: {parameters}")
+manager.unload_all()
+print("cgroups ok")
+"""
+
+
+@pytest.mark.timeout(1500)
+def test_cgroups_isolators_are_clean_under_asan_and_ubsan(tmp_path, sanitized_modules):
+    lib, env = sanitized_modules
+    with unique_root() as root:
+        done = subprocess.run(
+            [sys.executable, "-c", CGROUPS_SCRIPT, str(lib), root],
+            capture_output=True, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    _clean(done)
+    assert "cgroups ok" in done.stdout
