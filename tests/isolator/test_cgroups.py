@@ -180,6 +180,23 @@ def test_memory_limits_follow_updates_but_the_hard_limit_never_drops(manager, ro
     mem.cleanup("c1")
 
 
+def test_limit_swap_caps_memory_and_swap_together_as_the_limit_moves(manager, root):
+    mem = make(manager, "cgroups/mem", root, limit_swap="true")
+    mem.prepare(config(mem=64.0))
+    memory = HIERARCHY / "memory" / root / "c1"
+
+    def limits() -> tuple[int, int]:
+        return (
+            int(read(memory / "memory.limit_in_bytes")),
+            int(read(memory / "memory.memsw.limit_in_bytes")),
+        )
+
+    assert limits() == (64 * MB, 64 * MB)
+    mem.update("c1", {"mem": 128.0})  # memsw has to rise before the limit may
+    assert limits() == (128 * MB, 128 * MB)
+    mem.cleanup("c1")
+
+
 def test_task_limits_mem_sets_the_hard_limit_above_the_soft_one(manager, root):
     mem = make(manager, "cgroups/mem", root)
     mem.prepare(config(task={"name": "t", "limits": {"mem": {"value": 96}}}, mem=64.0))

@@ -75,7 +75,9 @@ class Fd {
 };
 
 // What both isolators share: finding the hierarchy, one cgroup folder per
-// controller mount and container, placing processes, orphans, removal.
+// controller mount and container, the table of containers (`State` each),
+// placing processes, orphans, removal.
+template <class State>
 class CgroupIsolator {
  public:
   CgroupIsolator(pmm::Host host, const pmm::Parameters& params,
@@ -85,6 +87,17 @@ class CgroupIsolator {
         hierarchy_(params.get_or("hierarchy", kDefaultHierarchy)),
         root_(pmm_cgroups::clean_root(params.get_or("root", kDefaultRoot))),
         mounts_(pmm_cgroups::locate(hierarchy_, controllers_)) {}
+
+  void isolate(const std::string& id, int64_t pid) {
+    state(id);
+    join(id, pid);
+  }
+
+  void cleanup(const std::string& id) {
+    state(id);
+    containers_.erase(id);  // closes what the state holds first (an eventfd)
+    remove(id);
+  }
 
   // The containers a restarted agent keeps: every other cgroup under the
   // root is an orphan of a previous agent and is destroyed (as Mesos does).
@@ -200,11 +213,22 @@ class CgroupIsolator {
     }
   }
 
-  template <class Map>
-  static typename Map::mapped_type& find(Map& map, const std::string& id) {
-    auto it = map.find(id);
-    if (it == map.end()) throw pmm::Error(PMM_ERR_NOT_FOUND, "unknown container '" + id + "'");
+  State& state(const std::string& id) {
+    auto it = containers_.find(id);
+    if (it == containers_.end())
+      throw pmm::Error(PMM_ERR_NOT_FOUND, "unknown container '" + id + "'");
     return it->second;
+  }
+
+  void check_new(const std::string& id) const {
+    if (containers_.count(id))
+      throw pmm::Error(PMM_ERR_EXISTS, "container '" + id + "' is prepared already");
+  }
+
+  // Record a prepared container; its launch info.
+  std::string add(const std::string& id, State&& prepared) {
+    containers_.emplace(id, std::move(prepared));
+    return launch_info(id);
   }
 
   // Prepare a container: folders made (or adopted), `configure` run, and on
@@ -228,6 +252,7 @@ class CgroupIsolator {
   std::string hierarchy_;
   std::string root_;
   std::vector<Mount> mounts_;
+  std::map<std::string, State> containers_;
 };
 
 // --- cgroups/mem ------------------------------------------------------------------------
@@ -270,7 +295,7 @@ Limit task_memory_limit(const std::string& task_json) {
 // lowers it (that could OOM-kill a task that did nothing wrong); the soft
 // limit follows the resources both ways.  `limit_swap` (Mesos'
 // --cgroups_limit_swap) makes the hard limit cover swap as well.
-class CgroupsMem : public CgroupIsolator {
+class CgroupsMem : public CgroupIsolator<MemContainer> {
  public:
   CgroupsMem(pmm::Host host, const pmm::Parameters& params)
       : CgroupIsolator(host, (params.only({"hierarchy", "root", "limit_swap"}), params),
@@ -285,7 +310,7 @@ class CgroupsMem : public CgroupIsolator {
 
   std::string prepare(const pmm::ContainerConfig& config) {
     const std::string& id = config.container_id;
-    if (containers_.count(id)) throw pmm::Error(PMM_ERR_EXISTS, "container '" + id + "' is prepared already");
+    check_new(id);
     MemContainer c;
     c.folder = folder("memory", id);
     c.limit_mb = task_memory_limit(config.task_json);
@@ -297,17 +322,11 @@ class CgroupsMem : public CgroupIsolator {
       set_limits(c, /*first=*/true);
       watch_oom(c);
     });
-    containers_.emplace(id, std::move(c));
-    return launch_info(id);
-  }
-
-  void isolate(const std::string& id, int64_t pid) {
-    find(containers_, id);
-    join(id, pid);
+    return add(id, std::move(c));
   }
 
   void update(const std::string& id, const pmm::Resources& resources) {
-    MemContainer& c = find(containers_, id);
+    MemContainer& c = state(id);
     double mem = resource_or(resources, "mem", c.mem_mb);
     if (!(mem >= 0) || std::isinf(mem))
       throw pmm::Error(PMM_ERR_INVALID, "mem must be a number >= 0, got " + std::to_string(mem));
@@ -316,7 +335,7 @@ class CgroupsMem : public CgroupIsolator {
   }
 
   void usage(const std::string& id, pmm_resource_statistics& s) {
-    MemContainer& c = find(containers_, id);
+    MemContainer& c = state(id);
     bool v2 = version() == Version::kV2;
     auto stat = pmm_cgroups::read_keyed(c.folder + "/memory.stat");
     auto total = pmm_cgroups::read_number(c.folder + (v2 ? "/memory.current" : "/memory.usage_in_bytes"));
@@ -336,7 +355,7 @@ class CgroupsMem : public CgroupIsolator {
   }
 
   std::string watch(const std::string& id, bool, int) {
-    MemContainer& c = find(containers_, id);
+    MemContainer& c = state(id);
     if (!c.oom) c.oom = oom_happened(c);
     if (!c.oom) {
       auto total = pmm_cgroups::read_number(c.folder + (version() == Version::kV2 ? "/memory.current"
@@ -358,13 +377,6 @@ class CgroupsMem : public CgroupIsolator {
         .dump();
   }
 
-  void cleanup(const std::string& id) {
-    find(containers_, id);
-    containers_.erase(id);  // closes the eventfd first: the kernel drops the registration
-    remove(id);
-  }
-
-  using CgroupIsolator::recover;
 
  private:
   static double now() {
@@ -392,13 +404,20 @@ class CgroupsMem : public CgroupIsolator {
         if (first && pmm_cgroups::exists(c.folder + "/memory.oom.group"))
           pmm_cgroups::write_file(c.folder + "/memory.oom.group", "1");
       } else {
+        const std::string limit = c.folder + "/memory.limit_in_bytes";
         const std::string memsw = c.folder + "/memory.memsw.limit_in_bytes";
-        bool swap = limit_swap_ && pmm_cgroups::exists(memsw);
-        // memsw must stay >= the limit: raise it first, lower it last.
-        bool rising = !hard || !c.hard || *hard >= *c.hard;
-        if (swap && rising) pmm_cgroups::write_file(memsw, text(hard));
-        pmm_cgroups::write_file(c.folder + "/memory.limit_in_bytes", text(hard));
-        if (swap && !rising) pmm_cgroups::write_file(memsw, text(hard));
+        if (limit_swap_ && pmm_cgroups::exists(memsw)) {
+          // The kernel keeps memsw >= the limit: a limit above today's memsw
+          // is refused until memsw has risen (whatever an adopted cgroup holds).
+          if (pmm_cgroups::try_write_file(limit, text(hard)) == 0) {
+            pmm_cgroups::write_file(memsw, text(hard));
+          } else {
+            pmm_cgroups::write_file(memsw, text(hard));
+            pmm_cgroups::write_file(limit, text(hard));
+          }
+        } else {
+          pmm_cgroups::write_file(limit, text(hard));
+        }
       }
       c.hard = hard;
     }
@@ -449,7 +468,6 @@ class CgroupsMem : public CgroupIsolator {
   }
 
   bool limit_swap_;
-  std::map<std::string, MemContainer> containers_;
 };
 
 // --- cgroups/cpu ------------------------------------------------------------------------
@@ -468,7 +486,7 @@ constexpr uint64_t kMinCpuShares = 2;
 // (Mesos' --cgroups_enable_cfs) a hard CFS quota of cpus x 100 ms per 100 ms
 // period.  Usage: cpu time from cpuacct (v1) / cpu.stat (v2), throttling from
 // cpu.stat.
-class CgroupsCpu : public CgroupIsolator {
+class CgroupsCpu : public CgroupIsolator<CpuContainer> {
  public:
   CgroupsCpu(pmm::Host host, const pmm::Parameters& params)
       : CgroupIsolator(host, (params.only({"hierarchy", "root", "enable_cfs"}), params),
@@ -483,21 +501,15 @@ class CgroupsCpu : public CgroupIsolator {
 
   std::string prepare(const pmm::ContainerConfig& config) {
     const std::string& id = config.container_id;
-    if (containers_.count(id)) throw pmm::Error(PMM_ERR_EXISTS, "container '" + id + "' is prepared already");
+    check_new(id);
     CpuContainer c;
     c.cpus = checked_cpus(resource_or(config.resources, "cpus", 0.0));
     with_folders(id, [&](bool) { set_limits(id, c); });
-    containers_.emplace(id, c);
-    return launch_info(id);
-  }
-
-  void isolate(const std::string& id, int64_t pid) {
-    find(containers_, id);
-    join(id, pid);
+    return add(id, std::move(c));
   }
 
   void update(const std::string& id, const pmm::Resources& resources) {
-    CpuContainer& c = find(containers_, id);
+    CpuContainer& c = state(id);
     double cpus = checked_cpus(resource_or(resources, "cpus", c.cpus));
     CpuContainer next{cpus};
     set_limits(id, next);
@@ -505,7 +517,7 @@ class CgroupsCpu : public CgroupIsolator {
   }
 
   void usage(const std::string& id, pmm_resource_statistics& s) {
-    CpuContainer& c = find(containers_, id);
+    CpuContainer& c = state(id);
     const std::string cpu = folder("cpu", id), acct = folder("cpuacct", id);
     auto stat = pmm_cgroups::read_keyed(cpu + "/cpu.stat");
     if (version() == Version::kV2) {
@@ -534,17 +546,10 @@ class CgroupsCpu : public CgroupIsolator {
   }
 
   std::string watch(const std::string& id, bool, int) {
-    find(containers_, id);  // cpu is compressible: never a limitation
+    state(id);  // cpu is compressible: never a limitation
     return "";
   }
 
-  void cleanup(const std::string& id) {
-    find(containers_, id);
-    containers_.erase(id);
-    remove(id);
-  }
-
-  using CgroupIsolator::recover;
 
  private:
   static double checked_cpus(double cpus) {
@@ -573,7 +578,6 @@ class CgroupsCpu : public CgroupIsolator {
   }
 
   bool enable_cfs_;
-  std::map<std::string, CpuContainer> containers_;
 };
 
 const pmm_isolator_vtable kMemTable = pmm::isolator_vtable<CgroupsMem>();
