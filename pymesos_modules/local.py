@@ -84,6 +84,8 @@ async def start_local(args: argparse.Namespace) -> RunningLocal:
             agent_args.master = master.url
             agent_args.port = 0
             agent_args.work_dir = str(root / f"agent-{index}")
+            # One agent per cgroups root: each destroys at start what it does not recover.
+            agent_args.cgroups_root = f"{args.cgroups_root}_agent{index}"
             # Each agent's modules publish into its own registry, as separate agents would.
             running = await agent_cli.start_agent(agent_args, registry=metrics.MetricsRegistry())
             local.agents.append(running)

@@ -188,6 +188,7 @@ class Agent:
             await self.recovery.cleanup_previous()
         else:
             self.recovery.recover()
+        self.recovery.recover_isolators()  # before the recovered tasks re-attach them
         self.recovering = False
         hooks = self.modules.hook_chain
         self.resources = hooks.decorate_resources(self.agent_info())

@@ -24,7 +24,7 @@ from pymesos_modules.agent import machine
 from pymesos_modules.agent.agent import Agent, AgentFlags, master_url
 from pymesos_modules.agent.checkpoint import CheckpointError
 from pymesos_modules.agent.http import create_app
-from pymesos_modules.agent.modules import create_modules
+from pymesos_modules.agent.modules import CgroupsFlags, create_modules
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.http import executor_api
@@ -80,7 +80,21 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
     ("attributes", str, None, "Mesos attributes, 'rack:r1;zone:a'"),
     ("modules", str, None, "module config: inline JSON, path or file://"),
     ("modules_dir", str, None, "folder of module configs"),
-    ("isolation", str, "", "comma-separated isolator modules, applied in order"),
+    (
+        "isolation",
+        str,
+        "",
+        "comma-separated isolator modules, applied in order (e.g. cgroups/cpu,cgroups/mem)",
+    ),
+    ("cgroups_hierarchy", str, "/sys/fs/cgroup", "where the cgroup hierarchies are mounted"),
+    (
+        "cgroups_root",
+        str,
+        "pymesos_modules",
+        "cgroup under which containers' cgroups are made (one agent per root)",
+    ),
+    ("cgroups_enable_cfs", boolean, False, "cgroups/cpu: a hard CFS quota from the cpus"),
+    ("cgroups_limit_swap", boolean, False, "cgroups/mem: the memory limit covers swap too"),
     ("resource_estimator", str, "noop", "resource estimator module (noop: none)"),
     ("qos_controller", str, "noop", "QoS controller module (noop: none)"),
     ("hooks", str, None, "comma-separated hook modules, chained in order"),
@@ -237,7 +251,17 @@ async def start_agent(
     manager.load(load_flags(args.modules, args.modules_dir))
     try:
         modules = create_modules(
-            manager, args.isolation, args.resource_estimator, args.qos_controller, args.hooks
+            manager,
+            args.isolation,
+            args.resource_estimator,
+            args.qos_controller,
+            args.hooks,
+            CgroupsFlags(
+                args.cgroups_hierarchy,
+                args.cgroups_root,
+                args.cgroups_enable_cfs,
+                args.cgroups_limit_swap,
+            ),
         )
     except BaseException:
         manager.unload_all()

@@ -261,10 +261,12 @@ class Containerizer:
             task=container.info,
         )
 
-    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path]:
+    def _prepare(self, container: Container) -> tuple[dict[str, str], list[Any], Path, list[str]]:
+        """Isolators' prepare(): the task's environment, rlimits, cwd and cgroups."""
         config = self.container_config(container)
         envs: list[tuple[str, dict[str, str]]] = []
         limits: list[tuple[str, Any]] = []
+        cgroups: list[str] = []
         workdir: tuple[str, str] | None = None
         for named in self.agent.modules.isolators:
             container.prepared.append(named)
@@ -275,6 +277,7 @@ class Containerizer:
                 continue
             envs.append((named.name, dict(getattr(launch, "environment", None) or {})))
             limits += [(named.name, limit) for limit in getattr(launch, "rlimits", None) or []]
+            cgroups += getattr(launch, "cgroups", None) or []
             directory = getattr(launch, "working_directory", None)
             if directory:
                 if workdir is not None:
@@ -286,7 +289,7 @@ class Containerizer:
         cwd = Path(workdir[1]) if workdir else container.sandbox
         if not cwd.is_absolute():
             cwd = container.sandbox / cwd
-        return containers.merge_environments(envs), limits, cwd
+        return containers.merge_environments(envs), limits, cwd, cgroups
 
     async def _launch(self, container: Container) -> None:
         """Checkpoint, sandbox, prepare, start under a launcher, isolate; LaunchError says
@@ -306,13 +309,13 @@ class Containerizer:
         except OSError as exc:
             raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
         self._report(container, "TASK_STARTING")
-        isolator_env, limits, cwd = self._prepare(container)
+        isolator_env, limits, cwd, cgroups = self._prepare(container)
         env = self._environment(container, isolator_env)
         rlimits = containers.check_rlimits(limits)
         if container.kill_requested:
             return
         launched = await containers.launch(
-            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir
+            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir, cgroups
         )
         container.launcher, container.process = launched.launcher, launched.task
         for named in self.agent.modules.isolators:

@@ -177,11 +177,13 @@ async def launch(
     sandbox: Path,
     limits: list[tuple[int, int, int]],
     run_dir: Path,
+    cgroups: Sequence[str] = (),
 ) -> Launched:
     """Start the task under a launcher that records its end in ``run_dir``; LaunchError if not.
 
     Output goes into the sandbox's ``stdout`` and ``stderr`` (the launcher's
-    own messages, if any, into ``stderr`` too).
+    own messages, if any, into ``stderr`` too).  The task joins ``cgroups``
+    (folders) before its command runs.
     """
     spec = LaunchSpec(
         program,
@@ -191,6 +193,7 @@ async def launch(
         str(sandbox / "stdout"),
         str(sandbox / "stderr"),
         limits,
+        list(dict.fromkeys(cgroups)),  # isolators sharing a cgroup (v2) name it once
     )
     spec_read, spec_write = os.pipe()
     reply_read, reply_write = os.pipe()

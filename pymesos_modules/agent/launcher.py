@@ -12,9 +12,10 @@ under ``python -I -S <this file> <run_dir>`` (:func:`.containers.launch` starts 
 3. the launcher starts the task in yet another session, so the task leads a
    process group that holds everything it forks and nothing of the launcher's:
    a kill of the task's group never takes the launcher down before it has
-   recorded the end.  rlimits are set in the child between fork and exec, so
-   they hold from the task's first instruction (the launcher is
-   single-threaded, so a ``preexec_fn`` is safe here);
+   recorded the end.  The child joins its cgroups (isolators' launch info)
+   and sets its rlimits between fork and exec, so they hold from the task's
+   first instruction and bind all it forks (the launcher is single-threaded,
+   so a ``preexec_fn`` is safe here);
 4. it writes ``pids/task.pid`` and answers one JSON line on stdout:
    ``{"pid": ..., "start_time": ...}`` or ``{"error": "failed to run ..."}``;
 5. it reaps the task, SIGKILLs whatever is left in its process group (nothing
@@ -43,7 +44,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ class LaunchSpec:
     stderr: str
     #: (RLIMIT_*, soft, hard), checked by the agent beforehand
     rlimits: list[tuple[int, int, int]]
+    #: cgroup folders the task joins before exec (isolators' launch info)
+    cgroups: list[str] = field(default_factory=list)
 
 
 def process_stat(pid: int) -> tuple[str, int] | None:
@@ -120,16 +123,37 @@ def is_alive(process: ProcessId) -> bool:
 # --- the launcher's program ---------------------------------------------------------------------
 
 
-def _rlimit_setter(limits: list[tuple[int, int, int]]) -> Callable[[], None] | None:
-    if not limits:
+def _rlimit_setter(
+    limits: list[tuple[int, int, int]], cgroup_procs: tuple[int, ...] = ()
+) -> Callable[[], None] | None:
+    """The child's set-up between fork and exec: join the cgroups (each an open
+    ``cgroup.procs``; "0" moves the writer), then the rlimits.  In its cgroups
+    before exec, nothing the task runs or forks is ever outside them."""
+    if not limits and not cgroup_procs:
         return None
     prepared = tuple((int(which), (int(soft), int(hard))) for which, soft, hard in limits)
 
     def apply() -> None:
+        for fd in cgroup_procs:
+            os.write(fd, b"0")
         for which, values in prepared:
             resource.setrlimit(which, values)
 
     return apply
+
+
+def _open_cgroups(cgroups: list[str]) -> list[int]:
+    """Each cgroup's ``cgroup.procs``, opened here so a missing cgroup is a clear error."""
+    fds: list[int] = []
+    folder = ""
+    try:
+        for folder in cgroups:
+            fds.append(os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        for fd in fds:
+            os.close(fd)
+        raise OSError(exc.errno, f"cannot join the cgroup {folder}: {exc.strerror}") from None
+    return fds
 
 
 def _record(run_dir: Path, name: str, document: Any) -> None:
@@ -155,7 +179,9 @@ def _reply(document: dict[str, Any]) -> None:
 
 def run(run_dir: Path, spec: LaunchSpec) -> int:
     """Start the task, answer the agent, wait for the task, record how it ended."""
+    cgroup_procs: list[int] = []
     try:
+        cgroup_procs = _open_cgroups(spec.cgroups)
         with open(spec.stdout, "ab") as stdout, open(spec.stderr, "ab") as stderr:
             task = subprocess.Popen(
                 spec.argv,
@@ -166,7 +192,7 @@ def run(run_dir: Path, spec: LaunchSpec) -> int:
                 env=spec.env,
                 cwd=spec.cwd,
                 start_new_session=True,
-                preexec_fn=_rlimit_setter(spec.rlimits),
+                preexec_fn=_rlimit_setter(spec.rlimits, tuple(cgroup_procs)),
             )
     except (OSError, subprocess.SubprocessError) as exc:
         reason = getattr(exc, "strerror", None) or exc
@@ -174,6 +200,9 @@ def run(run_dir: Path, spec: LaunchSpec) -> int:
         _record(run_dir, TERMINATION_FILE, {"launch_error": message})
         _reply({"error": message})
         return 1
+    finally:
+        for fd in cgroup_procs:
+            os.close(fd)
     task_process = ProcessId(task.pid, start_time(task.pid))
     _record(run_dir, f"{PIDS_DIR}/{TASK_PID_FILE}", task_process.to_json())
     _reply(task_process.to_json())

@@ -13,13 +13,33 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymesos_modules.errors import UnknownModuleError
+from pymesos_modules.errors import ModuleError, UnknownModuleError
 from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.builtin import names, resolve
 from pymesos_modules.kinds.hook import HookChain
 from pymesos_modules.manager import ModuleManager
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CgroupsFlags:
+    """Mesos' ``--cgroups_*`` agent flags: the parameters of the built-in cgroups isolators."""
+
+    hierarchy: str = "/sys/fs/cgroup"
+    #: one agent per root: at start an agent destroys the cgroups under it it does not recover
+    root: str = "pymesos_modules"
+    enable_cfs: bool = False
+    limit_swap: bool = False
+
+    def parameters(self, name: str) -> dict[str, str] | None:
+        """The module parameters of the built-in ``name`` (None: not a cgroups isolator)."""
+        common = {"hierarchy": self.hierarchy, "root": self.root}
+        if name == "cgroups/mem":
+            return {**common, "limit_swap": str(self.limit_swap).lower()}
+        if name == "cgroups/cpu":
+            return {**common, "enable_cfs": str(self.enable_cfs).lower()}
+        return None
 
 
 @dataclass
@@ -81,15 +101,31 @@ def create_modules(
     resource_estimator: str | None,
     qos_controller: str | None,
     hooks: str | None,
+    cgroups: CgroupsFlags | None = None,
 ) -> AgentModules:
-    """Create the modules the flags name; on any failure destroy what was created and raise."""
+    """Create the modules the flags name; on any failure destroy what was created and raise.
+
+    The built-in ``cgroups/mem`` and ``cgroups/cpu`` get ``cgroups`` (the
+    agent's ``--cgroups_*`` flags) as their parameters.
+    """
     modules = AgentModules(manager)
+    cgroups = cgroups or CgroupsFlags()
     try:
         modules.anonymous.extend(Named(n, m) for n, m in create_anonymous_modules(manager))
         for name in names(isolation):
             if any(i.name == name for i in modules.isolators):
                 raise UnknownModuleError(f"--isolation: '{name}' is named twice")
-            modules.isolators.append(Named(name, resolve(manager, name, "isolator", "--isolation")))
+            try:
+                isolator = resolve(
+                    manager, name, "isolator", "--isolation", cgroups.parameters(name)
+                )
+            except UnknownModuleError:
+                raise  # names the flag and the name already
+            except ModuleError as exc:
+                # The agent's log then names the isolator as the operator wrote it.
+                exc.args = (f"--isolation={name}: {exc}",)
+                raise
+            modules.isolators.append(Named(name, isolator))
         loaded = {m.name for m in manager.modules()}
         if resource_estimator and (resource_estimator != "noop" or resource_estimator in loaded):
             modules.resource_estimator = Named(

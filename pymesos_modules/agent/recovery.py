@@ -183,8 +183,22 @@ class Recovery:
             logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
         await self.agent.containerizer.supervise(container, termination)
 
+    def recover_isolators(self) -> None:
+        """Isolators' recover(): the containers this agent takes over (their launchers
+        live); whatever else an isolator holds from before (a crashed agent's cgroups)
+        is an orphan it destroys, as Mesos' isolators do at recovery.  Runs before the
+        recovered tasks' coroutines re-attach the isolators."""
+        keep = [
+            c.container_id
+            for c in self.agent.all_containers()
+            if c.state not in TERMINAL and c.launcher is not None and is_alive(c.launcher)
+        ]
+        for named in self.agent.modules.isolators:
+            if callable(getattr(named.module, "recover", None)):
+                call(named, "recover", keep)
+
     def _reattach_isolators(self, container: Container) -> None:
-        """The isolator ABI has no recover(): prepare, isolate and update again.
+        """recover() only names the containers kept: prepare, isolate and update again.
 
         The launch info prepare() answers is dropped (the task runs with the
         environment and rlimits it got at launch); what isolators keep per
