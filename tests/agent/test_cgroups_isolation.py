@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.agent_tasks import follow, launch, task_info, until
 from support.cgroup_roots import HIERARCHY, folders, unique_root
+from support.executor_tasks import on_executor
 
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.errors import ModuleError
@@ -106,6 +107,37 @@ async def test_a_busy_task_under_half_a_cpu_with_cfs_uses_at_most_half_a_core(
     assert 0.1 <= share <= 0.6, share
     running.agent.containerizer.kill(container, grace=0.0)
     assert (await follow(scheduler, "busy"))[-1]["state"] == "TASK_KILLED"
+
+
+async def test_an_executor_s_cgroups_follow_the_tasks_it_runs(cgroups_agent, scheduler, root):
+    running = await cgroups_agent()
+    # Executor: cpus 0.1, mem 32; each task: cpus 0.2, mem 32 (support/executor_tasks.py).
+    await launch(
+        scheduler,
+        lambda o: on_executor(o, "one", "wait"),
+        lambda o: on_executor(o, "two", "wait"),
+    )
+    for task_id in ("one", "two"):
+        await follow(scheduler, task_id, until="TASK_RUNNING")
+    executor = running.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    memory = HIERARCHY / "memory" / root / executor.container.container_id
+    cpu = HIERARCHY / "cpu" / root / executor.container.container_id
+
+    def read(path: Path) -> int:
+        return int(path.read_text())
+
+    await until(lambda: read(memory / "memory.limit_in_bytes") == 96 * MB, what="96 MB")
+    assert read(memory / "memory.soft_limit_in_bytes") == 96 * MB
+    assert read(cpu / "cpu.shares") == int(0.5 * 1024)
+    executor_pid = executor.container.process.pid
+    assert str(executor_pid) in (memory / "cgroup.procs").read_text().split()
+    kill = {"type": "KILL", "kill": {"task_id": {"value": "one"}}}
+    assert await scheduler.call(kill) == 202, scheduler.last_text
+    assert (await follow(scheduler, "one"))[-1]["state"] == "TASK_KILLED"
+    # As Mesos: the soft limit and the shares follow; the hard limit never drops.
+    await until(lambda: read(memory / "memory.soft_limit_in_bytes") == 64 * MB, what="64 MB")
+    assert read(memory / "memory.limit_in_bytes") == 96 * MB
+    assert read(cpu / "cpu.shares") == int(0.3 * 1024)
 
 
 async def test_a_restarted_agent_keeps_its_tasks_cgroups_and_destroys_orphans(
