@@ -88,6 +88,8 @@ _VTABLE_TYPES: dict[str, str] = {
     "qos_controller": "pmm_qos_controller_vtable",
     "authorizer": "pmm_authorizer_vtable",
     "http_authenticator": "pmm_http_authenticator_vtable",
+    "master_contender": "pmm_master_contender_vtable",
+    "master_detector": "pmm_master_detector_vtable",
 }
 
 #: Calls appended to a kind's function table after ABI 1.0, first one first.
@@ -991,3 +993,51 @@ class IsolatorCalls:
 
 
 # --- authorizer / http_authenticator kinds (ISSUE 4) ------------------------------------
+
+
+# --- master_contender / master_detector kinds (ISSUE 13) --------------------------------
+
+#: value -> name of the contender states ("standby", "elected", "lost").
+CONTENDER_STATES: dict[int, str] = {
+    value: name.removeprefix("PMM_CONTENDER_").lower()
+    for name, value in enum_constants("pmm_contender_states").items()
+}
+
+
+def _milliseconds(timeout: float) -> int:
+    """A wait in seconds as the ABI's uint32 milliseconds (clamped, never negative)."""
+    return max(0, min(int(timeout * 1000), 0xFFFFFFFF))
+
+
+class ElectionCalls:
+    """Marshalling for the contender's ``watch`` and the detector's ``detect``.
+
+    Both wait in the module with the GIL released (cffi releases it on every
+    call), so the host calls them from a thread of its own.
+    """
+
+    def __init__(self, instance: NativeInstance) -> None:
+        self.instance = instance
+
+    def watch(self, known: int, timeout: float) -> tuple[int, str]:
+        """pmm_master_contender_vtable.watch -> (generation, state name)."""
+        generation = ffi.new("uint64_t *")
+        state = ffi.new("int32_t *")
+        self.instance.call("watch", known, _milliseconds(timeout), generation, state)
+        name = CONTENDER_STATES.get(int(state[0]))
+        if name is None:
+            raise NativeCallError(
+                self.instance.name,
+                "watch",
+                STATUS["PMM_ERR_INVALID"],
+                f"answered with unknown state {int(state[0])} "
+                f"(expected one of {sorted(CONTENDER_STATES)})",
+            )
+        return int(generation[0]), name
+
+    def detect(self, known: int, timeout: float) -> tuple[int, str]:
+        """pmm_master_detector_vtable.detect -> (generation, the leader's JSON or "")."""
+        generation = ffi.new("uint64_t *")
+        output = Output()
+        self.instance.call("detect", known, _milliseconds(timeout), generation, output.struct)
+        return int(generation[0]), output.text()

@@ -62,8 +62,7 @@ enum pmm_status_codes {
     PMM_ERR_STATE = 7           /* the call is not valid in the current state */
 };
 
-/* Module kinds.  Values are stable forever; new kinds get new numbers.
- * 9 and 10 are reserved for master_contender and master_detector. */
+/* Module kinds.  Values are stable forever; new kinds get new numbers. */
 enum pmm_kind_values {
     PMM_KIND_ALLOCATOR = 1,
     PMM_KIND_ISOLATOR = 2,
@@ -72,7 +71,9 @@ enum pmm_kind_values {
     PMM_KIND_RESOURCE_ESTIMATOR = 5,
     PMM_KIND_QOS_CONTROLLER = 6,
     PMM_KIND_AUTHORIZER = 7,
-    PMM_KIND_HTTP_AUTHENTICATOR = 8
+    PMM_KIND_HTTP_AUTHENTICATOR = 8,
+    PMM_KIND_MASTER_CONTENDER = 9,
+    PMM_KIND_MASTER_DETECTOR = 10
 };
 
 /* Log levels, mapped by the host onto Python logging levels. */

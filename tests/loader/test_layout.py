@@ -57,6 +57,8 @@ def test_every_abi_struct_has_the_compilers_layout(tmp_path):
 def test_kinds_known_from_the_start():
     assert set(abi.KIND_VALUES) == {
         "allocator", "isolator", "hook", "anonymous", "resource_estimator",
-        "qos_controller", "authorizer", "http_authenticator",
+        "qos_controller", "authorizer", "http_authenticator", "master_contender",
+        "master_detector",
     }  # fmt: skip
+    assert abi.KIND_VALUES["master_contender"] == 9 and abi.KIND_VALUES["master_detector"] == 10
     assert abi.MAGIC == 0x504D4D31
