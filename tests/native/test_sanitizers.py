@@ -193,11 +193,18 @@ for m in (fixed, load, hook, sd):
 for animal in sorted(zoo_dir.glob("libzoo_*.so")):
     try:
         m = ModuleManager()
-        name = "zoo_Thrower" if animal.name == "libzoo_throws.so" else "zoo_Good"
-        m.load(parse_config(json.dumps({"libraries": [{"file": str(animal), "modules": [name]}]})))
+        names = {"libzoo_throws.so": ["zoo_Thrower"],
+                 "libzoo_election.so": ["zoo_Contender", "zoo_Detector"]}.get(animal.name, ["zoo_Good"])
+        m.load(parse_config(json.dumps({"libraries": [{"file": str(animal), "modules": names}]})))
         for module in m.modules():
             try:
-                m.create(module.name).close()
+                created = m.create(module.name)
+                if module.kind == "master_contender":
+                    created.contend({"id": "m"})
+                    assert created.watch(0, 0.05).state == "elected"
+                elif module.kind == "master_detector":
+                    assert created.detect(0, 0.05).leader is None
+                created.close()
             except errors.ModuleError:
                 pass
         m.unload_all()
