@@ -50,6 +50,7 @@ from pymesos_modules.agent.modules import AgentModules
 from pymesos_modules.agent.oversubscription import Oversubscription
 from pymesos_modules.agent.records import Container, Executor
 from pymesos_modules.agent.recovery import Recovery
+from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.agent.task_status import TaskStatus
@@ -79,6 +80,8 @@ class AgentFlags:
     oversubscribed_resources_interval: float = 15.0
     qos_correction_interval_min: float = 1.0
     registration_backoff_factor: float = 1.0
+    #: ZooKeeper session timeout of the leader detector (``--master=zk://...``)
+    zk_session_timeout: float = 10.0
     status_update_retry_interval_min: float = 10.0
     status_update_retry_interval_max: float = 600.0
     container_watch_interval: float = 1.0
@@ -102,7 +105,7 @@ class Agent:
         self.flags = flags
         self.modules = modules or AgentModules()
         self.metrics = registry if registry is not None else metrics.MetricsRegistry()
-        self.url = master_url(flags.master)
+        self.leader = LeaderLink(flags.master, flags.zk_session_timeout, master_url(flags.master))
         self.work_dir = Path(flags.work_dir).resolve()
         self.agent_id: str | None = None
         self.master_id: str | None = None
@@ -176,13 +179,20 @@ class Agent:
             info["id"] = {"value": self.agent_id}
         return info
 
+    @property
+    def url(self) -> str | None:
+        """The base URL of the master the agent talks to (None: no leader detected)."""
+        return self.leader.url
+
     async def start(self) -> None:
         """Recover (or clean up) the previous agent's tasks, decorate resources and
         attributes by hooks, then connect and start the loops.
 
         A checkpoint file that cannot be read raises :class:`CheckpointError`
-        naming it (``--strict``), before anything was started.
+        naming it (``--strict``), and an unreachable ZooKeeper (``--master=zk://``)
+        a ZooKeeperError naming it, before anything was started.
         """
+        await self.leader.start(self.registration.leader_changed)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.flags.recover == "cleanup":
             await self.recovery.cleanup_previous()
@@ -226,6 +236,7 @@ class Agent:
         if self._stopped:
             return
         self._stopped = self.stopping = True
+        await self.leader.stop()
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:

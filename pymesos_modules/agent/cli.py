@@ -65,7 +65,13 @@ def duration(value: str) -> float:
 
 
 FLAGS: list[tuple[str, Any, Any, str]] = [
-    ("master", str, None, "the master: HOST:PORT (or http://HOST:PORT)"),
+    (
+        "master",
+        str,
+        None,
+        "the master: HOST:PORT, or zk://host:port[,host:port]/path (or file:// to a file "
+        "holding it) to follow the leader ZooKeeper elects",
+    ),
     ("work_dir", str, None, "folder for sandboxes and the agent's id (required)"),
     ("ip", str, "127.0.0.1", "address the agent's HTTP endpoints listen on"),
     ("port", int, 5051, "port of the agent's HTTP endpoints (0: any free port)"),
@@ -134,6 +140,12 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         duration,
         1.0,
         "first re-registration delay; doubles up to 30 s",
+    ),
+    (
+        "zk_session_timeout",
+        duration,
+        10.0,
+        "ZooKeeper session timeout of the leader detector (--master=zk://...)",
     ),
     (
         "status_update_retry_interval_min",
@@ -205,7 +217,7 @@ class RunningAgent:
 def agent_flags(args: argparse.Namespace) -> AgentFlags:
     """Check and convert the parsed flags; ValueError / ResourceError say what is wrong."""
     if not args.master:
-        raise ValueError("--master is required (HOST:PORT of the master)")
+        raise ValueError("--master is required (HOST:PORT of the master, or zk://...)")
     if not args.work_dir:
         raise ValueError("--work_dir is required (the agent keeps sandboxes and its id there)")
     master_url(args.master)
@@ -225,6 +237,7 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         oversubscribed_resources_interval=args.oversubscribed_resources_interval,
         qos_correction_interval_min=args.qos_correction_interval_min,
         registration_backoff_factor=args.registration_backoff_factor,
+        zk_session_timeout=args.zk_session_timeout,
         status_update_retry_interval_min=args.status_update_retry_interval_min,
         status_update_retry_interval_max=args.status_update_retry_interval_max,
         container_watch_interval=args.container_watch_interval,

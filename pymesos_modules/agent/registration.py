@@ -6,7 +6,9 @@ each event to the agent (RUN_TASK, KILL_TASK, ACKNOWLEDGED, ...); on EOF, a
 reset or a silent master (no event for 3 heartbeat intervals) it keeps the
 tasks running and tries again with backoff (1 s doubling to 30 s).  Calls
 the agent makes (UPDATE, HEARTBEAT, UPDATE_OVERSUBSCRIBED) go through
-:meth:`Registration.post`.  The protocol is docs/agent-protocol.md.
+:meth:`Registration.post`.  The protocol is docs/agent-protocol.md.  With
+``--master=zk://...`` the master is whichever leads (agent/leader.py): a new
+leader ends the session and the agent re-registers with it at once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from pymesos_modules.agent.leader import follows_zookeeper
 from pymesos_modules.agent.records import Container
+from pymesos_modules.zookeeper import parse_zk_url
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -40,16 +44,16 @@ class RegistrationRefused(Exception):
     """The master refused REGISTER/REREGISTER for a reason retrying cannot fix."""
 
 
-def master_url(master: str) -> str:
-    """``--master=HOST:PORT`` (or a URL) -> the master's base URL."""
-    if master.startswith(("zk://", "file://")):
-        raise ValueError(
-            f"--master={master}: ZooKeeper and file master addresses are not supported; "
-            f"give HOST:PORT"
-        )
+def master_url(master: str) -> str | None:
+    """``--master=HOST:PORT`` (or a URL) -> the master's base URL; None for
+    ``zk://``/``file://`` (the leader is detected: agent/leader.py)."""
+    if follows_zookeeper(master):
+        parse_zk_url(master, "--master")  # a URL that does not parse fails here, at once
+        return None
     url = master if master.startswith(("http://", "https://")) else f"http://{master}"
     host = url.split("://", 1)[1].split("/", 1)[0]
-    if not host or ":" not in host:
+    name, _, port = host.rpartition(":")
+    if not name or not port.isdigit():
         raise ValueError(f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050)")
     return url.rstrip("/")
 
@@ -108,8 +112,11 @@ class Registration:
         """Stay connected to the master until the agent stops; backoff between attempts."""
         factor = self.agent.flags.registration_backoff_factor
         backoff = factor
+        leader = self.agent.leader
         while not self.agent.stopping:
             was_registered = self.agent.counters["registrations"]
+            changes = leader.changes
+            await leader.wait_for_leader()
             try:
                 await self._session_once()
             except RegistrationRefused as exc:
@@ -120,11 +127,19 @@ class Registration:
             except asyncio.IncompleteReadError:
                 logger.info("master %s closed the stream mid-record", self.agent.url)
             self.disconnected()
-            if self.agent.counters["registrations"] != was_registered:
-                backoff = factor  # this attempt got through: start the backoff afresh
+            if self.agent.counters["registrations"] != was_registered or leader.changes != changes:
+                backoff = factor  # got through, or a new leader: start the backoff afresh
+            if leader.changes != changes:
+                continue  # a new leader: re-register with it at once, as Mesos' agent does
             logger.info("re-registering in %.1f s", backoff)
-            await asyncio.sleep(backoff)
+            await leader.pause(backoff)  # a new leader cuts the wait short
             backoff = min(backoff * 2, REGISTRATION_BACKOFF_MAX)
+
+    def leader_changed(self) -> None:
+        """A new leading master (or none): end the current session so :meth:`run`
+        re-registers with the new one."""
+        if self.agent.stream is not None:
+            self.agent.stream.close()
 
     def disconnected(self) -> None:
         """The stream is gone: hold the updates, tasks keep running."""

@@ -6,6 +6,10 @@
   carry that stream id and is answered ``202 Accepted``.
 - ``/version``, ``/state``, ``/metrics/snapshot``, ``/metrics`` (Prometheus
   text), ``/flags``, ``/health``, ``/modules``; ``POST /teardown``.
+- Leadership (docs/ha.md): a standby master answers the scheduler and agent
+  APIs and ``/teardown`` with ``307 Temporary Redirect`` and the leader's
+  ``Location`` (``//host:port/path``, as Mesos), or ``503`` while no master
+  leads; ``/master/redirect`` redirects to the leader from any master.
 
 Bad requests get Mesos' status codes (400, 403, 405, 413, 415) and a plain
 text message, never a 500, and change nothing.
@@ -32,6 +36,7 @@ from pymesos_modules.http.common import (
     read_call,
     recordio,
 )
+from pymesos_modules.master.leadership import Leadership
 from pymesos_modules.master.master import CallError, Master, SubscriptionDenied
 
 logger = logging.getLogger(__name__)
@@ -56,9 +61,31 @@ def create_app(
     master: Master,
     flags: dict[str, Any] | None = None,
     modules: Callable[[], list[dict[str, Any]]] | None = None,
+    leadership: Leadership | None = None,
 ) -> web.Application:
-    """The master's aiohttp application."""
+    """The master's aiohttp application (``leadership`` None: always the leader)."""
     app = web.Application(client_max_size=MAX_BODY)
+
+    def not_leading(request: web.Request, path: str | None = None) -> web.Response | None:
+        """None on the leader; else 307 to the leader (503 when none), as Mesos' standby."""
+        if leadership is None or leadership.elected:
+            return None
+        leader = leadership.leader
+        if leader is None or leadership.is_self(leader):
+            return web.Response(status=503, text="No leading master; try again")
+        address = leader.get("address") or {}
+        host = leader.get("hostname") or address.get("hostname") or address.get("ip")
+        location = f"//{host}:{address.get('port', leader.get('port'))}"
+        return web.Response(
+            status=307, headers={"Location": location + (request.path if path is None else path)}
+        )
+
+    def gated(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return not_leading(request) or await handler(request)
+
+        return handle
+
     streams: set[StreamSink] = set()
     app[STREAMS] = streams
 
@@ -167,14 +194,31 @@ def create_app(
         )
 
     async def state(_: web.Request) -> web.Response:
-        return web.json_response(master.state())
+        view = master.state()
+        if leadership is not None:
+            leadership.decorate_state(view)
+        return web.json_response(view)
+
+    def metrics() -> dict[str, float]:
+        values = master.snapshot_metrics()
+        if leadership is not None:
+            values["master/elected"] = 1.0 if leadership.elected else 0.0
+        return values
 
     async def snapshot(_: web.Request) -> web.Response:
-        return web.json_response(master.snapshot_metrics())
+        return web.json_response(metrics())
+
+    async def redirect(request: web.Request) -> web.Response:
+        """Mesos' ``/master/redirect``: 307 to the leader (itself when leading)."""
+        path = request.match_info.get("rest", "")
+        suffix = f"/{path}" if path else ""
+        if leadership is None or leadership.elected:
+            return web.Response(status=307, headers={"Location": f"//{request.host}{suffix}"})
+        return not_leading(request, suffix) or web.Response(status=503)
 
     async def prometheus(_: web.Request) -> web.Response:
         lines = []
-        for name, value in sorted(master.snapshot_metrics().items()):
+        for name, value in sorted(metrics().items()):
             metric = "mesos_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
             lines.append(f"# TYPE {metric} gauge\n{metric} {value}")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
@@ -188,12 +232,15 @@ def create_app(
     async def modules_view(_: web.Request) -> web.Response:
         return web.json_response({"modules": modules() if modules else []})
 
-    app.router.add_post("/api/v1/scheduler", scheduler)
-    app.router.add_post("/teardown", teardown)
-    app.router.add_post("/master/teardown", teardown)
+    app.router.add_post("/api/v1/scheduler", gated(scheduler))
+    app.router.add_post("/teardown", gated(teardown))
+    app.router.add_post("/master/teardown", gated(teardown))
     ping = master.flags.agent_ping_timeout * master.flags.max_agent_ping_timeouts
     agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout, ping or None)
-    app.router.add_post("/api/v1/agent", agents.handle)
+    app.router.add_post("/api/v1/agent", gated(agents.handle))
+    app.router.add_get("/master/redirect", redirect)
+    app.router.add_get("/master/redirect/{rest:.*}", redirect)
+    app.router.add_get("/redirect", redirect)
     for path, handler in [
         ("/version", version),
         ("/state", state),

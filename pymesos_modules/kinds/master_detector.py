@@ -18,9 +18,11 @@ and waits for a change when asked with the generation last seen.  Built in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -214,6 +216,56 @@ def detector_for_master(master: str, session_timeout: float) -> MasterDetector:
             f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050) or zk://host:port/path"
         )
     return StandaloneDetector({"address": {"ip": host, "hostname": host, "port": int(port)}})
+
+
+class Follower:
+    """Follows a waiting call (a detector's ``detect``, a contender's ``watch``) on a
+    thread of its own and hands every new answer to ``on_change`` on the event loop.
+
+    A thread, not the loop's default executor: the waits would hold its few
+    workers (the master's allocation cycles run there).  ``stop()`` ends it
+    within one ``poll`` interval.  A failing call is logged and retried after
+    ``poll`` seconds (a module in trouble must not kill the agent or master).
+    ``known`` is the generation the caller has already handled.
+    """
+
+    def __init__(
+        self,
+        wait: Callable[[int, float], Any],
+        on_change: Callable[[Any], None],
+        name: str,
+        poll: float = 0.5,
+        known: int = 0,
+    ) -> None:
+        self._known = known
+        self._wait = wait
+        self._on_change = on_change
+        self._poll = poll
+        self._stopping = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        known = self._known
+        while not self._stopping.is_set():
+            try:
+                answer = self._wait(known, self._poll)
+            except Exception:
+                logger.exception("%s failed; retrying", self._thread.name)
+                self._stopping.wait(self._poll)
+                continue
+            if answer.generation != known and not self._stopping.is_set():
+                known = answer.generation
+                try:
+                    self._loop.call_soon_threadsafe(self._on_change, answer)
+                except RuntimeError:  # the loop is closed: nobody is listening any more
+                    return
+
+    def stop(self) -> None:
+        """Stop following (no call of ``on_change`` starts after this returns... once the
+        thread has seen the flag; callbacks already queued on the loop still run)."""
+        self._stopping.set()
 
 
 register_kind("master_detector", NativeMasterDetector, MasterDetector)

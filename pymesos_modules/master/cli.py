@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from pymesos_modules import __version__
+from pymesos_modules.agent.cli import duration
 from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
@@ -28,11 +30,15 @@ from pymesos_modules.kinds.http_authenticator import (
     CredentialsError,
     load_credentials,
 )
+from pymesos_modules.kinds.master_contender import StandaloneContender, ZooKeeperContender
+from pymesos_modules.kinds.master_detector import StandaloneDetector, ZooKeeperDetector
 from pymesos_modules.manager import ModuleManager
+from pymesos_modules.master.leadership import Leadership
 from pymesos_modules.master.master import Master, MasterFlags
 from pymesos_modules.master.registry import Registrar, RegistryError, open_backend
 from pymesos_modules.master.resources import ResourceError, parse_resources
 from pymesos_modules.master.simulated import SimulatedAgent
+from pymesos_modules.zookeeper import ZooKeeperError, master_info, parse_zk_url
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +130,28 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         "accepted for Mesos command lines; ZooKeeper's own quorum keeps the replicated registry",
     ),
     ("random_seed", int, 0, "seed of the allocator's agent shuffle"),
+    (
+        "zk",
+        str,
+        None,
+        "ZooKeeper URL for leader election: zk://host:port[,host:port]/path "
+        "(or file:// to a file holding it)",
+    ),
+    ("zk_session_timeout", duration, 10.0, "ZooKeeper session timeout (e.g. 10secs)"),
+    (
+        "master_contender",
+        str,
+        None,
+        "leader election: standalone, zookeeper or a loaded module (default: zookeeper "
+        "with --zk, else standalone)",
+    ),
+    (
+        "master_detector",
+        str,
+        None,
+        "leader detection: standalone, zookeeper or a loaded module (default: as "
+        "--master_contender)",
+    ),
     ("simulated_agents", int, 0, "start this many simulated agents (no processes)"),
     (
         "simulated_agent_resources",
@@ -158,12 +186,16 @@ class RunningMaster:
     runner: web.AppRunner
     url: str
     manager: ModuleManager
+    #: this master's standing in the leader election
+    leadership: Leadership | None = None
     #: module instances in creation order (anonymous modules, the allocator, hooks, auth
     #: modules), closed at stop in reverse
     modules: list[Any] = field(default_factory=list)
 
     async def stop(self) -> None:
-        """Stop serving and release the allocator and modules."""
+        """Leave the election, stop serving and release the allocator and modules."""
+        if self.leadership is not None:
+            await self.leadership.stop()  # withdraw: a standby takes over without delay
         close_streams(self.runner.app)
         await self.master.stop()
         await self.runner.cleanup()
@@ -210,6 +242,45 @@ def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[An
     return out
 
 
+def _election(args: argparse.Namespace, manager: ModuleManager) -> tuple[Any, Any]:
+    """``--master_contender`` and ``--master_detector`` (built-in or loaded modules)."""
+    zk = parse_zk_url(args.zk, "--zk") if args.zk else None
+    chosen = args.master_contender or ("zookeeper" if zk else "standalone")
+    detector_name = args.master_detector or ("zookeeper" if zk else "standalone")
+    for flag, name in (("--master_contender", chosen), ("--master_detector", detector_name)):
+        if name == "zookeeper" and zk is None:
+            raise ZooKeeperError(f"{flag}=zookeeper needs --zk=zk://host:port/path")
+    timeout = args.zk_session_timeout
+    created: list[Any] = []
+    try:
+        if chosen == "standalone":
+            created.append(StandaloneContender())
+        elif chosen == "zookeeper":
+            assert zk is not None
+            created.append(ZooKeeperContender(zk, timeout))
+        else:
+            created.append(resolve(manager, chosen, "master_contender", "--master_contender"))
+        if detector_name == "standalone":
+            created.append(StandaloneDetector())
+        elif detector_name == "zookeeper":
+            assert zk is not None
+            created.append(ZooKeeperDetector(zk, timeout))
+        else:
+            created.append(resolve(manager, detector_name, "master_detector", "--master_detector"))
+    except BaseException:
+        _close_all(created)
+        raise
+    return created[0], created[1]
+
+
+def flags_view(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags ``/flags`` shows: a ``--zk`` password never appears."""
+    view = dict(vars(args))
+    if args.zk:
+        view["zk"] = str(parse_zk_url(args.zk, "--zk")) if args.zk.startswith("zk://") else args.zk
+    return view
+
+
 async def start_master(args: argparse.Namespace) -> RunningMaster:
     """Load modules, create the allocator, start the loop and the HTTP server."""
     manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
@@ -253,6 +324,9 @@ async def _start(
     created.append(authorizer)
     authenticators = _authenticators(args, manager)
     created.extend(authenticators)
+    # ZooKeeper is connected before the master exists: unreachable is an error at start.
+    contender, detector = await asyncio.to_thread(_election, args, manager)
+    created.extend([contender, detector])
     if args.quorum is not None:
         logger.info("--quorum=%s: ZooKeeper's quorum keeps the replicated registry", args.quorum)
     backend = open_backend(args.registry, args.work_dir, getattr(args, "zk", None))
@@ -266,13 +340,11 @@ async def _start(
         http_authenticators=authenticators,
         registrar=registrar,
     )
-    master.recover()
     resources = parse_resources(args.simulated_agent_resources)
-    for index in range(args.simulated_agents):
-        agent = SimulatedAgent(master)
-        agent.agent_id = master.register_agent(agent, f"simulated-{index}", resources)
-    await master.start()
-    app = create_app(master, vars(args), lambda: [m.describe() for m in manager.modules()])
+    leadership = Leadership(contender, detector, {})
+    app = create_app(
+        master, flags_view(args), lambda: [m.describe() for m in manager.modules()], leadership
+    )
     # Streams are closed by stop(); do not wait a minute for stragglers.
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     try:
@@ -280,12 +352,38 @@ async def _start(
         site = web.TCPSite(runner, args.ip, args.port)
         await site.start()
     except BaseException:
-        await master.stop()
         await runner.cleanup()
         raise
     port = runner.addresses[0][1] if runner.addresses else args.port
     master.flags.port = port
-    return RunningMaster(master, runner, f"http://{args.ip}:{port}", manager, list(created))
+    leadership.info = master_info(master.master_id, args.ip, port, args.hostname, __version__)
+    if isinstance(detector, StandaloneDetector):
+        detector.appoint(leadership.info)  # one master: it is the leader it detects
+
+    async def elected() -> None:
+        # Only the leader reads and writes the registry: a standby's write would move
+        # the registry's version under the leader (docs/ha.md).  The gate is still
+        # closed here; it opens when this returns.
+        await asyncio.to_thread(master.recover)
+        for index in range(args.simulated_agents):
+            agent = SimulatedAgent(master)
+            agent.agent_id = master.register_agent(agent, f"simulated-{index}", resources)
+        await master.start()
+
+    async def deposed() -> None:
+        close_streams(app)
+        await master.stop()
+
+    try:
+        await leadership.start(elected, deposed)
+    except BaseException:
+        await leadership.stop()
+        await master.stop()
+        await runner.cleanup()
+        raise
+    return RunningMaster(
+        master, runner, f"http://{args.ip}:{port}", manager, leadership, list(created)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -298,12 +396,27 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        assert running.leadership is not None
+        deposed = asyncio.ensure_future(running.leadership.deposed.wait())
+        await asyncio.wait(
+            [asyncio.ensure_future(stop.wait()), deposed], return_when="FIRST_COMPLETED"
+        )
         await running.stop()
+        if deposed.done():
+            # As Mesos' master: our state may be stale once another master led.
+            logger.error("exiting: this master stopped leading; restart it to stand by again")
+            return 1
+        return 0
 
     try:
-        asyncio.run(main())
-    except (ModuleError, ResourceError, AclError, CredentialsError, RegistryError) as exc:
+        return asyncio.run(main())
+    except (
+        ModuleError,
+        ResourceError,
+        AclError,
+        CredentialsError,
+        RegistryError,
+        ZooKeeperError,
+    ) as exc:
         logger.error("%s", exc)
         return 1
-    return 0

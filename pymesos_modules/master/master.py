@@ -191,6 +191,10 @@ class Master(RecoveryRoom, ViewsRoom):
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+            # Cancelling the loop does not stop a cycle already running in its thread;
+            # wait for it (it holds the lock) so the allocator may be closed after stop().
+            await asyncio.to_thread(self._lock.acquire)
+            self._lock.release()
         for framework in self.frameworks.values():
             if framework.removal is not None:
                 framework.removal()
