@@ -134,6 +134,14 @@ def connect(url: ZkUrl, session_timeout: float, purpose: str) -> Any:
     return client
 
 
+def release(client: Any, listener: Callable[[str], None], own: bool) -> None:
+    """Stop ``listener`` hearing ``client``'s session events; close the client if ``own``."""
+    client.remove_listener(listener)
+    if own:
+        client.stop()
+        client.close()
+
+
 def ip_number(ip: str) -> int:
     """An IPv4 address as Mesos writes MasterInfo.ip: the in_addr's bytes (network order)
     read as a little-endian uint32 (127.0.0.1 -> 16777343)."""

@@ -31,6 +31,7 @@ from pymesos_modules.zookeeper import (
     ZkUrl,
     connect,
     leading_node,
+    release,
 )
 
 logger = logging.getLogger(__name__)
@@ -193,10 +194,7 @@ class ZooKeeperContender:
     def close(self) -> None:
         """Withdraw and close our ZooKeeper session."""
         self.withdraw()
-        self._client.remove_listener(self._on_connection)
-        if self._own_client:
-            self._client.stop()
-            self._client.close()
+        release(self._client, self._on_connection, self._own_client)
 
 
 class NativeMasterContender(NativeModule):

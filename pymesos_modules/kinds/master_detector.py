@@ -35,6 +35,7 @@ from pymesos_modules.zookeeper import (
     connect,
     leading_node,
     parse_zk_url,
+    release,
 )
 
 logger = logging.getLogger(__name__)
@@ -174,10 +175,7 @@ class ZooKeeperDetector:
     def close(self) -> None:
         """Stop watching; close our ZooKeeper session."""
         self._closed = True
-        self._client.remove_listener(self._on_connection)
-        if self._own_client:
-            self._client.stop()
-            self._client.close()
+        release(self._client, self._on_connection, self._own_client)
 
 
 class NativeMasterDetector(NativeModule):

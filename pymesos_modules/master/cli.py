@@ -242,31 +242,29 @@ def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[An
     return out
 
 
+#: kind -> (its standalone class, its zookeeper class): the built-in election modules.
+_ELECTION_BUILTINS: dict[str, tuple[Any, Any]] = {
+    "master_contender": (StandaloneContender, ZooKeeperContender),
+    "master_detector": (StandaloneDetector, ZooKeeperDetector),
+}
+
+
 def _election(args: argparse.Namespace, manager: ModuleManager) -> tuple[Any, Any]:
-    """``--master_contender`` and ``--master_detector`` (built-in or loaded modules)."""
+    """``--master_contender`` and ``--master_detector``: ``standalone``, ``zookeeper``
+    (the default with ``--zk``) or a loaded module of that kind."""
     zk = parse_zk_url(args.zk, "--zk") if args.zk else None
-    chosen = args.master_contender or ("zookeeper" if zk else "standalone")
-    detector_name = args.master_detector or ("zookeeper" if zk else "standalone")
-    for flag, name in (("--master_contender", chosen), ("--master_detector", detector_name)):
-        if name == "zookeeper" and zk is None:
-            raise ZooKeeperError(f"{flag}=zookeeper needs --zk=zk://host:port/path")
-    timeout = args.zk_session_timeout
     created: list[Any] = []
     try:
-        if chosen == "standalone":
-            created.append(StandaloneContender())
-        elif chosen == "zookeeper":
-            assert zk is not None
-            created.append(ZooKeeperContender(zk, timeout))
-        else:
-            created.append(resolve(manager, chosen, "master_contender", "--master_contender"))
-        if detector_name == "standalone":
-            created.append(StandaloneDetector())
-        elif detector_name == "zookeeper":
-            assert zk is not None
-            created.append(ZooKeeperDetector(zk, timeout))
-        else:
-            created.append(resolve(manager, detector_name, "master_detector", "--master_detector"))
+        for kind, (standalone, zookeeper) in _ELECTION_BUILTINS.items():
+            name = getattr(args, kind) or ("zookeeper" if zk else "standalone")
+            if name == "standalone":
+                created.append(standalone())
+            elif name == "zookeeper":
+                if zk is None:
+                    raise ZooKeeperError(f"--{kind}=zookeeper needs --zk=zk://host:port/path")
+                created.append(zookeeper(zk, args.zk_session_timeout))
+            else:
+                created.append(resolve(manager, name, kind, f"--{kind}"))
     except BaseException:
         _close_all(created)
         raise
