@@ -46,11 +46,11 @@ from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
 from pymesos_modules.agent.executors import Executors
+from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.modules import AgentModules
 from pymesos_modules.agent.oversubscription import Oversubscription
 from pymesos_modules.agent.records import Container, Executor
 from pymesos_modules.agent.recovery import Recovery
-from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.registration import DEFAULT_HEARTBEAT, Registration, master_url
 from pymesos_modules.agent.status_updates import StatusUpdateManager
 from pymesos_modules.agent.task_status import TaskStatus
