@@ -107,9 +107,9 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         "registry",
         str,
         None,
-        "where the registry lives: in_memory, local (SQLite under --work_dir) or "
-        "replicated_log (Mesos' default: zookeeper with --zk, local without); "
-        "unset: local with --work_dir, else in_memory",
+        "where the registry lives: in_memory, local (SQLite under --work_dir), zookeeper "
+        "(under --zk) or replicated_log (Mesos' default: zookeeper with --zk, local "
+        "without); unset: zookeeper with --zk, else local with --work_dir, else in_memory",
     ),
     (
         "registry_max_agent_age",
@@ -327,7 +327,9 @@ async def _start(
     created.extend([contender, detector])
     if args.quorum is not None:
         logger.info("--quorum=%s: ZooKeeper's quorum keeps the replicated registry", args.quorum)
-    backend = open_backend(args.registry, args.work_dir, getattr(args, "zk", None))
+    backend = await asyncio.to_thread(
+        open_backend, args.registry, args.work_dir, args.zk, args.zk_session_timeout
+    )
     created.append(backend)  # closed at stop, with the modules
     registrar = Registrar(backend, args.registry_max_agent_age, args.registry_max_agent_count)
     master = Master(

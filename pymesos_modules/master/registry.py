@@ -26,9 +26,9 @@ collection      key         record
 ==============  ==========  ============================================
 
 A backend is anything with the three methods of :class:`RegistryBackend`;
-:data:`BACKENDS` maps ``--registry`` names to factories, so another backend
-(ZooKeeper, written beside the contender and detector) plugs in by adding
-itself there.
+:data:`BACKENDS` maps ``--registry`` names to factories; ``zookeeper`` lives
+in :mod:`pymesos_modules.master.registry_zk` (compare-and-set writes, records
+packed in buckets under ``<--zk path>/registry``).
 """
 
 from __future__ import annotations
@@ -217,10 +217,32 @@ class LocalBackend:
             self._db.close()
 
 
-#: ``--registry`` names -> factories taking the master's --work_dir (None if not given).
-BACKENDS: dict[str, Callable[[str | None], RegistryBackend]] = {
-    "in_memory": lambda work_dir: InMemoryBackend(),
-    "local": lambda work_dir: LocalBackend(_need_work_dir(work_dir)),
+@dataclass(frozen=True)
+class StoreFlags:
+    """The flags a backend may need: --work_dir, --zk, --zk_session_timeout."""
+
+    work_dir: str | None = None
+    zk: str | None = None
+    zk_session_timeout: float = 10.0
+
+
+def _zookeeper(flags: StoreFlags) -> RegistryBackend:
+    from pymesos_modules.master.registry_zk import ZooKeeperBackend  # it imports this module
+    from pymesos_modules.zookeeper import ZooKeeperError, parse_zk_url
+
+    if not flags.zk:
+        raise RegistryError("--registry=zookeeper keeps the registry under --zk: give one")
+    try:
+        return ZooKeeperBackend(parse_zk_url(flags.zk, "--zk"), flags.zk_session_timeout)
+    except ZooKeeperError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+#: ``--registry`` names -> factories taking the flags a backend may need.
+BACKENDS: dict[str, Callable[[StoreFlags], RegistryBackend]] = {
+    "in_memory": lambda flags: InMemoryBackend(),
+    "local": lambda flags: LocalBackend(_need_work_dir(flags.work_dir)),
+    "zookeeper": _zookeeper,
 }
 
 
@@ -233,11 +255,15 @@ def _need_work_dir(work_dir: str | None) -> str:
 def backend_name(registry: str | None, work_dir: str | None, zk: str | None) -> str:
     """The backend ``--registry`` selects, as Mesos reads the flag.
 
-    Unset: ``local`` with a --work_dir, else ``in_memory``.  Mesos' default,
-    ``replicated_log``, means ``zookeeper`` with --zk and ``local`` without:
-    ZooKeeper's own quorum does what Mesos' replicated log (and its --quorum) did.
+    Unset: as Mesos' default (``replicated_log``) with --zk, so masters that elect a
+    leader share its registry; without --zk ``local`` with a --work_dir, else
+    ``in_memory``.  ``replicated_log`` means ``zookeeper`` with --zk and ``local``
+    without: ZooKeeper's own quorum does what Mesos' replicated log (and its
+    --quorum) did.
     """
     if registry in (None, ""):
+        if zk:
+            return "zookeeper"
         return "local" if work_dir else "in_memory"
     if registry == "replicated_log":
         return "zookeeper" if zk else "local"
@@ -245,7 +271,10 @@ def backend_name(registry: str | None, work_dir: str | None, zk: str | None) -> 
 
 
 def open_backend(
-    registry: str | None, work_dir: str | None, zk: str | None = None
+    registry: str | None,
+    work_dir: str | None,
+    zk: str | None = None,
+    zk_session_timeout: float = 10.0,
 ) -> RegistryBackend:
     """The backend the --registry, --work_dir and --zk flags select; RegistryError says why not."""
     name = backend_name(registry, work_dir, zk)
@@ -253,7 +282,7 @@ def open_backend(
     if factory is None:
         known = ", ".join(sorted([*BACKENDS, "replicated_log"]))
         raise RegistryError(f"--registry={registry}: unknown registry backend (known: {known})")
-    return factory(work_dir)
+    return factory(StoreFlags(work_dir, zk, zk_session_timeout))
 
 
 @dataclass

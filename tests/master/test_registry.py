@@ -155,6 +155,7 @@ def test_a_corrupt_record_is_named(tmp_path):
         ("replicated_log", "/w", None, "local"),
         ("replicated_log", "/w", "zk://h:2181/mesos", "zookeeper"),
         ("in_memory", "/w", None, "in_memory"),
+        (None, "/w", "zk://h:2181/mesos", "zookeeper"),  # HA masters share the registry
     ],
 )
 def test_the_registry_flag_reads_as_mesos(registry, work_dir, zk, expected):
