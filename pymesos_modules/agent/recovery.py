@@ -188,9 +188,11 @@ class Recovery:
         live); whatever else an isolator holds from before (a crashed agent's cgroups)
         is an orphan it destroys, as Mesos' isolators do at recovery.  Runs before the
         recovered tasks' coroutines re-attach the isolators."""
+        # A custom executor's container runs under its own launcher; its tasks have none.
+        taken_over = [*self.agent.all_containers(), *self.agent.executor_containers()]
         keep = [
             c.container_id
-            for c in self.agent.all_containers()
+            for c in taken_over
             if c.state not in TERMINAL and c.launcher is not None and is_alive(c.launcher)
         ]
         for named in self.agent.modules.isolators:

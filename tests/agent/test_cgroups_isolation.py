@@ -13,6 +13,7 @@ import pytest
 from support.agent_tasks import follow, launch, task_info, until
 from support.cgroup_roots import HIERARCHY, folders, unique_root
 from support.executor_tasks import on_executor
+from support.scheduler import Scheduler
 
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.errors import ModuleError
@@ -138,6 +139,29 @@ async def test_an_executor_s_cgroups_follow_the_tasks_it_runs(cgroups_agent, sch
     await until(lambda: read(memory / "memory.soft_limit_in_bytes") == 64 * MB, what="64 MB")
     assert read(memory / "memory.limit_in_bytes") == 96 * MB
     assert read(cpu / "cpu.shares") == int(0.3 * 1024)
+
+
+async def test_a_restarted_agent_keeps_a_checkpointed_executor_in_its_cgroups(
+    root, agent_factory, master, session, tmp_path
+):
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(checkpoint=True)
+    try:
+        flags = {"isolation": "cgroups/cpu,cgroups/mem", "cgroups_root": root}
+        first = await agent_factory(work_dir=tmp_path / "a", **flags)
+        await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+        await follow(scheduler, "t", until="TASK_RUNNING")
+        old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
+        port = first.agent.flags.port  # the executor knows its agent by its address
+        await first.stop(kill_tasks=False)
+        second = await agent_factory(work_dir=tmp_path / "a", port=port, **flags)
+        executor = second.agent.executor_room.find(scheduler.framework_id, "pyexec")
+        await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
+        memory = HIERARCHY / "memory" / root / old.container.container_id
+        assert str(old.container.process.pid) in (memory / "cgroup.procs").read_text().split()
+        assert [n.name for n in executor.container.prepared] == ["cgroups/cpu", "cgroups/mem"]
+    finally:
+        await scheduler.close()
 
 
 async def test_a_restarted_agent_keeps_its_tasks_cgroups_and_destroys_orphans(
