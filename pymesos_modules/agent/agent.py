@@ -311,6 +311,16 @@ class Agent:
         """RUN_TASK (see :meth:`.Containerizer.run_task`)."""
         self.containerizer.run_task(framework_id, framework_info, task)
 
+    def run_task_group(
+        self,
+        framework_id: str,
+        framework_info: dict[str, Any],
+        executor: dict[str, Any],
+        tasks: list[dict[str, Any]],
+    ) -> None:
+        """RUN_TASK_GROUP (see :meth:`.Containerizer.run_task_group`)."""
+        self.containerizer.run_task_group(framework_id, framework_info, executor, tasks)
+
     def kill_task(self, framework_id: str, task_id: str, policy: Any = None) -> None:
         """KILL_TASK (see :meth:`.Containerizer.kill_task`)."""
         self.containerizer.kill_task(framework_id, task_id, policy)

@@ -53,9 +53,10 @@ def executor_problem(info: Any) -> str | None:
     )
     if not isinstance(executor_id, str) or not path_safe(executor_id):
         return "TaskInfo.executor.executor_id must be a valid id (no '/', '.', '..' or NUL)"
-    if info.get("type", "CUSTOM") != "CUSTOM":
-        return f"executor '{executor_id}' is of type {info.get('type')}; only CUSTOM runs here"
-    if not isinstance(info.get("command"), dict):
+    kind = info.get("type", "CUSTOM")
+    if kind not in ("CUSTOM", "DEFAULT"):
+        return f"executor '{executor_id}' is of an unknown type {kind!r}"
+    if kind == "CUSTOM" and not isinstance(info.get("command"), dict):
         return f"executor '{executor_id}' has no 'command' (a CUSTOM executor needs one)"
     return None
 
@@ -71,43 +72,66 @@ class Containerizer:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
-    def run_task(
-        self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
-    ) -> None:
-        """RUN_TASK: start the task's coroutine (its updates report how it goes)."""
-        task_id = (task.get("task_id") or {}).get("value")
+    def _admit(self, framework_id: str, task: Any, executor: Any) -> str | None:
+        """The id of a task the agent can take (with ``executor``, None: its own), or None:
+        the task was ignored or answered TASK_FAILED (the message says why)."""
+        task_id = (task.get("task_id") or {}).get("value") if isinstance(task, dict) else None
         if not framework_id or not isinstance(task_id, str) or not task_id:
-            logger.warning("ignoring RUN_TASK without framework or task id: %s", task)
-            return
+            logger.warning("ignoring a task without framework or task id: %s", task)
+            return None
         if self.agent.find(framework_id, task_id) is not None:
-            logger.warning("ignoring RUN_TASK of %s: already running here", task_id)
-            return
+            logger.warning("ignoring task %s: already running here", task_id)
+            return None
         if self.agent.agent_id is None:
-            logger.warning("ignoring RUN_TASK of %s: not registered", task_id)
-            return
+            logger.warning("ignoring task %s: not registered", task_id)
+            return None
         bad = next((i for i in (framework_id, task_id) if not path_safe(i)), None)
-        if bad is not None:
-            # The ids name sandbox folders: refuse what could leave work_dir (as Mesos does).
-            self.agent.task_status.update_without_container(
-                framework_id,
-                task_id,
-                "TASK_FAILED",
-                "REASON_TASK_INVALID",
-                f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)",
-            )
-            return
-        problem = executor_problem(task.get("executor"))
+        # The ids name sandbox folders: refuse what could leave work_dir (as Mesos does).
+        problem = (
+            f"id '{bad}' cannot name a sandbox folder ('/', '.', '..' or NUL)"
+            if bad is not None
+            else executor_problem(executor)
+        )
         if problem is not None:
             self.agent.task_status.update_without_container(
                 framework_id, task_id, "TASK_FAILED", "REASON_TASK_INVALID", problem
             )
-            return
+            return None
+        return task_id
+
+    def _track(
+        self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
+    ) -> Container:
+        """A task's record (hooks' decorators applied), tracked by the agent."""
         self.agent.frameworks[framework_id] = framework_info
         task = self.agent.modules.hook_chain.decorate_agent_task(
             task, framework_info, self.agent.agent_info()
         )
         container = self.new_container(framework_id, framework_info, task, str(uuid.uuid4()))
-        self.agent.containers.setdefault(framework_id, {})[task_id] = container
+        self.agent.containers.setdefault(framework_id, {})[container.task_id] = container
+        return container
+
+    def run_task_group(
+        self,
+        framework_id: str,
+        framework_info: dict[str, Any],
+        executor: dict[str, Any],
+        tasks: list[dict[str, Any]],
+    ) -> None:
+        """RUN_TASK_GROUP: the group's tasks, together, on ``executor`` (as LAUNCH_GROUP)."""
+        admitted = [t for t in tasks if self._admit(framework_id, t, executor) is not None]
+        records = [self._track(framework_id, framework_info, t) for t in admitted]
+        if records:
+            self.agent.executor_room.run_task_group(framework_id, framework_info, executor, records)
+
+    def run_task(
+        self, framework_id: str, framework_info: dict[str, Any], task: dict[str, Any]
+    ) -> None:
+        """RUN_TASK: start the task's coroutine (its updates report how it goes)."""
+        task_id = self._admit(framework_id, task, task.get("executor"))
+        if task_id is None:
+            return
+        container = self._track(framework_id, framework_info, task)
         if "executor" in task:
             self.agent.executor_room.run_task(framework_id, framework_info, container)
             return

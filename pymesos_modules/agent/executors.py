@@ -37,6 +37,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pymesos_modules import paths
 from pymesos_modules.agent import containers
 from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.records import (
@@ -140,28 +141,45 @@ class Executors:
     def run_task(self, framework_id: str, framework_info: dict[str, Any], task: Container) -> None:
         """Give ``task`` (its record, already tracked by the agent) to its executor: start the
         executor if it is not running here, queue the task until it subscribes."""
-        info = task.info["executor"]
-        executor_id = info["executor_id"]["value"]
-        executor = self.find(framework_id, executor_id)
+        self.run_task_group(framework_id, framework_info, task.info["executor"], [task], False)
+
+    def run_task_group(
+        self,
+        framework_id: str,
+        framework_info: dict[str, Any],
+        info: dict[str, Any],
+        tasks: list[Container],
+        group: bool = True,
+    ) -> None:
+        """Give ``tasks`` (records tracked by the agent) to the executor ``info`` names, as one
+        LAUNCH_GROUP (``group``) or one LAUNCH each; the executor starts if it does not run."""
+        executor = self.find(framework_id, info["executor_id"]["value"])
+        if executor is not None and executor.state in ("TERMINATING", "TERMINATED"):
+            for task in tasks:
+                self._fail_task(
+                    task, "TASK_LOST", "REASON_EXECUTOR_TERMINATED", "Executor is terminating"
+                )
+            return
         if executor is None:
             executor = self._start(framework_id, framework_info, info)
-        elif executor.state in ("TERMINATING", "TERMINATED"):
-            self._fail_task(
-                task, "TASK_LOST", "REASON_EXECUTOR_TERMINATED", "Executor is terminating"
-            )
-            return
-        self.attach(executor, task)
-        try:
-            self.agent.recovery.checkpoint_task(task)
-        except LaunchError as exc:
-            task.run_dir = None
-            self._fail_task(task, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", str(exc))
-            return
+        taken = []
+        for task in tasks:
+            self.attach(executor, task)
+            try:
+                self.agent.recovery.checkpoint_task(task)
+            except LaunchError as exc:
+                task.run_dir = None
+                self._fail_task(task, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", str(exc))
+                continue
+            taken.append(task.task_id)
+        if group:
+            for task_id in taken:
+                executor.groups[task_id] = taken
         self.resize(executor)
         if executor.state == "RUNNING":
-            self._launch(executor, task)
+            self._launch(executor, taken)
         else:
-            executor.queued.append(task.task_id)
+            executor.queued.extend(taken)
 
     def _start(
         self, framework_id: str, framework_info: dict[str, Any], info: dict[str, Any]
@@ -197,10 +215,14 @@ class Executors:
         items = info.get("resources") or []
         # The executor's container: its "task" is the executor's command (Mesos names a
         # command executor's container the same way; here the task id is the executor id).
+        command = info.get("command")
+        if info.get("type") == "DEFAULT":  # ours, as Mesos' mesos-default-executor
+            argv = paths.module_command("pymesos_modules.agent.default_executor")
+            command = {"shell": False, "value": argv[0], "arguments": argv}
         run_info = {
             "task_id": {"value": executor_id},
             "name": str(info.get("name", "")),
-            "command": info.get("command"),
+            "command": command,
             "resources": items,
         }
         if "container" in info:
@@ -347,10 +369,10 @@ class Executors:
             }
         )
         queued, executor.queued = executor.queued, []
-        for task_id in queued:
-            task = executor.tasks.get(task_id)
-            if task is not None and task.state not in TERMINAL:
-                self._launch(executor, task)
+        while queued:
+            members = executor.groups.get(queued[0], queued[:1])
+            queued = [t for t in queued if t not in members]
+            self._launch(executor, members)
         logger.info("executor %s subscribed", executor)
 
     def update(self, executor: Executor, body: Any) -> None:
@@ -461,9 +483,17 @@ class Executors:
 
     # --- tasks on an executor ----------------------------------------------------------------
 
-    def _launch(self, executor: Executor, task: Container) -> None:
+    def _launch(self, executor: Executor, task_ids: list[str]) -> None:
+        """LAUNCH each task, or one LAUNCH_GROUP for the tasks of a group (the live ones)."""
         assert executor.sink is not None
-        executor.sink.send({"type": "LAUNCH", "launch": {"task": task.info}})
+        tasks = [executor.tasks[t] for t in task_ids if t in executor.tasks]
+        tasks = [t for t in tasks if t.state not in TERMINAL]
+        if tasks and tasks[0].task_id in executor.groups:
+            group = {"tasks": [t.info for t in tasks]}
+            executor.sink.send({"type": "LAUNCH_GROUP", "launch_group": {"task_group": group}})
+            return
+        for task in tasks:
+            executor.sink.send({"type": "LAUNCH", "launch": {"task": task.info}})
 
     def kill_task(self, task: Container, policy: Any = None) -> None:
         """KILL_TASK of a task on an executor: a queued task is killed here, a launched one is

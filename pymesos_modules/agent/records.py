@@ -119,6 +119,8 @@ class Executor:
     tasks: dict[str, Container] = field(default_factory=dict)
     #: tasks waiting for it to subscribe, in order
     queued: list[str] = field(default_factory=list)
+    #: task id -> the ids of the task group it came in (tasks given one by one are not here)
+    groups: dict[str, list[str]] = field(default_factory=dict)
     #: its SUBSCRIBE stream, while connected (see :mod:`.executors`)
     sink: Any = None
     #: the registration or shutdown timer

@@ -232,6 +232,19 @@ class Registration:
                 body.get("framework_info") or {},
                 body.get("task") or {},
             )
+        elif kind == "RUN_TASK_GROUP":
+            body = event.get("run_task_group") or {}
+            tasks = (body.get("task_group") or {}).get("tasks")
+            executor = body.get("executor")
+            if isinstance(tasks, list) and isinstance(executor, dict):
+                self.agent.run_task_group(
+                    body.get("framework_id", {}).get("value", ""),
+                    body.get("framework_info") or {},
+                    executor,
+                    tasks,
+                )
+            else:
+                logger.warning("ignoring RUN_TASK_GROUP without executor or tasks: %s", body)
         elif kind == "KILL_TASK":
             body = event.get("kill_task") or {}
             self.agent.kill_task(

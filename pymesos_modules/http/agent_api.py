@@ -46,6 +46,19 @@ class AgentStream(StreamSink):
         body = {"framework_id": {"value": framework_id}, "framework_info": info, "task": task}
         self.send({"type": "RUN_TASK", "run_task": body})
 
+    def run_task_group(
+        self, framework_id: str, executor: dict[str, Any], tasks: list[dict[str, Any]]
+    ) -> None:
+        """Ask the agent to launch a task group on its executor (Mesos' RunTaskGroupMessage)."""
+        framework = self.master.frameworks.get(framework_id)
+        body = {
+            "framework_id": {"value": framework_id},
+            "framework_info": framework.info if framework is not None else {},
+            "executor": executor,
+            "task_group": {"tasks": tasks},
+        }
+        self.send({"type": "RUN_TASK_GROUP", "run_task_group": body})
+
     def kill_task(self, framework_id: str, task_id: str) -> None:
         """Ask the agent to kill a task."""
         body = {"framework_id": {"value": framework_id}, "task_id": {"value": task_id}}

@@ -143,6 +143,14 @@ class TasksRoom(OffersRoom):
                 if new_executor is not None:
                     self.executors[key] = new_executor
                 self.executors[key].task_ids.update(t.task_id for t in launched)
+            run_group = getattr(agent.backend, "run_task_group", None)
+            if is_group and executor is not None and run_group is not None:
+                # One group for its executor (Mesos' RunTaskGroupMessage): a real agent
+                # runs it on that executor; a simulated one gets the tasks one by one.
+                for started in launched:
+                    self._track(framework, agent, started)
+                run_group(framework.framework_id, executor, [t.info for t in launched])
+                return
             for started in launched:
                 self._start(framework, agent, started)
             return
@@ -354,9 +362,12 @@ class TasksRoom(OffersRoom):
         }
         self._send(framework, {"type": "MESSAGE", "message": message})
 
-    def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
+    def _track(self, framework: Framework, agent: Agent, task: Task) -> None:
         framework.tasks[task.task_id] = task
         agent.tasks[task.task_id] = task
+
+    def _start(self, framework: Framework, agent: Agent, task: Task) -> None:
+        self._track(framework, agent, task)
         agent.backend.run_task(framework.framework_id, task.info)
 
     def _drop(
