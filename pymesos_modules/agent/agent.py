@@ -46,6 +46,7 @@ from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
 from pymesos_modules.agent.executors import Executors
+from pymesos_modules.agent.health import HealthChecks
 from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.modules import AgentModules
 from pymesos_modules.agent.oversubscription import Oversubscription
@@ -144,6 +145,7 @@ class Agent:
         self.recovery = Recovery(self)
         self.containerizer = Containerizer(self)
         self.executor_room = Executors(self)
+        self.health = HealthChecks(self)
         self.oversubscription = Oversubscription(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,

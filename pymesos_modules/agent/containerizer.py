@@ -19,9 +19,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pymesos_modules.agent import checkpoint, containers
+from pymesos_modules.agent import checkpoint, containers, health
 from pymesos_modules.agent.checkpoint import CheckpointError, Termination
 from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.health import HealthChecks
 from pymesos_modules.agent.modules import call
 from pymesos_modules.agent.records import TERMINAL, Container, ports_of, scalars
 from pymesos_modules.kinds.isolator import ContainerConfig
@@ -92,6 +93,11 @@ class Containerizer:
             if bad is not None
             else executor_problem(executor)
         )
+        if problem is None:
+            try:
+                health.parse(task.get("health_check"))
+            except ValueError as exc:
+                problem = f"task '{task_id}': {exc}"
         if problem is not None:
             self.agent.task_status.update_without_container(
                 framework_id, task_id, "TASK_FAILED", "REASON_TASK_INVALID", problem
@@ -379,6 +385,8 @@ class Containerizer:
             self.agent.background(self._terminate(container))
         else:
             self._report(container, "TASK_RUNNING")
+            if container.executor is None:
+                self.agent.health.start(container)
         await self.supervise(container)
 
     def _report(
@@ -388,11 +396,12 @@ class Containerizer:
         message: str | None = None,
         reason: str | None = None,
         source: str = "SOURCE_EXECUTOR",
+        healthy: bool | None = None,
     ) -> None:
         """A task's new state becomes its status update; an executor's container ending
         ends the executor's unfinished tasks."""
         if container.executor is None:
-            self.agent.task_status.update(container, state, message, reason, source)
+            self.agent.task_status.update(container, state, message, reason, source, healthy)
             return
         container.state = state
         if state in TERMINAL:
@@ -400,6 +409,7 @@ class Containerizer:
 
     def _done(self, container: Container) -> None:
         """The container's coroutine is over."""
+        HealthChecks.stop(container)
         if container.executor is None:
             self.agent.task_status.finished(container)
             return
@@ -530,6 +540,7 @@ class Containerizer:
                 message,
                 container.kill_reason,
                 container.kill_source,
+                False if container.killed_unhealthy else None,
             )
         elif returncode == 0:
             self._report(container, "TASK_FINISHED", described)

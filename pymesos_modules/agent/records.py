@@ -73,6 +73,10 @@ class Container:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     #: the custom executor this task runs on, or whose container this is (None: a command task)
     executor: Executor | None = None
+    #: the running health checker of a command task (see :mod:`.health`)
+    health_checker: asyncio.Task | None = None
+    #: killed because its health check failed too often (its TASK_KILLED says unhealthy)
+    killed_unhealthy: bool = False
 
     @property
     def executor_id(self) -> str:

@@ -33,8 +33,10 @@ class TaskStatus:
         message: str | None = None,
         reason: str | None = None,
         source: str = "SOURCE_EXECUTOR",
+        healthy: bool | None = None,
     ) -> None:
-        """The task is now in ``state``: count it and queue its (decorated) update."""
+        """The task is now in ``state``: count it and queue its (decorated) update
+        (``healthy``: the result of its health checks, when they say)."""
         container.state = state
         status: dict[str, Any] = {
             "task_id": {"value": container.task_id},
@@ -51,6 +53,8 @@ class TaskStatus:
             status["message"] = message
         if reason:
             status["reason"] = reason
+        if healthy is not None:
+            status["healthy"] = healthy
         self.agent.counters["status_updates"] += 1
         key = f"tasks_{state.removeprefix('TASK_').lower()}"
         if state in TERMINAL and key in self.agent.counters:

@@ -1,0 +1,222 @@
+"""Health checks of command tasks (``TaskInfo.health_check``), as Mesos' command executor runs them.
+
+Mesos' semantics (src/checks/health_checker.cpp): the first check runs
+``delay_seconds`` after the task is RUNNING, then one every
+``interval_seconds``; a check that takes longer than ``timeout_seconds``
+failed. COMMAND succeeds on exit status 0, HTTP on a status in [200, 400)
+(``GET scheme://127.0.0.1:port/path``), TCP when a connection to
+``127.0.0.1:port`` opens. Failures within ``grace_period_seconds`` of the
+start are ignored until the first success. The first success, and the first
+success after failures, send TASK_RUNNING with ``healthy: true``; each
+counted failure sends ``healthy: false`` (reason
+REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); ``consecutive_failures`` in a row
+kill the task, whose TASK_KILLED carries ``healthy: false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from pymesos_modules.agent import containers
+from pymesos_modules.agent.records import Container
+
+if TYPE_CHECKING:
+    from pymesos_modules.agent.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+REASON = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A checked ``HealthCheck`` (Mesos' defaults filled in)."""
+
+    kind: str
+    delay: float = 15.0
+    interval: float = 10.0
+    timeout: float = 20.0
+    consecutive_failures: int = 3
+    grace_period: float = 10.0
+    command: dict[str, Any] | None = None
+    scheme: str = "http"
+    port: int = 0
+    path: str = "/"
+
+
+def _number(check: dict[str, Any], name: str, default: float) -> float:
+    value = check.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"health_check.{name} must be a number >= 0, found {value!r}")
+    return float(value)
+
+
+def parse(check: Any) -> HealthCheck | None:
+    """``TaskInfo.health_check`` checked; None without one; ValueError names the bad field."""
+    if check is None:
+        return None
+    if not isinstance(check, dict):
+        raise ValueError("health_check must be a HealthCheck object")
+    kind = check.get("type")
+    timing = {
+        "delay": _number(check, "delay_seconds", 15.0),
+        "interval": _number(check, "interval_seconds", 10.0),
+        "timeout": _number(check, "timeout_seconds", 20.0),
+        "grace_period": _number(check, "grace_period_seconds", 10.0),
+    }
+    failures = check.get("consecutive_failures", 3)
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+        raise ValueError(
+            f"health_check.consecutive_failures must be an integer >= 1, found {failures!r}"
+        )
+    if kind == "COMMAND":
+        command = check.get("command")
+        if not isinstance(command, dict) or not command.get("value"):
+            raise ValueError("health_check.command (a CommandInfo with a value) is required")
+        return HealthCheck(kind, consecutive_failures=failures, command=command, **timing)
+    if kind in ("HTTP", "TCP"):
+        body = check.get(kind.lower())
+        port = body.get("port") if isinstance(body, dict) else None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"health_check.{kind.lower()}.port must be a port number")
+        scheme = str(body.get("scheme", "http")) if kind == "HTTP" else "http"
+        if scheme not in ("http", "https"):
+            raise ValueError(f"health_check.http.scheme must be http or https, found {scheme!r}")
+        path = str(body.get("path", "/")) if kind == "HTTP" else "/"
+        return HealthCheck(
+            kind,
+            consecutive_failures=failures,
+            scheme=scheme,
+            port=port,
+            path=path if path.startswith("/") else f"/{path}",
+            **timing,
+        )
+    raise ValueError(f"health_check.type must be COMMAND, HTTP or TCP, found {kind!r}")
+
+
+class HealthChecks:
+    """The agent's health checks room; all state it changes is the agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def start(self, container: Container) -> None:
+        """The task is RUNNING: start its health checker, if it has a health check."""
+        try:
+            check = parse(container.info.get("health_check"))
+        except ValueError:
+            return  # refused at launch already
+        if check is not None:
+            container.health_checker = asyncio.get_running_loop().create_task(
+                self._run(container, check), name=f"health-{container.task_id}"
+            )
+
+    @staticmethod
+    def stop(container: Container) -> None:
+        """The task ended or is being killed: no more checks."""
+        if container.health_checker is not None:
+            container.health_checker.cancel()
+            container.health_checker = None
+
+    async def _run(self, container: Container, check: HealthCheck) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        initializing, failures = True, 0
+        await asyncio.sleep(check.delay)
+        while container.running and not container.kill_requested:
+            ok, why = await self._check(container, check)
+            if ok:
+                if initializing or failures:
+                    self._report(container, True)
+                initializing, failures = False, 0
+            elif (
+                initializing and check.grace_period and loop.time() - started <= check.grace_period
+            ):
+                logger.info(
+                    "health check of %s failed in its grace period: %s", container.task_id, why
+                )
+            else:
+                failures += 1
+                logger.warning(
+                    "health check of %s failed %d time(s) in a row: %s",
+                    container.task_id,
+                    failures,
+                    why,
+                )
+                self._report(container, False)
+                if failures >= check.consecutive_failures:
+                    container.killed_unhealthy = True
+                    self.agent.containerizer.kill(
+                        container,
+                        message=f"task killed after {failures} failed health checks: {why}",
+                    )
+                    return
+            await asyncio.sleep(check.interval)
+
+    def _report(self, container: Container, healthy: bool) -> None:
+        """TASK_RUNNING again, with ``healthy`` (Mesos keeps the rest of the last status)."""
+        if container.state != "TASK_RUNNING" or container.kill_requested:
+            return
+        self.agent.task_status.update(container, "TASK_RUNNING", None, REASON, healthy=healthy)
+
+    async def _check(self, container: Container, check: HealthCheck) -> tuple[bool, str]:
+        try:
+            return await asyncio.wait_for(self._probe(container, check), check.timeout)
+        except TimeoutError:
+            return False, f"timed out after {check.timeout:g} s"
+
+    async def _probe(self, container: Container, check: HealthCheck) -> tuple[bool, str]:
+        if check.kind == "TCP":
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", check.port)
+            except OSError as exc:
+                return False, f"cannot connect to 127.0.0.1:{check.port}: {exc.strerror or exc}"
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True, ""
+        if check.kind == "HTTP":
+            url = f"{check.scheme}://127.0.0.1:{check.port}{check.path}"
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(url, ssl=False) as response,
+                ):
+                    status = response.status
+            except (aiohttp.ClientError, OSError) as exc:
+                return False, f"GET {url}: {exc}"
+            ok = 200 <= status < 400
+            return ok, "" if ok else f"GET {url} answered {status}"
+        return await self._command(container, check.command or {})
+
+    async def _command(self, container: Container, command: dict[str, Any]) -> tuple[bool, str]:
+        program, argv = containers.command_argv(command)
+        env = dict(os.environ)
+        env.update({"MESOS_SANDBOX": str(container.sandbox), "MESOS_TASK_ID": container.task_id})
+        env.update(containers.command_environment(command))
+        process = await asyncio.create_subprocess_exec(
+            program,
+            *argv[1:],
+            cwd=container.sandbox,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            code = await process.wait()
+        finally:
+            if process.returncode is None:  # timed out: nothing of the check may linger
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        return code == 0, "" if code == 0 else containers.describe_exit(code)

@@ -1,0 +1,55 @@
+"""Health checks of command tasks, with Mesos' semantics (healthy updates, kill when unhealthy)."""
+
+from __future__ import annotations
+
+import sys
+
+from support.agent_tasks import follow, launch, task_info
+
+FAST = {"delay_seconds": 0, "interval_seconds": 0.1, "timeout_seconds": 5}
+
+
+async def test_a_command_check_reports_health_and_kills_an_unhealthy_task(agent, scheduler):
+    check = {
+        "type": "COMMAND",
+        "command": {"value": "test -e healthy"},
+        "grace_period_seconds": 30,  # a check before the touch is not counted
+        "consecutive_failures": 2,
+        **FAST,
+    }
+    command = "touch healthy; exec sleep 600"
+    await launch(scheduler, lambda o: task_info(o, "t", command, health_check=check))
+    statuses = await follow(scheduler, "t", until="TASK_RUNNING")
+    statuses += await follow(scheduler, "t", until="TASK_RUNNING")
+    healthy = statuses[-1]
+    assert healthy["healthy"] is True
+    assert healthy["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    container = agent.agent.find(scheduler.framework_id, "t")
+    (container.sandbox / "healthy").unlink()
+    statuses = await follow(scheduler, "t")
+    unhealthy = [s for s in statuses if s["state"] == "TASK_RUNNING"]
+    assert unhealthy and all(s["healthy"] is False for s in unhealthy)
+    assert statuses[-1]["state"] == "TASK_KILLED"
+    assert statuses[-1]["healthy"] is False
+    assert "2 failed health checks" in statuses[-1]["message"]
+
+
+async def test_an_http_check_sees_a_serving_task_healthy(agent, scheduler):
+    check = {"type": "HTTP", "http": {"port": 31005, "path": "/"}, **FAST}
+    command = f"exec {sys.executable} -m http.server 31005 --bind 127.0.0.1"
+    await launch(
+        scheduler,
+        lambda o: task_info(o, "web", command, ports=(31005, 31005), health_check=check),
+    )
+    await follow(scheduler, "web", until="TASK_RUNNING")
+    statuses = await follow(scheduler, "web", until="TASK_RUNNING")
+    assert statuses[-1]["healthy"] is True
+
+
+async def test_a_bad_health_check_fails_the_task_naming_the_field(agent, scheduler):
+    check = {"type": "TCP", "tcp": {"port": "nope"}}
+    await launch(scheduler, lambda o: task_info(o, "t", "true", health_check=check))
+    statuses = await follow(scheduler, "t")
+    assert statuses[-1]["state"] == "TASK_FAILED"
+    assert statuses[-1]["reason"] == "REASON_TASK_INVALID"
+    assert "health_check.tcp.port" in statuses[-1]["message"]
