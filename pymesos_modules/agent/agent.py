@@ -46,6 +46,7 @@ from pymesos_modules import metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
 from pymesos_modules.agent.executors import Executors
+from pymesos_modules.agent.fetcher import DEFAULT_CACHE_SIZE, Fetcher
 from pymesos_modules.agent.health import HealthChecks
 from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.modules import AgentModules
@@ -78,6 +79,9 @@ class AgentFlags:
     recovery_timeout: float = 900.0
     #: the longest an executor waits between attempts to subscribe again (Mesos' 2secs)
     executor_reregistration_timeout: float = 2.0
+    #: the fetcher's cache: its folder (default <work_dir>/fetch) and its bound in bytes
+    fetcher_cache_dir: str | None = None
+    fetcher_cache_size: int = DEFAULT_CACHE_SIZE
     oversubscribed_resources_interval: float = 15.0
     qos_correction_interval_min: float = 1.0
     registration_backoff_factor: float = 1.0
@@ -146,6 +150,9 @@ class Agent:
         self.containerizer = Containerizer(self)
         self.executor_room = Executors(self)
         self.health = HealthChecks(self)
+        self.fetcher = Fetcher(
+            Path(flags.fetcher_cache_dir or self.work_dir / "fetch"), flags.fetcher_cache_size
+        )
         self.oversubscription = Oversubscription(self)
         self.updates = StatusUpdateManager(
             self.registration.send_update,

@@ -54,6 +54,15 @@ def recover_mode(value: str) -> str:
     return value
 
 
+def byte_size(value: str) -> int:
+    """Bytes from ``1048576``, ``512MB``, ``2GB`` (Mesos' Bytes syntax)."""
+    units = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+    match = re.fullmatch(r"\s*([0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2).upper() not in units:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512MB or 2GB; found {value!r}")
+    return int(match.group(1)) * units[match.group(2).upper()]
+
+
 def duration(value: str) -> float:
     """Seconds from ``2.5``, ``500ms``, ``5secs``, ``2mins`` (Mesos' Duration syntax)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*", str(value))
@@ -134,6 +143,13 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         duration,
         2.0,
         "the longest an executor waits between attempts to subscribe again",
+    ),
+    ("fetcher_cache_dir", str, None, "the fetcher's cache (default: <work_dir>/fetch)"),
+    (
+        "fetcher_cache_size",
+        byte_size,
+        2 * 1024**3,
+        "bound of the fetcher's cache (least recently used files go first)",
     ),
     (
         "registration_backoff_factor",
@@ -234,6 +250,8 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         executor_registration_timeout=args.executor_registration_timeout,
         recovery_timeout=args.recovery_timeout,
         executor_reregistration_timeout=args.executor_reregistration_timeout,
+        fetcher_cache_dir=args.fetcher_cache_dir,
+        fetcher_cache_size=args.fetcher_cache_size,
         oversubscribed_resources_interval=args.oversubscribed_resources_interval,
         qos_correction_interval_min=args.qos_correction_interval_min,
         registration_backoff_factor=args.registration_backoff_factor,

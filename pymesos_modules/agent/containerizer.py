@@ -338,6 +338,7 @@ class Containerizer:
             containers.make_sandbox(container.sandbox)
         except OSError as exc:
             raise LaunchError(f"cannot create the sandbox {container.sandbox}: {exc}") from None
+        await self.agent.fetcher.fetch(command, container.sandbox)
         self._report(container, "TASK_STARTING")
         isolator_env, limits, cwd, cgroups = self._prepare(container)
         env = self._environment(container, isolator_env)
