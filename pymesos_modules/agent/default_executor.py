@@ -40,6 +40,8 @@ from typing import Any
 
 import aiohttp
 
+from pymesos_modules.agent import health
+
 logger = logging.getLogger("pymesos_modules.default_executor")
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0}
@@ -74,6 +76,8 @@ class Task:
     process: asyncio.subprocess.Process | None = None
     state: str = "TASK_STAGING"
     killed: bool = False
+    #: killed because its health check failed too often
+    unhealthy: bool = False
     #: updates sent and not acknowledged yet, by uuid
     unacknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -100,6 +104,7 @@ class DefaultExecutor:
         self.done = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self._waits: set[asyncio.Task] = set()
+        self._checkers: set[asyncio.Task] = set()
 
     # --- the connection -------------------------------------------------------------------
 
@@ -202,7 +207,14 @@ class DefaultExecutor:
             logger.error("the agent says: %s", (event.get("error") or {}).get("message"))
         # SUBSCRIBED, MESSAGE (the default executor takes none) and HEARTBEAT need nothing.
 
-    async def update(self, task: Task, state: str, message: str = "") -> None:
+    async def update(
+        self,
+        task: Task,
+        state: str,
+        message: str = "",
+        reason: str | None = None,
+        healthy: bool | None = None,
+    ) -> None:
         """A status update of ``task``, kept until acknowledged."""
         task.state = state
         status: dict[str, Any] = {
@@ -214,6 +226,10 @@ class DefaultExecutor:
         }
         if message:
             status["message"] = message
+        if reason:
+            status["reason"] = reason
+        if healthy is not None:
+            status["healthy"] = healthy
         task.unacknowledged[status["uuid"]] = status
         with contextlib.suppress(aiohttp.ClientError, OSError):
             await self._post(self._call("UPDATE", update={"status": status}))
@@ -238,6 +254,35 @@ class DefaultExecutor:
             waiter = asyncio.get_running_loop().create_task(self._wait(task))
             self._waits.add(waiter)
             waiter.add_done_callback(self._waits.discard)
+            self._health(task)
+
+    def _health(self, task: Task) -> None:
+        """Start the task's health checker (Mesos' semantics, :mod:`.health`), if it has one."""
+        try:
+            check = health.parse(task.info.get("health_check"))
+        except ValueError as exc:
+            logger.warning("task %s: not checking its health: %s", task.task_id, exc)
+            return
+        if check is None:
+            return
+
+        async def report(healthy: bool) -> None:
+            if task.state == "TASK_RUNNING" and not task.killed:
+                await self.update(task, "TASK_RUNNING", "", health.REASON, healthy)
+
+        async def kill(message: str) -> None:
+            task.unhealthy = True
+            logger.warning("%s", message)
+            await self.kill_group(task.group)
+
+        def alive() -> bool:
+            return task.process is not None and task.process.returncode is None and not task.killed
+
+        sandbox = self.sandbox / "tasks" / task.task_id
+        checker = health.Checker(check, task.task_id, sandbox, report, kill)
+        runner = asyncio.get_running_loop().create_task(checker.run(alive))
+        self._checkers.add(runner)
+        runner.add_done_callback(self._checkers.discard)
 
     async def _spawn(self, task: Task) -> asyncio.subprocess.Process:
         command = task.info.get("command") or {}
@@ -273,7 +318,8 @@ class DefaultExecutor:
         with contextlib.suppress(ProcessLookupError):  # what it forked ends with it
             os.killpg(task.process.pid, signal.SIGKILL)
         if task.killed:
-            await self.update(task, "TASK_KILLED", describe(returncode))
+            healthy = False if task.unhealthy else None
+            await self.update(task, "TASK_KILLED", describe(returncode), healthy=healthy)
         elif returncode == 0:
             await self.update(task, "TASK_FINISHED", describe(returncode))
         else:

@@ -1,4 +1,4 @@
-"""Health checks of command tasks (``TaskInfo.health_check``), as Mesos' command executor runs them.
+"""Health checks (``TaskInfo.health_check``), as Mesos' command and default executors run them.
 
 Mesos' semantics (src/checks/health_checker.cpp): the first check runs
 ``delay_seconds`` after the task is RUNNING, then one every
@@ -20,16 +20,18 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from pymesos_modules.agent import containers
-from pymesos_modules.agent.records import Container
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
+    from pymesos_modules.agent.records import Container
 
 logger = logging.getLogger(__name__)
 
@@ -102,78 +104,61 @@ def parse(check: Any) -> HealthCheck | None:
     raise ValueError(f"health_check.type must be COMMAND, HTTP or TCP, found {kind!r}")
 
 
-class HealthChecks:
-    """The agent's health checks room; all state it changes is the agent's."""
+class Checker:
+    """One task's health checker, Mesos' HealthChecker: whoever runs the task (the agent for
+    a command task, the default executor for a group's task) gives it what to do on a health
+    change (``report(healthy)``) and when the task must die (``kill(message)``)."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(
+        self,
+        check: HealthCheck,
+        task_id: str,
+        sandbox: Path,
+        report: Callable[[bool], Awaitable[None]],
+        kill: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.check, self.task_id, self.sandbox = check, task_id, sandbox
+        self.report, self.kill = report, kill
 
-    def start(self, container: Container) -> None:
-        """The task is RUNNING: start its health checker, if it has a health check."""
-        try:
-            check = parse(container.info.get("health_check"))
-        except ValueError:
-            return  # refused at launch already
-        if check is not None:
-            container.health_checker = asyncio.get_running_loop().create_task(
-                self._run(container, check), name=f"health-{container.task_id}"
-            )
-
-    @staticmethod
-    def stop(container: Container) -> None:
-        """The task ended or is being killed: no more checks."""
-        if container.health_checker is not None:
-            container.health_checker.cancel()
-            container.health_checker = None
-
-    async def _run(self, container: Container, check: HealthCheck) -> None:
+    async def run(self, alive: Callable[[], bool]) -> None:
+        """Check until the task is not ``alive()`` any more, or killed for failing."""
+        check = self.check
         loop = asyncio.get_running_loop()
         started = loop.time()
         initializing, failures = True, 0
         await asyncio.sleep(check.delay)
-        while container.running and not container.kill_requested:
-            ok, why = await self._check(container, check)
+        while alive():
+            ok, why = await self.probe()
+            if not alive():
+                return
             if ok:
                 if initializing or failures:
-                    self._report(container, True)
+                    await self.report(True)
                 initializing, failures = False, 0
             elif (
                 initializing and check.grace_period and loop.time() - started <= check.grace_period
             ):
-                logger.info(
-                    "health check of %s failed in its grace period: %s", container.task_id, why
-                )
+                logger.info("health check of %s failed in its grace period: %s", self.task_id, why)
             else:
                 failures += 1
                 logger.warning(
-                    "health check of %s failed %d time(s) in a row: %s",
-                    container.task_id,
-                    failures,
-                    why,
+                    "health check of %s failed %d time(s) in a row: %s", self.task_id, failures, why
                 )
-                self._report(container, False)
+                await self.report(False)
                 if failures >= check.consecutive_failures:
-                    container.killed_unhealthy = True
-                    self.agent.containerizer.kill(
-                        container,
-                        message=f"task killed after {failures} failed health checks: {why}",
-                    )
+                    await self.kill(f"task killed after {failures} failed health checks: {why}")
                     return
             await asyncio.sleep(check.interval)
 
-    def _report(self, container: Container, healthy: bool) -> None:
-        """TASK_RUNNING again, with ``healthy`` (Mesos keeps the rest of the last status)."""
-        if container.state != "TASK_RUNNING" or container.kill_requested:
-            return
-        self.agent.task_status.update(container, "TASK_RUNNING", None, REASON, healthy=healthy)
-
-    async def _check(self, container: Container, check: HealthCheck) -> tuple[bool, str]:
+    async def probe(self) -> tuple[bool, str]:
+        """One check: (passed, why not)."""
         try:
-            return await asyncio.wait_for(self._probe(container, check), check.timeout)
+            return await asyncio.wait_for(self._probe(), self.check.timeout)
         except TimeoutError:
-            return False, f"timed out after {check.timeout:g} s"
+            return False, f"timed out after {self.check.timeout:g} s"
 
-    async def _probe(self, container: Container, check: HealthCheck) -> tuple[bool, str]:
+    async def _probe(self) -> tuple[bool, str]:
+        check = self.check
         if check.kind == "TCP":
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", check.port)
@@ -195,17 +180,17 @@ class HealthChecks:
                 return False, f"GET {url}: {exc}"
             ok = 200 <= status < 400
             return ok, "" if ok else f"GET {url} answered {status}"
-        return await self._command(container, check.command or {})
+        return await self._command(check.command or {})
 
-    async def _command(self, container: Container, command: dict[str, Any]) -> tuple[bool, str]:
+    async def _command(self, command: dict[str, Any]) -> tuple[bool, str]:
         program, argv = containers.command_argv(command)
         env = dict(os.environ)
-        env.update({"MESOS_SANDBOX": str(container.sandbox), "MESOS_TASK_ID": container.task_id})
+        env.update({"MESOS_SANDBOX": str(self.sandbox), "MESOS_TASK_ID": self.task_id})
         env.update(containers.command_environment(command))
         process = await asyncio.create_subprocess_exec(
             program,
             *argv[1:],
-            cwd=container.sandbox,
+            cwd=self.sandbox,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
@@ -220,3 +205,43 @@ class HealthChecks:
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
         return code == 0, "" if code == 0 else containers.describe_exit(code)
+
+
+class HealthChecks:
+    """The agent's health checks room (command tasks); all state it changes is the agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def start(self, container: Container) -> None:
+        """The task is RUNNING: start its health checker, if it has a health check."""
+        try:
+            check = parse(container.info.get("health_check"))
+        except ValueError:
+            return  # refused at launch already
+        if check is None:
+            return
+
+        async def report(healthy: bool) -> None:
+            # TASK_RUNNING again, with ``healthy`` (Mesos keeps the rest of the last status).
+            if container.state == "TASK_RUNNING" and not container.kill_requested:
+                self.agent.task_status.update(
+                    container, "TASK_RUNNING", None, REASON, healthy=healthy
+                )
+
+        async def kill(message: str) -> None:
+            container.killed_unhealthy = True
+            self.agent.containerizer.kill(container, message=message)
+
+        checker = Checker(check, container.task_id, container.sandbox, report, kill)
+        container.health_checker = asyncio.get_running_loop().create_task(
+            checker.run(lambda: container.running and not container.kill_requested),
+            name=f"health-{container.task_id}",
+        )
+
+    @staticmethod
+    def stop(container: Container) -> None:
+        """The task ended or is being killed: no more checks."""
+        if container.health_checker is not None:
+            container.health_checker.cancel()
+            container.health_checker = None

@@ -102,3 +102,38 @@ async def test_a_later_group_runs_beside_the_first_on_the_same_executor(master, 
     assert await scheduler.call(kill) == 202
     await follow_all(scheduler, {"first"}, "TASK_KILLED")
     assert agent.agent.find(scheduler.framework_id, "second").state == "TASK_RUNNING"
+
+
+async def test_the_default_executor_runs_health_checks_and_kills_an_unhealthy_group(
+    agent, scheduler
+):
+    check = {
+        "type": "COMMAND",
+        "command": {"value": "test -e healthy"},
+        "delay_seconds": 0,
+        "interval_seconds": 0.1,
+        "grace_period_seconds": 30,
+        "consecutive_failures": 2,
+    }
+    offer = (await scheduler.next("OFFERS", 20))["offers"]["offers"][0]
+    checked = task_info(offer, "checked", "touch healthy; exec sleep 600", cpus=0.1, mem=32)
+    checked["health_check"] = check
+    other = task_info(offer, "other", "exec sleep 600", cpus=0.1, mem=32)
+    group = {"executor": DEFAULT, "task_group": {"tasks": [checked, other]}}
+    call = {
+        "type": "ACCEPT",
+        "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH_GROUP", "launch_group": group}],
+            "filters": {"refuse_seconds": 0},
+        },
+    }
+    assert await scheduler.call(call) == 202, scheduler.last_text
+    seen = await follow_all(scheduler, {"checked"}, "TASK_RUNNING")
+    while "healthy" not in seen["checked"][-1]:
+        seen["checked"] += (await follow_all(scheduler, {"checked"}, "TASK_RUNNING"))["checked"]
+    assert seen["checked"][-1]["healthy"] is True
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "group-executor")
+    (executor.container.sandbox / "tasks" / "checked" / "healthy").unlink()
+    ended = await follow_all(scheduler, {"checked", "other"}, "TASK_KILLED")
+    assert ended["checked"][-1]["healthy"] is False
