@@ -96,6 +96,7 @@ class Containerizer:
         if problem is None:
             try:
                 health.parse(task.get("health_check"))
+                health.parse(task.get("check"), "check")
             except ValueError as exc:
                 problem = f"task '{task_id}': {exc}"
         if problem is not None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REASON = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+CHECK_REASON = "REASON_TASK_CHECK_STATUS_UPDATED"
 
 
 @dataclass(frozen=True)
@@ -54,54 +55,59 @@ class HealthCheck:
     path: str = "/"
 
 
-def _number(check: dict[str, Any], name: str, default: float) -> float:
+def _number(check: dict[str, Any], field: str, name: str, default: float) -> float:
     value = check.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"health_check.{name} must be a number >= 0, found {value!r}")
+        raise ValueError(f"{field}.{name} must be a number >= 0, found {value!r}")
     return float(value)
 
 
-def parse(check: Any) -> HealthCheck | None:
-    """``TaskInfo.health_check`` checked; None without one; ValueError names the bad field."""
+def parse(check: Any, field: str = "health_check") -> HealthCheck | None:
+    """``TaskInfo.health_check`` (a HealthCheck), or with ``field="check"`` ``TaskInfo.check``
+    (a CheckInfo: its command is ``command.command``, no grace period or failure count),
+    checked; None without one; ValueError names the bad field."""
     if check is None:
         return None
     if not isinstance(check, dict):
-        raise ValueError("health_check must be a HealthCheck object")
+        raise ValueError(f"{field} must be an object")
     kind = check.get("type")
     timing = {
-        "delay": _number(check, "delay_seconds", 15.0),
-        "interval": _number(check, "interval_seconds", 10.0),
-        "timeout": _number(check, "timeout_seconds", 20.0),
-        "grace_period": _number(check, "grace_period_seconds", 10.0),
+        "delay": _number(check, field, "delay_seconds", 15.0),
+        "interval": _number(check, field, "interval_seconds", 10.0),
+        "timeout": _number(check, field, "timeout_seconds", 20.0),
     }
-    failures = check.get("consecutive_failures", 3)
-    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
-        raise ValueError(
-            f"health_check.consecutive_failures must be an integer >= 1, found {failures!r}"
-        )
+    if field == "health_check":
+        timing["grace_period"] = _number(check, field, "grace_period_seconds", 10.0)
+        failures = check.get("consecutive_failures", 3)
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+            raise ValueError(
+                f"{field}.consecutive_failures must be an integer >= 1, found {failures!r}"
+            )
+        timing["consecutive_failures"] = failures
     if kind == "COMMAND":
         command = check.get("command")
+        if field == "check":  # CheckInfo.Command wraps the CommandInfo
+            command = command.get("command") if isinstance(command, dict) else None
         if not isinstance(command, dict) or not command.get("value"):
-            raise ValueError("health_check.command (a CommandInfo with a value) is required")
-        return HealthCheck(kind, consecutive_failures=failures, command=command, **timing)
+            raise ValueError(f"{field}.command (a CommandInfo with a value) is required")
+        return HealthCheck(kind, command=command, **timing)
     if kind in ("HTTP", "TCP"):
         body = check.get(kind.lower())
         port = body.get("port") if isinstance(body, dict) else None
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"health_check.{kind.lower()}.port must be a port number")
+            raise ValueError(f"{field}.{kind.lower()}.port must be a port number")
         scheme = str(body.get("scheme", "http")) if kind == "HTTP" else "http"
         if scheme not in ("http", "https"):
-            raise ValueError(f"health_check.http.scheme must be http or https, found {scheme!r}")
+            raise ValueError(f"{field}.http.scheme must be http or https, found {scheme!r}")
         path = str(body.get("path", "/")) if kind == "HTTP" else "/"
         return HealthCheck(
             kind,
-            consecutive_failures=failures,
             scheme=scheme,
             port=port,
             path=path if path.startswith("/") else f"/{path}",
             **timing,
         )
-    raise ValueError(f"health_check.type must be COMMAND, HTTP or TCP, found {kind!r}")
+    raise ValueError(f"{field}.type must be COMMAND, HTTP or TCP, found {kind!r}")
 
 
 class Checker:
@@ -152,22 +158,30 @@ class Checker:
 
     async def probe(self) -> tuple[bool, str]:
         """One check: (passed, why not)."""
+        ok, why, _ = await self.result()
+        return ok, why
+
+    async def result(self) -> tuple[bool, str, dict[str, Any]]:
+        """One check: (passed, why not, Mesos' CheckStatusInfo of it: exit code, HTTP status
+        or TCP success; empty when it timed out)."""
+        empty = {"type": self.check.kind, self.check.kind.lower(): {}}
         try:
             return await asyncio.wait_for(self._probe(), self.check.timeout)
         except TimeoutError:
-            return False, f"timed out after {self.check.timeout:g} s"
+            return False, f"timed out after {self.check.timeout:g} s", empty
 
-    async def _probe(self) -> tuple[bool, str]:
+    async def _probe(self) -> tuple[bool, str, dict[str, Any]]:
         check = self.check
         if check.kind == "TCP":
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", check.port)
             except OSError as exc:
-                return False, f"cannot connect to 127.0.0.1:{check.port}: {exc.strerror or exc}"
+                why = f"cannot connect to 127.0.0.1:{check.port}: {exc.strerror or exc}"
+                return False, why, {"type": "TCP", "tcp": {"succeeded": False}}
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            return True, ""
+            return True, "", {"type": "TCP", "tcp": {"succeeded": True}}
         if check.kind == "HTTP":
             url = f"{check.scheme}://127.0.0.1:{check.port}{check.path}"
             try:
@@ -177,12 +191,15 @@ class Checker:
                 ):
                     status = response.status
             except (aiohttp.ClientError, OSError) as exc:
-                return False, f"GET {url}: {exc}"
+                return False, f"GET {url}: {exc}", {"type": "HTTP", "http": {}}
             ok = 200 <= status < 400
-            return ok, "" if ok else f"GET {url} answered {status}"
-        return await self._command(check.command or {})
+            why = "" if ok else f"GET {url} answered {status}"
+            return ok, why, {"type": "HTTP", "http": {"status_code": status}}
+        code = await self._command(check.command or {})
+        why = "" if code == 0 else containers.describe_exit(code)
+        return code == 0, why, {"type": "COMMAND", "command": {"exit_code": code}}
 
-    async def _command(self, command: dict[str, Any]) -> tuple[bool, str]:
+    async def _command(self, command: dict[str, Any]) -> int:
         program, argv = containers.command_argv(command)
         env = dict(os.environ)
         env.update({"MESOS_SANDBOX": str(self.sandbox), "MESOS_TASK_ID": self.task_id})
@@ -204,7 +221,27 @@ class Checker:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
-        return code == 0, "" if code == 0 else containers.describe_exit(code)
+        return code
+
+
+async def run_check(
+    checker: Checker,
+    report: Callable[[dict[str, Any]], Awaitable[None]],
+    alive: Callable[[], bool],
+) -> None:
+    """Mesos' general check (``TaskInfo.check``): after ``delay_seconds``, one every
+    ``interval_seconds``; each result that differs from the last is reported (a check never
+    kills its task)."""
+    await asyncio.sleep(checker.check.delay)
+    last: dict[str, Any] | None = None
+    while alive():
+        _, _, status = await checker.result()
+        if not alive():
+            return
+        if status != last:
+            await report(status)
+            last = status
+        await asyncio.sleep(checker.check.interval)
 
 
 class HealthChecks:
@@ -214,11 +251,14 @@ class HealthChecks:
         self.agent = agent
 
     def start(self, container: Container) -> None:
-        """The task is RUNNING: start its health checker, if it has a health check."""
+        """The task is RUNNING: start its health checker and its general checker, if any."""
         try:
             check = parse(container.info.get("health_check"))
+            general = parse(container.info.get("check"), "check")
         except ValueError:
             return  # refused at launch already
+        if general is not None:
+            self._start_check(container, general)
         if check is None:
             return
 
@@ -239,9 +279,29 @@ class HealthChecks:
             name=f"health-{container.task_id}",
         )
 
+    def _start_check(self, container: Container, check: HealthCheck) -> None:
+        async def report(status: dict[str, Any]) -> None:
+            if container.state == "TASK_RUNNING" and not container.kill_requested:
+                self.agent.task_status.update(
+                    container, "TASK_RUNNING", None, CHECK_REASON, check_status=status
+                )
+
+        async def never(_: str) -> None:  # a check never kills its task
+            return
+
+        async def ignored(_: bool) -> None:
+            return
+
+        checker = Checker(check, container.task_id, container.sandbox, ignored, never)
+        container.checker = asyncio.get_running_loop().create_task(
+            run_check(checker, report, lambda: container.running and not container.kill_requested),
+            name=f"check-{container.task_id}",
+        )
+
     @staticmethod
     def stop(container: Container) -> None:
         """The task ended or is being killed: no more checks."""
-        if container.health_checker is not None:
-            container.health_checker.cancel()
-            container.health_checker = None
+        for task in (container.health_checker, container.checker):
+            if task is not None:
+                task.cancel()
+        container.health_checker = container.checker = None

@@ -73,8 +73,9 @@ class Container:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     #: the custom executor this task runs on, or whose container this is (None: a command task)
     executor: Executor | None = None
-    #: the running health checker of a command task (see :mod:`.health`)
+    #: the running health checker and general checker of a command task (see :mod:`.health`)
     health_checker: asyncio.Task | None = None
+    checker: asyncio.Task | None = None
     #: killed because its health check failed too often (its TASK_KILLED says unhealthy)
     killed_unhealthy: bool = False
 

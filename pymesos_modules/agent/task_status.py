@@ -34,9 +34,10 @@ class TaskStatus:
         reason: str | None = None,
         source: str = "SOURCE_EXECUTOR",
         healthy: bool | None = None,
+        check_status: dict[str, Any] | None = None,
     ) -> None:
         """The task is now in ``state``: count it and queue its (decorated) update
-        (``healthy``: the result of its health checks, when they say)."""
+        (``healthy``, ``check_status``: the results of its checks, when they say)."""
         container.state = state
         status: dict[str, Any] = {
             "task_id": {"value": container.task_id},
@@ -55,6 +56,8 @@ class TaskStatus:
             status["reason"] = reason
         if healthy is not None:
             status["healthy"] = healthy
+        if check_status is not None:
+            status["check_status"] = check_status
         self.agent.counters["status_updates"] += 1
         key = f"tasks_{state.removeprefix('TASK_').lower()}"
         if state in TERMINAL and key in self.agent.counters:

@@ -53,3 +53,22 @@ async def test_a_bad_health_check_fails_the_task_naming_the_field(agent, schedul
     assert statuses[-1]["state"] == "TASK_FAILED"
     assert statuses[-1]["reason"] == "REASON_TASK_INVALID"
     assert "health_check.tcp.port" in statuses[-1]["message"]
+
+
+async def test_a_general_check_reports_each_new_result_and_never_kills(agent, scheduler):
+    check = {
+        "type": "COMMAND",
+        "command": {"command": {"value": "exit $(cat code)"}},
+        **FAST,
+    }
+    command = "echo 0 > code; exec sleep 600"
+    await launch(scheduler, lambda o: task_info(o, "t", command, check=check))
+    statuses = await follow(scheduler, "t", until="TASK_RUNNING")
+    while statuses[-1].get("check_status", {}).get("command", {}).get("exit_code") != 0:
+        statuses += await follow(scheduler, "t", until="TASK_RUNNING")
+    assert statuses[-1]["reason"] == "REASON_TASK_CHECK_STATUS_UPDATED"
+    container = agent.agent.find(scheduler.framework_id, "t")
+    (container.sandbox / "code").write_text("3\n")
+    statuses = await follow(scheduler, "t", until="TASK_RUNNING")
+    assert statuses[-1]["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
+    assert container.running and not container.kill_requested  # a check never kills
