@@ -205,7 +205,8 @@ class Registration:
         """:meth:`post`, a failure only logged (the call is not worth a retry)."""
         try:
             await self.post(call)
-        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, ConnectionError, OSError, TimeoutError, RuntimeError) as exc:
+            # RuntimeError: the session closed under it (the agent is stopping).
             logger.info("could not send %s to the master: %s", call["type"], exc)
 
     async def send_update(self, framework_id: str, status: dict[str, Any]) -> None:
