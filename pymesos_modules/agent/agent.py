@@ -334,6 +334,19 @@ class Agent:
         """KILL_TASK (see :meth:`.Containerizer.kill_task`)."""
         self.containerizer.kill_task(framework_id, task_id, policy)
 
+    def shutdown_executor(self, framework_id: str, executor_id: str) -> None:
+        """SHUTDOWN_EXECUTOR: a custom or default executor gets SHUTDOWN (killed after its
+        grace period); a command task's executor (its task id) is its task: it is killed."""
+        executor = self.executor_room.find(framework_id, executor_id)
+        if executor is not None:
+            self.executor_room.shutdown(executor, "the framework asked (SHUTDOWN)")
+            return
+        task = self.find(framework_id, executor_id)
+        if task is not None and task.executor is None:
+            self.containerizer.kill(task, message="executor shut down by the framework")
+            return
+        logger.info("SHUTDOWN of executor %s of framework %s: not here", executor_id, framework_id)
+
     def shutdown_framework(self, framework_id: str) -> None:
         """SHUTDOWN_FRAMEWORK (see :meth:`.Containerizer.shutdown_framework`)."""
         self.containerizer.shutdown_framework(framework_id)

@@ -260,6 +260,12 @@ class Registration:
                 body.get("task_id", {}).get("value", ""),
                 str(body.get("uuid", "")),
             )
+        elif kind == "SHUTDOWN_EXECUTOR":
+            body = event.get("shutdown_executor") or {}
+            self.agent.shutdown_executor(
+                body.get("framework_id", {}).get("value", ""),
+                body.get("executor_id", {}).get("value", ""),
+            )
         elif kind == "SHUTDOWN_FRAMEWORK":
             framework_id = (event.get("shutdown_framework") or {}).get("framework_id", {})
             self.agent.shutdown_framework(framework_id.get("value", ""))

@@ -59,6 +59,11 @@ class AgentStream(StreamSink):
         }
         self.send({"type": "RUN_TASK_GROUP", "run_task_group": body})
 
+    def shutdown_executor(self, framework_id: str, executor_id: str) -> None:
+        """Ask the agent to shut an executor down (the scheduler's SHUTDOWN call)."""
+        body = {"framework_id": {"value": framework_id}, "executor_id": {"value": executor_id}}
+        self.send({"type": "SHUTDOWN_EXECUTOR", "shutdown_executor": body})
+
     def kill_task(self, framework_id: str, task_id: str) -> None:
         """Ask the agent to kill a task."""
         body = {"framework_id": {"value": framework_id}, "task_id": {"value": task_id}}

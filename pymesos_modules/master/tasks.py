@@ -502,12 +502,22 @@ class TasksRoom(OffersRoom):
         agent.backend.message(framework.framework_id, executor_id, data)
 
     def _call_shutdown(self, framework: Framework, body: dict[str, Any]) -> None:
+        """SHUTDOWN: the agent shuts one executor down (Mesos' ShutdownExecutorMessage); a
+        backend without that call gets a kill of each of the executor's tasks."""
         agent_id = _id(body.get("agent_id"), "shutdown.agent_id")
+        executor_id = _id(body.get("executor_id"), "shutdown.executor_id")
         if agent_id not in self.agents:
             raise CallError(400, f"unknown agent {agent_id}")
+        backend = self.agents[agent_id].backend
+        shutdown = getattr(backend, "shutdown_executor", None)
+        if shutdown is not None:
+            shutdown(framework.framework_id, executor_id)
+            return
         for task in list(framework.tasks.values()):
-            if task.agent_id == agent_id and not task.state.terminal:
-                self.agents[agent_id].backend.kill_task(framework.framework_id, task.task_id)
+            executor = _task_executor(task.info)
+            runs_on = _executor_id(executor) if executor else task.task_id
+            if task.agent_id == agent_id and not task.state.terminal and runs_on == executor_id:
+                backend.kill_task(framework.framework_id, task.task_id)
 
     def status_update(self, agent_id: str, framework_id: str, status: dict[str, Any]) -> bool:
         """A status update from an agent; forwarded to the framework. False if invalid."""

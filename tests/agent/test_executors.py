@@ -264,3 +264,26 @@ async def test_without_checkpointing_a_restarted_agent_kills_executors_and_tasks
         await until(lambda: not any(is_alive(p) for p in processes), what="the kills")
     finally:
         await scheduler.close()
+
+
+async def test_the_schedulers_shutdown_call_shuts_one_executor_down(master, agent, scheduler):
+    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+    await follow(scheduler, "t", until="TASK_RUNNING")
+    key = (scheduler.framework_id, agent.agent.agent_id, "pyexec")
+    assert key in master.master.executors  # it holds its resources in the master
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None
+    call = {
+        "type": "SHUTDOWN",
+        "shutdown": {
+            "executor_id": {"value": "pyexec"},
+            "agent_id": {"value": agent.agent.agent_id},
+        },
+    }
+    assert await scheduler.call(call) == 202, scheduler.last_text
+    statuses = await follow(scheduler, "t")
+    assert statuses[-1]["state"] == "TASK_FAILED"
+    assert statuses[-1]["reason"] == "REASON_EXECUTOR_TERMINATED"
+    assert "shutdown" in calls(executor.container.sandbox)
+    # The agent reported the exit: the master gave the executor's resources back.
+    await until(lambda: key not in master.master.executors, what="the executor's release")
