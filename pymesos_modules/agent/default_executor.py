@@ -41,6 +41,7 @@ from typing import Any
 import aiohttp
 
 from pymesos_modules.agent import health
+from pymesos_modules.agent.records import set_optional
 
 logger = logging.getLogger("pymesos_modules.default_executor")
 
@@ -224,12 +225,7 @@ class DefaultExecutor:
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
             "timestamp": time.time(),
         }
-        if message:
-            status["message"] = message
-        if reason:
-            status["reason"] = reason
-        if healthy is not None:
-            status["healthy"] = healthy
+        set_optional(status, message=message, reason=reason, healthy=healthy)
         task.unacknowledged[status["uuid"]] = status
         with contextlib.suppress(aiohttp.ClientError, OSError):
             await self._post(self._call("UPDATE", update={"status": status}))

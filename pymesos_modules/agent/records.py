@@ -139,6 +139,15 @@ class Executor:
         return f"'{self.executor_id}' of framework {self.framework_id}"
 
 
+def set_optional(status: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Set a TaskStatus' optional fields (``message``, ``reason``, ``healthy``,
+    ``check_status``) that have a value; ``status`` itself, for chaining."""
+    for name, value in fields.items():
+        if value is not None and value != "":
+            status[name] = value
+    return status
+
+
 def scalars(items: list[dict[str, Any]]) -> dict[str, float]:
     """The SCALAR resources of Mesos Resource JSON, summed by name."""
     out: dict[str, float] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pymesos_modules.agent.records import TERMINAL, Container
+from pymesos_modules.agent.records import TERMINAL, Container, set_optional
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -50,14 +50,9 @@ class TaskStatus:
             status["agent_id"] = {"value": self.agent.agent_id}
         if container.process is not None:
             status["container_status"]["executor_pid"] = container.process.pid
-        if message:
-            status["message"] = message
-        if reason:
-            status["reason"] = reason
-        if healthy is not None:
-            status["healthy"] = healthy
-        if check_status is not None:
-            status["check_status"] = check_status
+        set_optional(
+            status, message=message, reason=reason, healthy=healthy, check_status=check_status
+        )
         self.agent.counters["status_updates"] += 1
         key = f"tasks_{state.removeprefix('TASK_').lower()}"
         if state in TERMINAL and key in self.agent.counters:
