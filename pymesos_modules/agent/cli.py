@@ -30,6 +30,7 @@ from pymesos_modules.errors import ModuleError
 from pymesos_modules.http import executor_api
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master import resources as res
+from pymesos_modules.zookeeper import parse_zk_url
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +262,16 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         container_watch_interval=args.container_watch_interval,
         recover=args.recover,
         strict=args.strict,
-        raw={name: getattr(args, name, None) for name, *_ in FLAGS},
+        raw=_shown_flags(args),
     )
+
+
+def _shown_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags ``/flags`` and ``/state`` show: a password in ``--master=zk://`` never."""
+    shown = {name: getattr(args, name, None) for name, *_ in FLAGS}
+    if isinstance(args.master, str) and args.master.startswith("zk://"):
+        shown["master"] = str(parse_zk_url(args.master, "--master"))
+    return shown
 
 
 async def start_agent(

@@ -4,6 +4,7 @@ masters, real HTTP), bad --zk flags, and the standby's answers."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
 import aiohttp
@@ -181,3 +182,36 @@ async def test_an_agent_fails_when_zookeeper_is_unreachable(tmp_path):
     url = f"zk://127.0.0.1:{free_port()}/mesos"
     with pytest.raises(ZooKeeperUnreachable, match="--master_detector=zookeeper: no ZooKeeper"):
         await start_agent(agent_args(url, str(tmp_path), zk_session_timeout=1.0))
+
+
+async def test_a_leader_whose_session_ends_stops_leading_at_once(zookeeper, zk_url):
+    from kazoo.client import KazooClient
+
+    running = await ha_master(zk_url)
+    try:
+        await until(lambda: running.leadership.elected)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{running.url}/api/v1/scheduler", json=SUBSCRIBE) as answer:
+                assert answer.status == 200
+                # ZooKeeper ends the contender's session (as when it expires).
+                session = running.leadership.contender._client.client_id
+                closer = KazooClient(hosts=zookeeper.hosts, client_id=session)
+                await asyncio.to_thread(closer.start)
+                await asyncio.to_thread(closer.stop)
+                await until(lambda: running.leadership.deposed.is_set(), 30, "deposition")
+                assert not running.leadership.elected
+                # The framework's stream was closed; no new call is taken.
+                # read() returns only once the master has ended the stream.
+                await asyncio.wait_for(answer.content.read(), 30)
+            async with http.post(f"{running.url}/api/v1/scheduler", json=SUBSCRIBE) as again:
+                assert again.status in (307, 503)
+            async with http.get(f"{running.url}/metrics/snapshot") as metrics:
+                assert (await metrics.json())["master/elected"] == 0.0
+    finally:
+        await running.stop()
+
+
+def test_a_password_in_the_agents_zk_master_is_not_shown(tmp_path):
+    flags = agent_flags(agent_args("zk://jo:s3cret@127.0.0.1:2181/mesos", str(tmp_path)))
+    assert flags.raw["master"] == "zk://jo:***@127.0.0.1:2181/mesos"
+    assert "s3cret" not in json.dumps({k: str(v) for k, v in flags.raw.items()})
