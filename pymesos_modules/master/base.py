@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymesos_modules import __version__, metrics
+from pymesos_modules import __version__, metrics, zookeeper
 from pymesos_modules.kinds.allocator import Allocator, AllocatorCallError, OfferBatch
 from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
 from pymesos_modules.kinds.hook import HookChain
@@ -70,6 +70,8 @@ class MasterFlags:
     random_seed: int = 0
     filter_gpu_resources: bool = True
     hostname: str = "localhost"
+    #: the address the master listens on (MasterInfo.ip and address.ip)
+    ip: str = "127.0.0.1"
     port: int = 5050
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -203,11 +205,8 @@ class MasterBase:
             return False
 
     def master_info(self) -> dict[str, Any]:
-        """Mesos' MasterInfo."""
-        return {
-            "id": self.master_id,
-            "hostname": self.flags.hostname,
-            "port": self.flags.port,
-            "version": __version__,
-            "address": {"hostname": self.flags.hostname, "port": self.flags.port},
-        }
+        """Mesos' MasterInfo (what SUBSCRIBED carries and the master publishes in ZooKeeper)."""
+        flags = self.flags
+        return zookeeper.master_info(
+            self.master_id, flags.ip, flags.port, flags.hostname, __version__
+        )

@@ -16,7 +16,6 @@ from typing import Any
 
 from aiohttp import web
 
-from pymesos_modules import __version__
 from pymesos_modules.agent.cli import duration
 from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
@@ -38,7 +37,7 @@ from pymesos_modules.master.master import Master, MasterFlags
 from pymesos_modules.master.registry import Registrar, RegistryError, open_backend
 from pymesos_modules.master.resources import ResourceError, parse_resources
 from pymesos_modules.master.simulated import SimulatedAgent
-from pymesos_modules.zookeeper import ZooKeeperError, master_info, parse_zk_url
+from pymesos_modules.zookeeper import ZooKeeperError, parse_zk_url
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +311,7 @@ async def _start(
         max_agent_ping_timeouts=args.max_agent_ping_timeouts,
         random_seed=args.random_seed,
         hostname=args.hostname,
+        ip=args.ip,
         port=args.port,
     )
     hooks: list[Any] = []
@@ -356,7 +356,7 @@ async def _start(
         raise
     port = runner.addresses[0][1] if runner.addresses else args.port
     master.flags.port = port
-    leadership.info = master_info(master.master_id, args.ip, port, args.hostname, __version__)
+    leadership.info = master.master_info()
     if isinstance(detector, StandaloneDetector):
         detector.appoint(leadership.info)  # one master: it is the leader it detects
 
