@@ -178,40 +178,49 @@ class Recovery:
     async def _resume(self, container: Container, termination: Termination | None) -> None:
         """A recovered task: isolators re-attached while it runs, then as for any task."""
         launcher, process = container.launcher, container.process
-        if launcher is not None and process is not None and is_alive(launcher):
-            self._reattach_isolators(container)
-            logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
+        if launcher is not None and process is not None:
+            alive = is_alive(launcher)
+            self._reattach_isolators(container, ended=not alive)
+            if alive:
+                logger.info("re-attached to task %s (pid %d)", container.task_id, process.pid)
         await self.agent.containerizer.supervise(container, termination)
 
     def recover_isolators(self) -> None:
         """Isolators' recover(): the containers this agent takes over (their launchers
-        live); whatever else an isolator holds from before (a crashed agent's cgroups)
-        is an orphan it destroys, as Mesos' isolators do at recovery.  Runs before the
-        recovered tasks' coroutines re-attach the isolators."""
+        from this boot; those that ended while no agent watched too, so their last
+        watch() can tell why); whatever else an isolator holds from before (a crashed
+        agent's cgroups) is an orphan it destroys, as Mesos' isolators do at recovery.
+        Runs before the recovered tasks' coroutines re-attach the isolators."""
         # A custom executor's container runs under its own launcher; its tasks have none.
         taken_over = [*self.agent.all_containers(), *self.agent.executor_containers()]
         keep = [
-            c.container_id
-            for c in taken_over
-            if c.state not in TERMINAL and c.launcher is not None and is_alive(c.launcher)
+            c.container_id for c in taken_over if c.state not in TERMINAL and c.launcher is not None
         ]
         for named in self.agent.modules.isolators:
             if callable(getattr(named.module, "recover", None)):
                 call(named, "recover", keep)
 
-    def _reattach_isolators(self, container: Container) -> None:
+    def _reattach_isolators(self, container: Container, ended: bool = False) -> None:
         """recover() only names the containers kept: prepare, isolate and update again.
 
         The launch info prepare() answers is dropped (the task runs with the
         environment and rlimits it got at launch); what isolators keep per
         container (the pid to sample, the limits to watch) is set up anew.
+        A task that ``ended`` while no agent watched gets only the isolators
+        that keep state across restarts (those with recover(): its cgroup
+        still knows of an OOM kill), prepared for the last watch() and
+        cleanup(); its pid may name another process by now, so no isolate().
         """
         assert container.process is not None
         for named in self.agent.modules.isolators:
+            if ended and not callable(getattr(named.module, "recover", None)):
+                continue
             ok, _ = call(named, "prepare", self.agent.containerizer.container_config(container))
             if not ok:
                 continue  # logged; the task keeps running, unwatched by this isolator
             container.prepared.append(named)
+            if ended:
+                continue
             call(named, "isolate", container.container_id, container.process.pid)
             call(named, "update", container.container_id, dict(container.resources))
 

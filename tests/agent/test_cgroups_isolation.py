@@ -164,6 +164,31 @@ async def test_a_restarted_agent_keeps_a_checkpointed_executor_in_its_cgroups(
         await scheduler.close()
 
 
+async def test_an_oom_kill_while_no_agent_watched_is_reported_by_the_next_agent(
+    root, agent_factory, master, session, tmp_path
+):
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(checkpoint=True)
+    try:
+        flags = {"isolation": "cgroups/mem", "cgroups_root": root}
+        first = await agent_factory(work_dir=tmp_path / "a", **flags)
+        command = f"while [ ! -e go ]; do sleep 0.05; done; {BIG}"
+        await launch(scheduler, lambda o: task_info(o, "late", command, mem=64))
+        await follow(scheduler, "late", until="TASK_RUNNING")
+        container = first.agent.find(scheduler.framework_id, "late")
+        await first.stop(kill_tasks=False)
+        (container.sandbox / "go").touch()  # the task meets its limit with no agent running
+        await until(lambda: (container.run_dir / "termination").exists(), timeout=120)
+        await agent_factory(work_dir=tmp_path / "a", **flags)
+        final = (await follow(scheduler, "late", timeout=60))[-1]
+        assert final["state"] == "TASK_FAILED", final
+        assert final["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY"
+        assert "Requested: 64MB" in final["message"]
+        await until(lambda: not any(p.exists() for p in folders(root, container.container_id)))
+    finally:
+        await scheduler.close()
+
+
 async def test_a_restarted_agent_keeps_its_tasks_cgroups_and_destroys_orphans(
     cgroups_agent, scheduler, root, tmp_path
 ):
