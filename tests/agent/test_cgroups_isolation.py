@@ -68,8 +68,9 @@ async def test_a_well_behaved_task_runs_in_its_cgroups_untouched_and_measured(
     await follow(scheduler, "calm", until="TASK_RUNNING")
     container = running.agent.find(scheduler.framework_id, "calm")
     cid = container.container_id
-    await until(lambda: (container.sandbox / "cgroups").exists(), what="the task's cgroups")
-    lines = (container.sandbox / "cgroups").read_text().splitlines()
+    record = container.sandbox / "cgroups"  # the shell makes it empty, then cat fills it
+    await until(lambda: record.exists() and "memory" in record.read_text(), what="its cgroups")
+    lines = record.read_text().splitlines()
     for controller in ("memory", "cpu", "cpuacct"):
         assert any(line.endswith(f":{controller}:/{root}/{cid}") for line in lines), lines
     assert (HIERARCHY / "cpu" / root / cid / "cpu.cfs_quota_us").read_text().strip() == "50000"
