@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from pymesos_modules.http.common import (
     StreamSink,
     error_response,
     heartbeats,
+    read_body,
     read_call,
     recordio,
 )
@@ -165,20 +167,27 @@ def create_app(
         return response
 
     async def teardown(request: web.Request) -> web.Response:
-        """Mesos' operator ``/teardown``: remove a framework (``frameworkId=<id>`` form body)."""
+        """Mesos' operator ``/teardown``: remove a framework (``frameworkId=<id>`` form body).
+
+        As Mesos, the body is decoded as a query string whatever its content type
+        (a multipart body is not a form this endpoint reads: it lacks frameworkId).
+        """
         try:
             authenticate(request)
-            form = await request.post()
+            body = await read_body(request)
         except _Unauthenticated as exc:
             headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
             return web.Response(status=exc.status, text=exc.message, headers=headers)
         except CallError as exc:
             return error_response(exc.status, exc.message)
-        except ValueError as exc:  # an unreadable form body
-            return error_response(400, f"Unable to parse the request body: {exc}")
-        framework_id = form.get("frameworkId")
-        if not isinstance(framework_id, str) or not framework_id:
+        try:
+            form = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return error_response(400, f"Unable to decode query string: {exc}")
+        values = form.get("frameworkId", [])
+        if len(values) != 1 or not values[0]:
             return error_response(400, "Missing 'frameworkId' query parameter in the request body")
+        framework_id = values[0]
         if framework_id not in master.frameworks:
             return error_response(400, "No framework found with specified ID")
         master.remove_framework(framework_id)

@@ -178,7 +178,7 @@ async def test_bad_requests_get_mesos_statuses_and_change_nothing(master, schedu
           "headers": {"Content-Type": "application/json", "Mesos-Stream-Id": scheduler.stream_id}}, 400),
         ({"data": json.dumps({"type": "SUBSCRIBE", "subscribe": {}}),
           "headers": {"Content-Type": "application/json"}}, 400),
-        ({"data": "x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}}, 413),
+        ({"data": "x" * (5 * 1024 * 1024), "headers": {"Content-Type": "application/json"}}, 400),
     ]  # fmt: skip
     for kwargs, status in cases:
         async with session.post(url, **kwargs) as response:
