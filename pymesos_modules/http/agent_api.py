@@ -151,7 +151,7 @@ class AgentApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one agent call; bad calls get Mesos-style statuses and change nothing."""
         try:
-            call = await read_call(request)
+            call = await read_call(request, "agent")
             kind = call["type"]
             if kind in ("REGISTER", "REREGISTER"):
                 return await self._register(request, call, kind)

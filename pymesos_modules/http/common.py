@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import ClientPayloadError, web
 
+from pymesos_modules.http.validation import InvalidCall, parse_json, validate_call
 from pymesos_modules.master.master import CallError
 
 #: Largest request body accepted on any POST endpoint (413 beyond it; docs/http-api.md).
@@ -69,19 +70,17 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_call(request: web.Request) -> dict[str, Any]:
-    """The JSON call in a request, or CallError with the status Mesos would answer."""
+async def read_call(request: web.Request, api: str) -> dict[str, Any]:
+    """The ``api`` ("scheduler" or "agent") call in a request, parsed and validated against
+    its schema (http/schemas.py); CallError with the status Mesos would answer otherwise."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
     if content_type != "application/json":
         raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")
     body = await read_body(request)
     try:
-        call = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CallError(400, f"failed to parse the body into a Call: {exc}") from None
-    if not isinstance(call, dict) or not isinstance(call.get("type"), str):
-        raise CallError(400, "a Call must be a JSON object with a string 'type'")
-    return call
+        return validate_call(api, parse_json(body))
+    except InvalidCall as exc:
+        raise CallError(400, f"Failed to validate the {api} call: {exc}") from None
 
 
 async def write_events(response: web.StreamResponse, sink: StreamSink) -> None:

@@ -82,7 +82,7 @@ async def test_lost_connection_then_reregister_keeps_the_agent(bare_master, agen
 
 
 BAD_CALLS = [
-    ({"type": "REGISTER"}, 400, "needs 'register'"),
+    ({"type": "REGISTER"}, 400, "register: required"),
     ({"type": "REGISTER", "register": {"hostname": "h"}}, 400, "protocol_version"),
     ({"type": "REGISTER", "register": {"protocol_version": 2, "hostname": "h"}}, 409, "speaks 1"),
     ({"type": "REGISTER", "register": {"protocol_version": 1}}, 400, "hostname"),
@@ -104,7 +104,7 @@ BAD_CALLS = [
             "register": {"protocol_version": 1, "hostname": "h", "attributes": [{"name": "x"}]},
         },
         400,
-        "attribute 'x'",
+        "attributes[0].type: required",
     ),
     (
         {"type": "REREGISTER", "reregister": {"protocol_version": 1, "hostname": "h"}},
@@ -113,7 +113,7 @@ BAD_CALLS = [
     ),
     ({"type": "HEARTBEAT", "agent_id": {"value": "nope"}}, 404, "not registered"),
     ({"type": "HEARTBEAT"}, 400, "agent_id"),
-    ({"type": "FLY", "agent_id": {"value": "nope"}}, 404, "not registered"),
+    ({"type": "FLY", "agent_id": {"value": "nope"}}, 400, "'FLY' is not one of"),
 ]
 
 
