@@ -5,7 +5,8 @@ The format is Mesos' (docs/modules.md)::
     {"libraries": [
        {"file": "/abs/libfoo.so",
         "modules": [{"name": "org_example_Foo",
-                     "parameters": [{"key": "k", "value": "v"}]}]},
+                     "parameters": [{"key": "k", "value": "v"},
+                                    {"key": "t", "value": "...", "secret": true}]}]},
        {"name": "bar", "modules": ["org_example_Bar"]},
        {"python": "my_pkg.policies:FirstFit", "modules": ["my_first_fit"]}]}
 
@@ -35,6 +36,8 @@ class ModuleSpec:
 
     name: str
     parameters: Mapping[str, str] = field(default_factory=dict)
+    #: Keys of parameters marked ``"secret": true``: never shown (pymesos_modules/redact.py).
+    secret_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +89,23 @@ def _parse_module(entry: Any, source: str, path: str) -> ModuleSpec:
     raw = entry.get("parameters", [])
     _require(isinstance(raw, list), source, f"{path}.parameters", "must be a list")
     parameters: dict[str, str] = {}
+    secret_keys: set[str] = set()
     for i, item in enumerate(raw):
         where = f"{path}.parameters[{i}]"
         _require(isinstance(item, dict), source, where, "must be an object with key and value")
-        unknown = set(item) - {"key", "value"}
+        unknown = set(item) - {"key", "value", "secret"}
         _require(not unknown, source, where, f"unknown field(s) {sorted(unknown)}")
         key, value = item.get("key"), item.get("value", "")
         _require(isinstance(key, str) and bool(key), source, f"{where}.key", "must be a string")
         _require(isinstance(value, str), source, f"{where}.value", "must be a string")
         # A repeated key would silently lose one value; say so instead.
         _require(key not in parameters, source, f"{where}.key", f"duplicate key '{key}'")
+        secret = item.get("secret", False)
+        _require(isinstance(secret, bool), source, f"{where}.secret", "must be true or false")
+        if secret:
+            secret_keys.add(key)
         parameters[key] = value
-    return ModuleSpec(name, parameters)
+    return ModuleSpec(name, parameters, frozenset(secret_keys))
 
 
 def parse_config(

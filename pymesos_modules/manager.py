@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymesos_modules import abi, errors, metrics, paths
+from pymesos_modules import abi, errors, metrics, paths, redact
 from pymesos_modules.config import LibrarySpec, ModulesConfig
 from pymesos_modules.kinds import base
 
@@ -56,6 +56,8 @@ class LoadedModule:
     parameters: Mapping[str, str] = field(default_factory=dict)
     info: abi.DescriptorInfo | None = None
     factory: Any = None
+    #: Parameters marked secret in --modules: shown redacted (pymesos_modules/redact.py).
+    secret_keys: frozenset[str] = frozenset()
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (the master's ``/modules`` endpoint)."""
@@ -63,7 +65,7 @@ class LoadedModule:
             "name": self.name,
             "kind": self.kind,
             "source": self.source,
-            "parameters": [{"key": k, "value": v} for k, v in self.parameters.items()],
+            "parameters": redact.parameters(self.parameters, self.secret_keys),
         }
         if self.info is not None:
             entry.update(
@@ -224,7 +226,14 @@ class ModuleManager:
                 failures.append(exc)
                 continue
             loaded.append(
-                LoadedModule(module.name, info.kind, library.path, dict(module.parameters), info)
+                LoadedModule(
+                    module.name,
+                    info.kind,
+                    library.path,
+                    dict(module.parameters),
+                    info,
+                    secret_keys=module.secret_keys,
+                )
             )
         return library, loaded, failures
 
@@ -259,7 +268,14 @@ class ModuleManager:
                 f"{', '.join(abi.KIND_VALUES)}; found {kind!r}"
             )
         return [
-            LoadedModule(m.name, kind, f"python:{reference}", dict(m.parameters), factory=factory)
+            LoadedModule(
+                m.name,
+                kind,
+                f"python:{reference}",
+                dict(m.parameters),
+                factory=factory,
+                secret_keys=m.secret_keys,
+            )
             for m in spec.modules
         ]
 

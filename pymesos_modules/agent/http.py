@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pymesos_modules import __version__
+from pymesos_modules import __version__, redact
 from pymesos_modules.agent.agent import Agent
 
 
@@ -28,7 +28,7 @@ def create_app(agent: Agent) -> web.Application:
         return web.json_response(agent.state())
 
     async def flags(_: web.Request) -> web.Response:
-        return web.json_response({"flags": {k: str(v) for k, v in agent.flags.raw.items()}})
+        return web.json_response({"flags": redact.flags(agent.flags.raw)})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)

@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from pymesos_modules import __version__
+from pymesos_modules import __version__, redact
 from pymesos_modules.http.agent_api import AgentApi
 from pymesos_modules.http.common import (
     MAX_BODY,
@@ -44,6 +44,8 @@ from pymesos_modules.master.master import CallError, Master, SubscriptionDenied
 logger = logging.getLogger(__name__)
 
 STREAM_HEADER = "Mesos-Stream-Id"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def close_streams(app: web.Application) -> None:
@@ -91,10 +93,11 @@ def create_app(
     streams: set[StreamSink] = set()
     app[STREAMS] = streams
 
-    def authenticate(request: web.Request) -> str | None:
-        """The principal of a scheduler request; CallError(401) if nobody vouches for it."""
-        if not master.flags.authenticate_frameworks:
-            return None
+    def flag(name: str) -> bool:
+        return bool((flags or {}).get(name, False))
+
+    def principal_of(request: web.Request) -> str:
+        """Who the --http_authenticators vouch for; _Unauthenticated (401/403) if nobody."""
         result = None
         for authenticator in master.http_authenticators:
             try:
@@ -105,13 +108,34 @@ def create_app(
             if result.principal is not None:
                 return result.principal
         if result is None:
-            raise CallError(401, "--authenticate_frameworks is set but no authenticator is")
+            raise CallError(401, "authentication is required but no --http_authenticators is set")
         raise _Unauthenticated(result.status, result.message, result.challenge)
+
+    def authenticate(request: web.Request) -> str | None:
+        """The principal of a scheduler request; CallError(401) if nobody vouches for it."""
+        if not master.flags.authenticate_frameworks:
+            return None
+        return principal_of(request)
+
+    def operator(realm: str, handler: Handler) -> Handler:
+        """``handler`` behind --authenticate_http_<realm> (Mesos' readonly/readwrite realms)."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if flag(f"authenticate_http_{realm}"):
+                try:
+                    principal_of(request)
+                except _Unauthenticated as exc:
+                    return _unauthenticated(exc)
+                except CallError as exc:
+                    return error_response(exc.status, exc.message)
+            return await handler(request)
+
+        return guarded
 
     async def scheduler(request: web.Request) -> web.StreamResponse:
         try:
             principal = authenticate(request)
-            call = await read_call(request)
+            call = await read_call(request, "scheduler")
             if call["type"] == "SUBSCRIBE":
                 return await subscribe(request, call, principal)
             stream_id = request.headers.get(STREAM_HEADER)
@@ -130,8 +154,7 @@ def create_app(
                 )
             master.call(framework, call)
         except _Unauthenticated as exc:
-            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
-            return web.Response(status=exc.status, text=exc.message, headers=headers)
+            return _unauthenticated(exc)
         except SubscriptionDenied as exc:
             return await _error_stream(request, exc.message)
         except CallError as exc:
@@ -173,11 +196,13 @@ def create_app(
         (a multipart body is not a form this endpoint reads: it lacks frameworkId).
         """
         try:
-            authenticate(request)
+            # Mesos puts /teardown in the read-write realm; --authenticate_frameworks
+            # guarded it here before that flag existed, and still does.
+            if flag("authenticate_http_readwrite") or master.flags.authenticate_frameworks:
+                principal_of(request)
             body = await read_body(request)
         except _Unauthenticated as exc:
-            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
-            return web.Response(status=exc.status, text=exc.message, headers=headers)
+            return _unauthenticated(exc)
         except CallError as exc:
             return error_response(exc.status, exc.message)
         try:
@@ -233,7 +258,7 @@ def create_app(
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def flags_view(_: web.Request) -> web.Response:
-        return web.json_response({"flags": {k: str(v) for k, v in (flags or {}).items()}})
+        return web.json_response({"flags": redact.flags(flags or {})})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)
@@ -250,17 +275,18 @@ def create_app(
     app.router.add_get("/master/redirect", redirect)
     app.router.add_get("/master/redirect/{rest:.*}", redirect)
     app.router.add_get("/redirect", redirect)
+    # Mesos: /version and /health answer anyone; the rest is the read-only realm.
+    app.router.add_get("/version", version)
+    app.router.add_get("/health", health)
     for path, handler in [
-        ("/version", version),
         ("/state", state),
         ("/master/state", state),
         ("/metrics/snapshot", snapshot),
         ("/metrics", prometheus),
         ("/flags", flags_view),
-        ("/health", health),
         ("/modules", modules_view),
     ]:
-        app.router.add_get(path, handler)
+        app.router.add_get(path, operator("readonly", handler))
     return app
 
 
@@ -268,6 +294,11 @@ class _Unauthenticated(CallError):
     def __init__(self, status: int, message: str, challenge: str | None) -> None:
         super().__init__(status, message)
         self.challenge = challenge
+
+
+def _unauthenticated(exc: _Unauthenticated) -> web.Response:
+    headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+    return web.Response(status=exc.status, text=exc.message, headers=headers)
 
 
 async def _error_stream(request: web.Request, message: str) -> web.StreamResponse:

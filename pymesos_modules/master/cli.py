@@ -92,6 +92,26 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         False,
         "only let frameworks in that an --http_authenticators module authenticates",
     ),
+    (
+        "authenticate_http_readonly",
+        _bool,
+        False,
+        "only answer authenticated requests to the read-only operator endpoints "
+        "(/state, /flags, /modules, /metrics...; not /health, /version)",
+    ),
+    (
+        "authenticate_http_readwrite",
+        _bool,
+        False,
+        "only answer authenticated requests to the operator endpoints that change state "
+        "(/teardown)",
+    ),
+    (
+        "authenticate_agents",
+        _bool,
+        False,
+        "only let agents in that authenticate with --credentials (HTTP Basic)",
+    ),
     ("credentials", str, None, "path of the principal/secret file for the basic authenticator"),
     (
         "http_authenticators",
@@ -159,6 +179,14 @@ FLAGS: list[tuple[str, type, Any, str]] = [
         "resources of each simulated agent",
     ),
 ]
+
+
+#: Flags that make the HTTP authenticators (--http_authenticators) guard an endpoint.
+AUTHENTICATE_HTTP = (
+    "authenticate_frameworks",
+    "authenticate_http_readonly",
+    "authenticate_http_readwrite",
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -231,9 +259,10 @@ def _authenticators(args: argparse.Namespace, manager: ModuleManager) -> list[An
     for name in names(args.http_authenticators):
         if name == "basic":
             credentials = load_credentials(args.credentials) if args.credentials else {}
-            if args.authenticate_frameworks and not credentials:
+            wanted = [f"--{f}" for f in AUTHENTICATE_HTTP if getattr(args, f, False)]
+            if wanted and not credentials:
                 raise CredentialsError(
-                    "--authenticate_frameworks with the basic authenticator needs --credentials"
+                    f"{', '.join(wanted)} with the basic authenticator needs --credentials"
                 )
             out.append(BasicAuthenticator(credentials))
         else:

@@ -34,14 +34,19 @@ std::set<std::string> as_set(const std::vector<std::string>& values) {
 }
 
 // "key=a,b;key2=c" (or ':' for tokens) -> key -> values, naming the parameter on error.
+// A secret parameter's entries are never quoted in a message (it may reach a log).
 std::map<std::string, std::set<std::string>> table(const std::string& text, const char* parameter,
-                                                   char between) {
+                                                   char between, bool secret = false) {
   std::map<std::string, std::set<std::string>> out;
+  int index = 0;
   for (const std::string& entry : split(text, ';')) {
+    ++index;
     auto at = entry.find(between);
     if (at == std::string::npos || at == 0 || at + 1 == entry.size())
-      throw pmm::Error(PMM_ERR_INVALID, std::string("parameter '") + parameter + "': '" + entry +
-                                            "' is not key" + between + "value");
+      throw pmm::Error(PMM_ERR_INVALID,
+                       std::string("parameter '") + parameter + "': " +
+                           (secret ? "entry " + std::to_string(index) : "'" + entry + "'") +
+                           " is not key" + between + "value");
     out[entry.substr(0, at)] = as_set(split(entry.substr(at + 1), ','));
   }
   return out;
@@ -88,7 +93,7 @@ class RoleAuthorizer {
 class BearerAuthenticator {
  public:
   BearerAuthenticator(pmm::Host, const pmm::Parameters& params) {
-    for (const auto& [token, principals] : table(params.require("tokens"), "tokens", ':')) {
+    for (const auto& [token, principals] : table(params.require("tokens"), "tokens", ':', true)) {
       if (principals.size() != 1)
         throw pmm::Error(PMM_ERR_INVALID, "parameter 'tokens': a token names one principal");
       principals_[token] = *principals.begin();
@@ -106,9 +111,14 @@ class BearerAuthenticator {
     }
     if (header.empty())
       return json{{"status", 401}, {"message", "Missing 'Authorization' header"}, {"challenge", challenge}}.dump();
-    if (header.rfind("Bearer ", 0) != 0)
+    // RFC 7235: the scheme is case-insensitive ("bearer", "BEARER"); one or more spaces follow.
+    auto space = header.find(' ');
+    std::string scheme = header.substr(0, space);
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme != "bearer" || space == std::string::npos)
       return json{{"status", 401}, {"message", "Unsupported authentication scheme"}, {"challenge", challenge}}.dump();
-    auto it = principals_.find(header.substr(7));
+    auto start = header.find_first_not_of(' ', space);
+    auto it = principals_.find(start == std::string::npos ? std::string() : header.substr(start));
     if (it == principals_.end())
       return json{{"status", 401}, {"message", "Unknown bearer token"}, {"challenge", challenge}}.dump();
     return json{{"principal", it->second}}.dump();
