@@ -12,17 +12,20 @@ import asyncio
 import base64
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from pymesos_modules.http.common import (
     StreamSink,
+    Unauthenticated,
     error_response,
     heartbeats,
     read_call,
     recordio,
 )
+from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.master import CallError, Master, _id
 
@@ -30,14 +33,22 @@ logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 AGENT_HEADER = "Pmm-Agent-Id"
+#: The token of an agent's current connection (its stream), as Mesos-Stream-Id is a
+#: framework's: every other call of the agent carries it, so only the agent that opened
+#: the stream can speak for that agent id (docs/agent-protocol.md).
+STREAM_HEADER = "Mesos-Stream-Id"
 
 
 class AgentStream(StreamSink):
     """Commands for one connected agent, queued for its HTTP stream (an AgentBackend)."""
 
-    def __init__(self, master: Master) -> None:
+    def __init__(self, master: Master, principal: str | None = None) -> None:
         super().__init__()
         self.master = master
+        #: unguessable: whoever presents it speaks on this connection
+        self.token = secrets.token_urlsafe(24)
+        #: who opened the stream (with --authenticate_agents), else None
+        self.principal = principal
 
     def run_task(self, framework_id: str, task: dict[str, Any]) -> None:
         """Ask the agent to launch ``task``."""
@@ -128,9 +139,17 @@ class AgentApi:
     """The ``/api/v1/agent`` handler and the liveness timers of connected agents."""
 
     def __init__(
-        self, master: Master, reregister_timeout: float, ping_timeout: float | None = None
+        self,
+        master: Master,
+        reregister_timeout: float,
+        ping_timeout: float | None = None,
+        authenticator: HttpAuthenticator | None = None,
     ) -> None:
         self.master = master
+        #: with --authenticate_agents: every agent call must pass it (HTTP Basic against
+        #: --credentials), and an agent id stays with the principal that registered it
+        self.authenticator = authenticator
+        self.principals: dict[str, str] = {}
         self.reregister_timeout = reregister_timeout
         #: seconds without any call from a connected agent before it counts as lost
         #: (Mesos: agent_ping_timeout x max_agent_ping_timeouts); None: never
@@ -151,27 +170,25 @@ class AgentApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Dispatch one agent call; bad calls get Mesos-style statuses and change nothing."""
         try:
+            principal = self._authenticate(request)
             call = await read_call(request, "agent")
             kind = call["type"]
             if kind in ("REGISTER", "REREGISTER"):
-                return await self._register(request, call, kind)
+                return await self._register(request, call, kind, principal)
             agent_id = _agent_of(self.master, request, call)
+            stream = self._own_stream(request, agent_id)
             self.last_seen[agent_id] = asyncio.get_running_loop().time()
             if kind == "UPDATE":
-                self._update(agent_id, call.get("update"))
+                self._update(agent_id, stream, call["update"])
             elif kind == "UPDATE_OVERSUBSCRIBED":
-                body = call.get("update_oversubscribed")
-                if not isinstance(body, dict):
-                    raise CallError(400, "UPDATE_OVERSUBSCRIBED needs update_oversubscribed")
+                body = call["update_oversubscribed"]
                 try:
                     revocable = res.from_json(body.get("resources", []), "oversubscribed")
                 except res.ResourceError as exc:
                     raise CallError(400, str(exc)) from None
                 self.master.update_oversubscribed(agent_id, revocable)
             elif kind == "MESSAGE":
-                body = call.get("message")
-                if not isinstance(body, dict) or not isinstance(body.get("data"), str):
-                    raise CallError(400, "MESSAGE needs message.data (base64)")
+                body = call["message"]
                 self.master.executor_message(
                     agent_id,
                     _id(body.get("framework_id"), "message.framework_id"),
@@ -179,39 +196,56 @@ class AgentApi:
                     body["data"],
                 )
             elif kind == "EXITED_EXECUTOR":
-                body = call.get("exited_executor")
-                status = body.get("status", -1) if isinstance(body, dict) else None
-                if not isinstance(status, int) or isinstance(status, bool):
-                    raise CallError(400, "EXITED_EXECUTOR needs exited_executor.status (integer)")
+                body = call["exited_executor"]
                 self.master.executor_exited(
                     agent_id,
                     _id(body.get("framework_id"), "exited_executor.framework_id"),
                     _id(body.get("executor_id"), "exited_executor.executor_id"),
-                    status,
+                    body.get("status", -1),
                 )
-            elif kind != "HEARTBEAT":
-                raise CallError(400, f"unknown agent call type '{kind}'")
+        except Unauthenticated as exc:
+            return exc.response()
         except CallError as exc:
             return error_response(exc.status, exc.message)
         return web.Response(status=202)
 
-    def _update(self, agent_id: str, body: Any) -> None:
-        if not isinstance(body, dict) or not isinstance(body.get("status"), dict):
-            raise CallError(400, "UPDATE needs update.status")
+    def _authenticate(self, request: web.Request) -> str | None:
+        """The agent's principal with --authenticate_agents (else None); 401 if it has none."""
+        if self.authenticator is None:
+            return None
+        result = self.authenticator.authenticate(request.headers)
+        if result.principal is None:
+            raise Unauthenticated(result.status, result.message, result.challenge)
+        return result.principal
+
+    def _own_stream(self, request: web.Request, agent_id: str) -> AgentStream:
+        """The agent's live stream, if this call came from whoever opened it; else CallError.
+
+        A call for an agent id is only taken with the token of that agent's current
+        connection (sent with REGISTERED): nobody else can speak for the agent.
+        """
+        stream = self.streams.get(agent_id)
+        if stream is None or stream.closed:
+            raise CallError(409, f"agent '{agent_id}' is not connected; REREGISTER first")
+        token = request.headers.get(STREAM_HEADER)
+        if token is None:
+            raise CallError(400, f"agent calls must carry the '{STREAM_HEADER}' header")
+        if not secrets.compare_digest(token, stream.token):
+            raise CallError(
+                403, f"the '{STREAM_HEADER}' of this call is not agent '{agent_id}' connection's"
+            )
+        return stream
+
+    def _update(self, agent_id: str, stream: AgentStream, body: dict[str, Any]) -> None:
         framework_id = _id(body.get("framework_id"), "update.framework_id")
         status = body["status"]
         task_id = _id(status.get("task_id"), "update.status.task_id")
-        uuid = status.get("uuid")
-        if not isinstance(uuid, str) or not uuid:
-            raise CallError(400, "update.status.uuid is required (base64)")
-        if not isinstance(status.get("state"), str):
-            raise CallError(400, "update.status.state is required")
         if not self.master.status_update(agent_id, framework_id, status):
             # Nobody to deliver it to: acknowledge it ourselves so the agent stops resending.
-            self.streams[agent_id].acknowledge(framework_id, task_id, uuid)
+            stream.acknowledge(framework_id, task_id, status["uuid"])
 
     async def _register(
-        self, request: web.Request, call: dict[str, Any], kind: str
+        self, request: web.Request, call: dict[str, Any], kind: str, principal: str | None
     ) -> web.StreamResponse:
         body = call.get(kind.lower())
         if not isinstance(body, dict):
@@ -241,15 +275,28 @@ class AgentApi:
         frameworks = body.get("frameworks", [])
         listed = self.master.listed_tasks(tasks)
         self.master.framework_infos(frameworks)
-        stream = AgentStream(self.master)
+        stream = AgentStream(self.master, principal)
         if kind == "REREGISTER" and agent_id is not None and not self.master.admissible(agent_id):
             # Mesos: an agent the registry never admitted is told to shut down
             # (ours kills its tasks, forgets its id and registers anew).
             logger.warning("agent %s re-registered but was never admitted: shut down", agent_id)
             return await self._shut_down(request, agent_id)
         if agent_id is not None and agent_id in self.master.agents:
+            owner = self.principals.get(agent_id)
+            if self.authenticator is not None and owner is not None and owner != principal:
+                raise CallError(
+                    403, f"agent '{agent_id}' registered as principal '{owner}', not '{principal}'"
+                )
             old = self.streams.get(agent_id)
-            if old is not None and not old.closed and kind == "REGISTER":
+            token = request.headers.get(STREAM_HEADER)
+            if (
+                old is not None
+                and not old.closed
+                and (token is None or not secrets.compare_digest(token, old.token))
+            ):
+                # Only the agent on that connection may replace it (it proves so with the
+                # connection's token, e.g. after a half-open connection): anyone else
+                # claiming a live agent's id would take over its tasks.
                 raise CallError(409, f"agent '{agent_id}' is connected already")
             if old is not None:
                 old.close()
@@ -268,6 +315,8 @@ class AgentApi:
         if timer is not None:
             timer.cancel()
         self.streams[agent_id] = stream
+        if principal is not None:
+            self.principals[agent_id] = principal
         return await self._serve(request, agent_id, stream, listed)
 
     async def _shut_down(self, request: web.Request, agent_id: str) -> web.StreamResponse:
@@ -288,9 +337,13 @@ class AgentApi:
         listed: set[tuple[str, str]],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
-            status=200, headers={"Content-Type": "application/json", AGENT_HEADER: agent_id}
+            status=200,
+            headers={
+                "Content-Type": "application/json",
+                AGENT_HEADER: agent_id,
+                STREAM_HEADER: stream.token,
+            },
         )
-        await response.prepare(request)
         interval = self.master.flags.heartbeat_interval
         if self.ping_timeout is not None and self.master.flags.agent_ping_timeout > 0:
             # Mesos pings every agent_ping_timeout: a live agent must hear a ping
@@ -309,10 +362,14 @@ class AgentApi:
         )
         if self.master.agents.get(agent_id) is not None:  # after REGISTERED, as Mesos
             self.master.reconcile_agent(agent_id, listed)
-        heartbeat = asyncio.create_task(heartbeats(stream, interval))
         self.last_seen[agent_id] = asyncio.get_running_loop().time()
+        heartbeat = asyncio.create_task(heartbeats(stream, interval))
         watchdog = asyncio.create_task(self._watchdog(agent_id, stream))
         try:
+            # The server cancels this handler as soon as the agent's connection drops
+            # (handler_cancellation), so a killed agent is noticed at once, not at the
+            # next ping: hence everything that can wait is inside this try.
+            await response.prepare(request)
             while True:
                 event = await stream.queue.get()
                 if event is None:

@@ -47,6 +47,19 @@ def error_response(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message)
 
 
+class Unauthenticated(CallError):
+    """Nobody vouches for a request: 401 (or 403) with the authenticator's challenge."""
+
+    def __init__(self, status: int, message: str, challenge: str | None) -> None:
+        super().__init__(status, message)
+        self.challenge = challenge
+
+    def response(self) -> web.Response:
+        """The answer: the status, the message, and WWW-Authenticate when there is a challenge."""
+        headers = {"WWW-Authenticate": self.challenge} if self.challenge else None
+        return web.Response(status=self.status, text=self.message, headers=headers)
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The whole request body, however many TCP segments (or chunks) it came in.
 

@@ -275,6 +275,20 @@ AGENT_BODIES: dict[str, tuple[Schema, bool]] = {
     "UPDATE": (obj({"framework_id": ID, "status": STATUS}, ("framework_id", "status")), True),
     "UPDATE_OVERSUBSCRIBED": (obj({"resources": RESOURCES}), True),
     "HEARTBEAT": ({"type": "object"}, False),
+    "MESSAGE": (
+        obj(
+            {"framework_id": ID, "executor_id": ID, "data": STRING},
+            ("framework_id", "executor_id", "data"),
+        ),
+        True,
+    ),
+    "EXITED_EXECUTOR": (
+        obj(
+            {"framework_id": ID, "executor_id": ID, "status": {"type": "integer"}},
+            ("framework_id", "executor_id", "status"),
+        ),
+        True,
+    ),
 }
 
 

@@ -32,12 +32,14 @@ from pymesos_modules.http.agent_api import AgentApi
 from pymesos_modules.http.common import (
     MAX_BODY,
     StreamSink,
+    Unauthenticated,
     error_response,
     heartbeats,
     read_body,
     read_call,
     recordio,
 )
+from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master.leadership import Leadership
 from pymesos_modules.master.master import CallError, Master, SubscriptionDenied
 
@@ -61,13 +63,27 @@ STREAMS: web.AppKey[set] = web.AppKey("streams", set)
 AGENTS: web.AppKey[AgentApi] = web.AppKey("agents", AgentApi)
 
 
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner to serve ``app`` with.
+
+    ``handler_cancellation``: a handler is cancelled when its client's connection
+    drops, so a stream whose agent or framework died ends at once rather than at
+    its next write.  Streams are closed by stop(): do not wait long for stragglers.
+    """
+    return web.AppRunner(app, shutdown_timeout=2.0, handler_cancellation=True)
+
+
 def create_app(
     master: Master,
     flags: dict[str, Any] | None = None,
     modules: Callable[[], list[dict[str, Any]]] | None = None,
     leadership: Leadership | None = None,
+    agent_authenticator: HttpAuthenticator | None = None,
 ) -> web.Application:
-    """The master's aiohttp application (``leadership`` None: always the leader)."""
+    """The master's aiohttp application (``leadership`` None: always the leader).
+
+    ``agent_authenticator`` (with --authenticate_agents) must vouch for every agent call.
+    """
     app = web.Application(client_max_size=MAX_BODY)
 
     def not_leading(request: web.Request, path: str | None = None) -> web.Response | None:
@@ -97,19 +113,19 @@ def create_app(
         return bool((flags or {}).get(name, False))
 
     def principal_of(request: web.Request) -> str:
-        """Who the --http_authenticators vouch for; _Unauthenticated (401/403) if nobody."""
+        """Who the --http_authenticators vouch for; Unauthenticated (401/403) if nobody."""
         result = None
         for authenticator in master.http_authenticators:
             try:
                 result = authenticator.authenticate(request.headers)
             except Exception as exc:  # a failing authenticator vouches for nobody
                 logger.exception("http authenticator %r failed", authenticator)
-                raise _Unauthenticated(401, f"Authentication failed: {exc}", None) from None
+                raise Unauthenticated(401, f"Authentication failed: {exc}", None) from None
             if result.principal is not None:
                 return result.principal
         if result is None:
             raise CallError(401, "authentication is required but no --http_authenticators is set")
-        raise _Unauthenticated(result.status, result.message, result.challenge)
+        raise Unauthenticated(result.status, result.message, result.challenge)
 
     def authenticate(request: web.Request) -> str | None:
         """The principal of a scheduler request; CallError(401) if nobody vouches for it."""
@@ -124,8 +140,8 @@ def create_app(
             if flag(f"authenticate_http_{realm}"):
                 try:
                     principal_of(request)
-                except _Unauthenticated as exc:
-                    return _unauthenticated(exc)
+                except Unauthenticated as exc:
+                    return exc.response()
                 except CallError as exc:
                     return error_response(exc.status, exc.message)
             return await handler(request)
@@ -153,8 +169,8 @@ def create_app(
                     f"'{owner}' of framework {framework.framework_id}",
                 )
             master.call(framework, call)
-        except _Unauthenticated as exc:
-            return _unauthenticated(exc)
+        except Unauthenticated as exc:
+            return exc.response()
         except SubscriptionDenied as exc:
             return await _error_stream(request, exc.message)
         except CallError as exc:
@@ -171,9 +187,11 @@ def create_app(
             status=200,
             headers={"Content-Type": "application/json", STREAM_HEADER: framework.stream_id or ""},
         )
-        await response.prepare(request)
         heartbeat = asyncio.create_task(heartbeats(sink, master.flags.heartbeat_interval))
         try:
+            # The server cancels this handler when the client's connection drops
+            # (handler_cancellation): the framework is disconnected at once.
+            await response.prepare(request)
             while True:
                 event = await sink.queue.get()
                 if event is None:
@@ -201,8 +219,8 @@ def create_app(
             if flag("authenticate_http_readwrite") or master.flags.authenticate_frameworks:
                 principal_of(request)
             body = await read_body(request)
-        except _Unauthenticated as exc:
-            return _unauthenticated(exc)
+        except Unauthenticated as exc:
+            return exc.response()
         except CallError as exc:
             return error_response(exc.status, exc.message)
         try:
@@ -270,7 +288,9 @@ def create_app(
     app.router.add_post("/teardown", gated(teardown))
     app.router.add_post("/master/teardown", gated(teardown))
     ping = master.flags.agent_ping_timeout * master.flags.max_agent_ping_timeouts
-    agents = app[AGENTS] = AgentApi(master, master.flags.agent_reregister_timeout, ping or None)
+    agents = app[AGENTS] = AgentApi(
+        master, master.flags.agent_reregister_timeout, ping or None, agent_authenticator
+    )
     app.router.add_post("/api/v1/agent", gated(agents.handle))
     app.router.add_get("/master/redirect", redirect)
     app.router.add_get("/master/redirect/{rest:.*}", redirect)
@@ -288,17 +308,6 @@ def create_app(
     ]:
         app.router.add_get(path, operator("readonly", handler))
     return app
-
-
-class _Unauthenticated(CallError):
-    def __init__(self, status: int, message: str, challenge: str | None) -> None:
-        super().__init__(status, message)
-        self.challenge = challenge
-
-
-def _unauthenticated(exc: _Unauthenticated) -> web.Response:
-    headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
-    return web.Response(status=exc.status, text=exc.message, headers=headers)
 
 
 async def _error_stream(request: web.Request, message: str) -> web.StreamResponse:

@@ -20,7 +20,7 @@ from pymesos_modules.agent.cli import duration
 from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
-from pymesos_modules.http.server import close_streams, create_app
+from pymesos_modules.http.server import close_streams, create_app, make_runner
 from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.authorizer import AclError, LocalAuthorizer
 from pymesos_modules.kinds.builtin import names, resolve
@@ -307,6 +307,16 @@ def flags_view(args: argparse.Namespace) -> dict[str, Any]:
     return view
 
 
+def _agent_authenticator(args: argparse.Namespace) -> BasicAuthenticator | None:
+    """``--authenticate_agents``: agents authenticate with HTTP Basic against --credentials."""
+    if not args.authenticate_agents:
+        return None
+    credentials = load_credentials(args.credentials) if args.credentials else {}
+    if not credentials:
+        raise CredentialsError("--authenticate_agents needs --credentials")
+    return BasicAuthenticator(credentials)
+
+
 async def start_master(args: argparse.Namespace) -> RunningMaster:
     """Load modules, create the allocator, start the loop and the HTTP server."""
     manager = ModuleManager(allow_insecure=getattr(args, "allow_insecure_modules", False))
@@ -372,10 +382,13 @@ async def _start(
     resources = parse_resources(args.simulated_agent_resources)
     leadership = Leadership(contender, detector, {})
     app = create_app(
-        master, flags_view(args), lambda: [m.describe() for m in manager.modules()], leadership
+        master,
+        flags_view(args),
+        lambda: [m.describe() for m in manager.modules()],
+        leadership,
+        agent_authenticator=_agent_authenticator(args),
     )
-    # Streams are closed by stop(); do not wait a minute for stragglers.
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    runner = make_runner(app)
     try:
         await runner.setup()
         site = web.TCPSite(runner, args.ip, args.port)

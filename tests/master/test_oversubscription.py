@@ -167,7 +167,7 @@ async def test_revocable_and_regular_resources_are_matched_by_kind(cluster, sess
 async def test_bad_oversubscription_reports_change_nothing(cluster, session):
     master, agent = cluster
     for body, text in [
-        ({"type": "UPDATE_OVERSUBSCRIBED"}, "needs update_oversubscribed"),
+        ({"type": "UPDATE_OVERSUBSCRIBED"}, "update_oversubscribed: required"),
         (
             {
                 "type": "UPDATE_OVERSUBSCRIBED",

@@ -22,6 +22,10 @@ class FakeAgent:
         self.url, self.session = url, session
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.agent_id: str | None = None
+        #: the token of the current connection (Mesos-Stream-Id), sent with every call
+        self.stream_id: str | None = None
+        #: extra headers on every request (e.g. Authorization)
+        self.headers: dict[str, str] = {}
         self.response: aiohttp.ClientResponse | None = None
         self.reader: asyncio.Task | None = None
 
@@ -36,8 +40,14 @@ class FakeAgent:
         if self.agent_id and kind == "REREGISTER":
             body["agent_id"] = {"value": self.agent_id}
         call = {"type": kind, kind.lower(): body}
-        self.response = await self.session.post(f"{self.url}/api/v1/agent", json=call)
+        headers = dict(self.headers)
+        if self.stream_id and kind == "REREGISTER":  # proves it is the same agent
+            headers["Mesos-Stream-Id"] = self.stream_id
+        self.response = await self.session.post(
+            f"{self.url}/api/v1/agent", json=call, headers=headers
+        )
         assert self.response.status == 200, await self.response.text()
+        self.stream_id = self.response.headers.get("Mesos-Stream-Id")
         self.reader = asyncio.create_task(self._read(self.response))
         registered = await self.next("REGISTERED")
         self.agent_id = registered["registered"]["agent_id"]["value"]
@@ -61,7 +71,10 @@ class FakeAgent:
 
     async def call(self, call: dict[str, Any]) -> tuple[int, str]:
         body = {"agent_id": {"value": self.agent_id}, **call}
-        async with self.session.post(f"{self.url}/api/v1/agent", json=body) as response:
+        headers = {**self.headers, "Mesos-Stream-Id": self.stream_id or ""}
+        async with self.session.post(
+            f"{self.url}/api/v1/agent", json=body, headers=headers
+        ) as response:
             return response.status, await response.text()
 
     async def update(self, framework_id: str, task_id: str, state: str, uuid: str) -> int:
