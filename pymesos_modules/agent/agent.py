@@ -96,6 +96,9 @@ class AgentFlags:
     strict: bool = True
     #: every flag as given, for /flags
     raw: dict[str, Any] = field(default_factory=dict)
+    #: the Authorization header this agent sends (from --credential), for a master
+    #: with --authenticate_agents; None: none
+    authorization: str | None = None
 
 
 class Agent:

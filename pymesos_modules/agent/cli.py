@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from pymesos_modules.agent.modules import CgroupsFlags, create_modules
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
 from pymesos_modules.http import executor_api
+from pymesos_modules.kinds.http_authenticator import load_credentials
 from pymesos_modules.manager import ModuleManager
 from pymesos_modules.master import resources as res
 from pymesos_modules.zookeeper import parse_zk_url
@@ -94,6 +96,13 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         "what is left out is detected as Mesos does",
     ),
     ("attributes", str, None, "Mesos attributes, 'rack:r1;zone:a'"),
+    (
+        "credential",
+        str,
+        None,
+        "file with this agent's principal and secret (Mesos' --credential: 'principal secret' "
+        "or JSON), for a master with --authenticate_agents",
+    ),
     ("modules", str, None, "module config: inline JSON, path or file://"),
     ("modules_dir", str, None, "folder of module configs"),
     (
@@ -263,6 +272,7 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         recover=args.recover,
         strict=args.strict,
         raw=_shown_flags(args),
+        authorization=_authorization(args.credential),
     )
 
 
@@ -272,6 +282,20 @@ def _shown_flags(args: argparse.Namespace) -> dict[str, Any]:
     if isinstance(args.master, str) and args.master.startswith("zk://"):
         shown["master"] = str(parse_zk_url(args.master, "--master"))
     return shown
+
+
+def _authorization(path: str | None) -> str | None:
+    """The HTTP Basic header of ``--credential`` (one principal and its secret), or None."""
+    if not path:
+        return None
+    credentials = load_credentials(path)
+    if len(credentials) != 1:
+        raise ValueError(
+            f"--credential: {path} must hold exactly one principal and secret, "
+            f"found {len(credentials)}"
+        )
+    [(principal, secret)] = credentials.items()
+    return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
 
 
 async def start_agent(

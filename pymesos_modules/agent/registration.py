@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 AGENT_HEADER = "Pmm-Agent-Id"
+#: The token of this agent's connection, given with REGISTERED; every other call
+#: carries it (docs/agent-protocol.md)
+STREAM_HEADER = "Mesos-Stream-Id"
 #: Cap of the re-registration backoff (docs/agent-protocol.md).
 REGISTRATION_BACKOFF_MAX = 30.0
 #: Until REGISTERED says otherwise, the heartbeat interval we expect (Mesos' default).
@@ -88,6 +91,8 @@ class Registration:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        #: the token of the current (or last) connection to the master
+        self.stream_token: str | None = None
 
     def register_call(self) -> dict[str, Any]:
         """REGISTER, or REREGISTER with the tasks and frameworks once the agent has an id."""
@@ -154,15 +159,26 @@ class Registration:
     async def _session_once(self) -> None:
         assert self.agent.session is not None
         call = self.register_call()
-        response = await self.agent.session.post(f"{self.agent.url}/api/v1/agent", json=call)
+        headers = self.headers()
+        if call["type"] != "REREGISTER":
+            headers.pop(STREAM_HEADER, None)
+        # With a REREGISTER, our last connection's token shows that this is the same
+        # agent: the master lets it replace a connection it still thinks open.
+        response = await self.agent.session.post(
+            f"{self.agent.url}/api/v1/agent", json=call, headers=headers
+        )
         self.agent.stream = response
         if response.status != 200:
             text = (await response.text()).strip()
             response.close()
             message = f"master {self.agent.url} refused {call['type']} ({response.status}): {text}"
-            if response.status in (400, 409, 413, 415):
+            # A 409 with Retry-After: our id still has a connection the master thinks
+            # open (we restarted faster than it noticed); it lets go after a ping timeout.
+            retry = response.status == 409 and "Retry-After" in response.headers
+            if response.status in (400, 401, 403, 409, 413, 415) and not retry:
                 raise RegistrationRefused(message)
             raise aiohttp.ClientError(message)
+        self.stream_token = response.headers.get(STREAM_HEADER)
         content = response.content
         while not self.agent.stopping:
             silence = 3 * self.agent.heartbeat_interval
@@ -186,6 +202,15 @@ class Registration:
         with contextlib.suppress(aiohttp.ClientError, ConnectionError, OSError, TimeoutError):
             await self.post({"type": "HEARTBEAT"})
 
+    def headers(self) -> dict[str, str]:
+        """Headers of every call: the credential, and the connection's token once there is one."""
+        headers = {}
+        if self.agent.flags.authorization is not None:
+            headers["Authorization"] = self.agent.flags.authorization
+        if self.stream_token is not None:
+            headers[STREAM_HEADER] = self.stream_token
+        return headers
+
     async def post(self, call: dict[str, Any]) -> None:
         """One agent call; raises when the master did not take it (202)."""
         if self.agent.session is None or self.agent.agent_id is None:
@@ -194,7 +219,7 @@ class Registration:
         async with self.agent.session.post(
             f"{self.agent.url}/api/v1/agent",
             json=body,
-            headers={AGENT_HEADER: self.agent.agent_id},
+            headers={**self.headers(), AGENT_HEADER: self.agent.agent_id},
             timeout=aiohttp.ClientTimeout(total=30.0),
         ) as response:
             if response.status != 202:

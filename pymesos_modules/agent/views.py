@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pymesos_modules import __version__
+from pymesos_modules import __version__, redact
 from pymesos_modules.agent.records import TERMINAL, Container, scalars
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def state(agent: Agent) -> dict[str, Any]:
             a["name"]: (a.get("text") or a.get("scalar") or {}).get("value", a)
             for a in agent.attributes
         },
-        "flags": {k: str(v) for k, v in agent.flags.raw.items()},
+        "flags": redact.flags(agent.flags.raw),
         "frameworks": frameworks,
         "completed_tasks": [task_json(c) for c in agent.completed[-100:]],
     }

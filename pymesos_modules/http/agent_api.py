@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import secrets
 from typing import Any
 
@@ -135,6 +136,16 @@ def _agent_of(master: Master, request: web.Request, call: dict[str, Any]) -> str
     return agent_id
 
 
+class _IdInUse(CallError):
+    """409: the agent id has a live connection.  Retry-After says when the master will
+    have given up on it if it is dead but still open (the ping timeout): an agent that
+    restarted may try again then, anyone else gets the same answer."""
+
+    def __init__(self, agent_id: str, ping_timeout: float | None) -> None:
+        super().__init__(409, f"agent '{agent_id}' is connected already")
+        self.retry_after = str(math.ceil(ping_timeout or 60.0))
+
+
 class AgentApi:
     """The ``/api/v1/agent`` handler and the liveness timers of connected agents."""
 
@@ -205,6 +216,10 @@ class AgentApi:
                 )
         except Unauthenticated as exc:
             return exc.response()
+        except _IdInUse as exc:
+            return web.Response(
+                status=exc.status, text=exc.message, headers={"Retry-After": exc.retry_after}
+            )
         except CallError as exc:
             return error_response(exc.status, exc.message)
         return web.Response(status=202)
@@ -297,7 +312,7 @@ class AgentApi:
                 # Only the agent on that connection may replace it (it proves so with the
                 # connection's token, e.g. after a half-open connection): anyone else
                 # claiming a live agent's id would take over its tasks.
-                raise CallError(409, f"agent '{agent_id}' is connected already")
+                raise _IdInUse(agent_id, self.ping_timeout)
             if old is not None:
                 old.close()
             self.master.reconnect_agent(agent_id, stream)

@@ -174,7 +174,7 @@ async def test_a_registration_the_master_refuses_stops_the_agent(master, tmp_pat
     try:
         await until(running.agent.failed.is_set, what="the refusal")
         assert "refused REGISTER (400)" in running.agent.failure
-        assert "attribute 'ids'" in running.agent.failure
+        assert "register.attributes[0].type" in running.agent.failure
     finally:
         await running.stop()
 

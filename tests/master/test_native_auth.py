@@ -99,7 +99,8 @@ def test_native_authorizer_and_authenticator_directly():
     bearer = resolve(manager, "bearer", "http_authenticator", "test", {"tokens": "x:carol"})
     assert bearer.authenticate({"authorization": "Bearer x"}) == AuthenticationResult("carol")
     assert bearer.authenticate({}).status == 401
-    with pytest.raises(ModuleCreateError, match="parameter 'tokens': 'x' is not key:value"):
+    # a secret is never quoted: the entry is named by its position
+    with pytest.raises(ModuleCreateError, match="parameter 'tokens': entry 1 is not key:value"):
         resolve(manager, "bearer", "http_authenticator", "test", {"tokens": "x"})
     with pytest.raises(ModuleCreateError, match="missing parameter 'tokens'"):
         resolve(manager, "bearer", "http_authenticator", "test", {})
