@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymesos_modules import __version__, metrics, zookeeper
+from pymesos_modules.ids import id_problem
 from pymesos_modules.kinds.allocator import Allocator, AllocatorCallError, OfferBatch
 from pymesos_modules.kinds.authorizer import Action, AuthorizationRequest, Authorizer
 from pymesos_modules.kinds.hook import HookChain
@@ -77,8 +78,14 @@ class MasterFlags:
 
 
 def _id(value: Any, where: str) -> str:
+    """The id in ``{"value": ...}``, checked once here by Mesos' validateID rules
+    (pymesos_modules/ids.py); CallError(400) names ``where``.  In a launch that
+    error fails the task with TASK_ERROR, as Mesos."""
     if not isinstance(value, dict) or not isinstance(value.get("value"), str) or not value["value"]:
         raise CallError(400, f"{where} must be an object with a non-empty 'value'")
+    problem = id_problem(value["value"])
+    if problem is not None:
+        raise CallError(400, f"{where}: {problem}")
     return value["value"]
 
 
@@ -131,7 +138,13 @@ class MasterBase:
         handle = self.roles.get(name)
         if handle is None:
             handle = self.roles.add(name)
-            self._alloc("add_role", handle, name)
+            try:
+                self._alloc("add_role", handle, name)
+            except BaseException:
+                # A role the allocator refused must not stay in the table: the next
+                # framework in that role would get a handle the allocator never saw.
+                self.roles.remove(name)
+                raise
         return handle
 
     def _vector(self, resources: res.Resources) -> tuple[float, ...]:

@@ -66,6 +66,11 @@ def _task_executor(task: Any) -> dict[str, Any] | None:
     return executor if isinstance(executor, dict) else None
 
 
+def _agent_of(event: dict[str, Any]) -> str | None:
+    """The agent id an UPDATE event's status names."""
+    return (event["update"]["status"].get("agent_id") or {}).get("value")
+
+
 def _executor_id(executor: dict[str, Any]) -> str:
     return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
 
@@ -526,10 +531,14 @@ class TasksRoom(OffersRoom):
         task_id = (status.get("task_id") or {}).get("value")
         task = framework.tasks.get(task_id) if framework and task_id else None
         pending = framework.unacknowledged.get(status.get("uuid", "")) if framework else None
+        # An update is only taken from the agent that holds the task (Mesos checks the
+        # sender is the task's agent): another agent cannot report on it.
+        if pending is not None and _agent_of(pending) != agent_id:
+            pending = None
         if agent is not None and framework is not None and pending is not None:
             self._send(framework, pending)  # a retry of an update the framework has not acked
             return True
-        if agent is None or framework is None or task is None:
+        if agent is None or framework is None or task is None or task.agent_id != agent_id:
             self.counters["invalid_status_updates"] += 1
             return False
         self.counters["valid_status_updates"] += 1

@@ -4,6 +4,7 @@ agent's id cannot be claimed, --authenticate_agents, and a dropped stream is not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -146,3 +147,43 @@ async def test_a_dropped_agent_stream_is_noticed_at_once(master_factory, session
     assert rescind["rescind"]["offer_id"] == offer["id"]
     assert not running.master.agents[agent.agent_id].active
     await scheduler.close()
+
+
+async def test_an_update_is_taken_only_from_the_agent_that_holds_the_task(bare_master, session):
+    holder, other = FakeAgent(bare_master.url, session), FakeAgent(bare_master.url, session)
+    await holder.register()
+    await other.register()
+    scheduler, framework_id = await running_task(bare_master, session, holder)
+    # the other agent, on its own connection, reports on the holder's task
+    assert await other.update(framework_id, "t1", "TASK_FINISHED", "b3RoZXI=") == 202
+    await scheduler.none_of("UPDATE", within=0.5)
+    task = bare_master.master.frameworks[framework_id].tasks["t1"]
+    assert str(task.state) == "TASK_RUNNING" and task.agent_id == holder.agent_id
+    assert await holder.update(framework_id, "t1", "TASK_FINISHED", "aG9sZGVy") == 202
+    await scheduler.next("UPDATE", where=lambda e: state_of(e) == "TASK_FINISHED")
+    await scheduler.close()
+    await holder.disconnect()
+    await other.disconnect()
+
+
+async def test_agent_ids_are_never_handed_out_twice(master_factory, session):
+    running = await master_factory(
+        allocator="python/drf", simulated_agents=0, agent_reregister_timeout=0.2
+    )
+    first, second = FakeAgent(running.url, session), FakeAgent(running.url, session)
+    await first.register()
+    await second.register()
+    await first.disconnect()
+    for _ in range(100):  # removed after the re-register timeout
+        if first.agent_id not in running.master.agents:
+            break
+        await asyncio.sleep(0.05)
+    assert first.agent_id not in running.master.agents
+    third = FakeAgent(running.url, session)
+    await third.register()  # was handed the second agent's id, and refused with 409
+    ids = [first.agent_id, second.agent_id, third.agent_id]
+    assert len(set(ids)) == 3, ids
+    assert all(i.startswith(running.master.master_id) for i in ids)
+    assert sorted(running.master.agents) == sorted([second.agent_id, third.agent_id])
+    await second.disconnect()
+    await third.disconnect()
