@@ -15,6 +15,8 @@ from pymesos_modules.master.master import CallError
 #: An ACCEPT launching 5,000 tasks is about 4 MiB, an agent REREGISTER listing 10,000
 #: tasks about 10 MiB: 64 MiB leaves room for both while bounding what one request holds.
 MAX_BODY = 64 * 1024 * 1024
+#: Bodies larger than this are parsed and validated in a worker thread.
+OFF_LOOP_BODY = 256 * 1024
 
 
 def recordio(event: dict[str, Any]) -> bytes:
@@ -91,7 +93,11 @@ async def read_call(request: web.Request, api: str) -> dict[str, Any]:
         raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")
     body = await read_body(request)
     try:
-        return validate_call(api, parse_json(body))
+        if len(body) <= OFF_LOOP_BODY:
+            return validate_call(api, parse_json(body))
+        # Checking a multi-MB call takes a good part of a second of CPU: off the loop,
+        # so heartbeats and other requests go on meanwhile (it touches no state).
+        return await asyncio.to_thread(lambda: validate_call(api, parse_json(body)))
     except InvalidCall as exc:
         raise CallError(400, f"Failed to validate the {api} call: {exc}") from None
 
