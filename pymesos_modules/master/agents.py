@@ -270,7 +270,7 @@ class AgentsRoom(FrameworksRoom):
             self._candidates.discard(agent.handle)
             if self._taken is not None:
                 self._taken.discard(agent.handle)
-        self.agent_handles.remove(agent_id)
+        self.agent_handles.remove(agent_id, hold=True)
         self.hook_chain.agent_lost(agent_id, agent.hostname)
 
     def disconnect_agent(self, agent_id: str) -> None:

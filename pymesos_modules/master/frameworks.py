@@ -230,7 +230,7 @@ class FrameworksRoom(TasksRoom):
                 agent.free_ports = tuple(sorted(agent.free_ports + self.executors[key].ports))
             del self.executors[key]
         self._alloc("remove_framework", framework.handle)
-        self.framework_handles.remove(framework_id)
+        self.framework_handles.remove(framework_id, hold=True)
         self._completed_ids.add(framework_id)
         if framework.sink is not None:
             framework.sink.close()

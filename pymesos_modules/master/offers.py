@@ -63,8 +63,13 @@ class OffersRoom(MasterBase):
         by_framework: dict[str, list[dict[str, Any]]] = {}
         now = self.clock()
         for view in materialize(batch):
-            framework = self.frameworks.get(self.framework_handles.ident(view.framework))
-            agent = self.agents.get(self.agent_handles.ident(view.agent))
+            framework_id = self.framework_handles.find(view.framework)
+            agent_id = self.agent_handles.find(view.agent)
+            if framework_id is None or agent_id is None:
+                # Removed while the cycle ran: the allocator forgot it and what it held.
+                continue
+            framework = self.frameworks.get(framework_id)
+            agent = self.agents.get(agent_id)
             rows = batch.rows[view._start : view._stop]
             pieces: list[Piece] = [
                 (int(r["pool"]), bool(r["flags"] & 1), tuple(float(x) for x in v))
@@ -83,6 +88,9 @@ class OffersRoom(MasterBase):
             self.offers[offer.offer_id] = offer
             framework.offers.add(offer.offer_id)
             by_framework.setdefault(framework.framework_id, []).append(self._offer_json(offer))
+        # No offer names a handle removed before or during this cycle any more.
+        self.framework_handles.release_held()
+        self.agent_handles.release_held()
         for framework_id, offers in by_framework.items():
             self._send(
                 self.frameworks[framework_id], {"type": "OFFERS", "offers": {"offers": offers}}

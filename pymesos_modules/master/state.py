@@ -43,18 +43,28 @@ TERMINAL_STATES = frozenset({
 
 
 class HandleMap:
-    """Ids (strings) to dense integer handles for the allocator; freed handles are reused."""
+    """Ids (strings) to dense integer handles for the allocator; freed handles are reused.
+
+    A handle removed while an allocation cycle may be running is *held* until
+    :meth:`release_held`: that cycle's offers may still name it, and they must
+    not reach whoever would get the handle next.
+    """
 
     def __init__(self) -> None:
         self._by_id: dict[str, int] = {}
         self._by_handle: dict[int, str] = {}
         self._free: list[int] = []
+        self._held: list[int] = []
+        self._next = 0
 
     def add(self, ident: str) -> int:
         """The handle for ``ident``, allocating one if needed."""
         handle = self._by_id.get(ident)
         if handle is None:
-            handle = self._free.pop() if self._free else len(self._by_id)
+            if self._free:
+                handle = self._free.pop()
+            else:
+                handle, self._next = self._next, self._next + 1
             self._by_id[ident] = handle
             self._by_handle[handle] = ident
         return handle
@@ -67,11 +77,20 @@ class HandleMap:
         """The id behind a handle."""
         return self._by_handle[handle]
 
-    def remove(self, ident: str) -> None:
-        """Forget an id; its handle becomes reusable."""
+    def find(self, handle: int) -> str | None:
+        """The id behind a handle, or None when it was removed."""
+        return self._by_handle.get(handle)
+
+    def remove(self, ident: str, hold: bool = False) -> None:
+        """Forget an id; its handle becomes reusable (after :meth:`release_held` if ``hold``)."""
         handle = self._by_id.pop(ident)
         del self._by_handle[handle]
-        self._free.append(handle)
+        (self._held if hold else self._free).append(handle)
+
+    def release_held(self) -> None:
+        """Held handles become reusable (no offer naming them is left)."""
+        self._free.extend(self._held)
+        self._held.clear()
 
 
 class EventSink(Protocol):
