@@ -31,7 +31,11 @@ async def running_task(master, session, agent: FakeAgent) -> tuple[Scheduler, st
     """A framework with one task running on ``agent``."""
     scheduler = Scheduler(master.url, session)
     await scheduler.subscribe()
-    offers = await scheduler.next("OFFERS")
+
+    def on_agent(event):
+        return any(o["agent_id"]["value"] == agent.agent_id for o in event["offers"]["offers"])
+
+    offers = await scheduler.next("OFFERS", where=on_agent)
     offer = next(o for o in offers["offers"]["offers"] if o["agent_id"]["value"] == agent.agent_id)
     assert await scheduler.call(launch(offer, "t1")) == 202
     run = await agent.next("RUN_TASK")
