@@ -86,8 +86,9 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
 
 
 async def read_call(request: web.Request, api: str) -> dict[str, Any]:
-    """The ``api`` ("scheduler" or "agent") call in a request, parsed and validated against
-    its schema (http/schemas.py); CallError with the status Mesos would answer otherwise."""
+    """The ``api`` ("scheduler", "agent" or "executor") call in a request, parsed and
+    validated against its schema (http/schemas.py); CallError with the status Mesos would
+    answer otherwise."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
     if content_type != "application/json":
         raise CallError(415, f"expecting 'Content-Type: application/json', got '{content_type}'")

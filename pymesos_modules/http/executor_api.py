@@ -55,7 +55,7 @@ def add_routes(app: web.Application, agent: Agent) -> None:
         try:
             if agent.recovering:
                 raise CallError(503, "Agent has not finished recovery")
-            call = await read_call(request)
+            call = await read_call(request, "executor")
             kind = call["type"]
             if kind not in CALLS:
                 raise CallError(400, f"Failed to validate Executor::Call: unknown type '{kind}'")

@@ -9,6 +9,8 @@ where Mesos types them and otherwise let through, as protobuf keeps unknown
 fields.  What depends on state (is this offer still valid, does this task fit)
 stays with the master, which answers it as Mesos does (often a TASK_ERROR).
 
+Executor calls (the agent's ``/api/v1/executor``) have theirs here too.
+
 Two custom formats, checked by :mod:`pymesos_modules.http.validation`:
 ``mesos-id`` (Mesos' validateID, see :mod:`pymesos_modules.ids`) and
 ``mesos-role`` (Mesos' role name rules).  Task and executor ids inside a launch
@@ -314,5 +316,45 @@ def call_schema(bodies: dict[str, tuple[Schema, bool]], needs_id: str | None) ->
     return {**obj(properties, ("type",)), "allOf": branches}
 
 
+#: Each executor API call type (the agent's ``/api/v1/executor``, Mesos' v1 executor API).
+#: Bodies are typed here; whether one is present is the executor room's check, after it
+#: found the framework and executor (pymesos_modules/agent/executors.py).
+EXECUTOR_BODIES: dict[str, tuple[Schema, bool]] = {
+    "SUBSCRIBE": (
+        obj(
+            {
+                "unacknowledged_tasks": array(TASK_INFO),
+                "unacknowledged_updates": array(
+                    obj({"framework_id": ID_SHAPE, "status": {"type": "object"}}, ("status",))
+                ),
+            }
+        ),
+        False,
+    ),
+    "UPDATE": (
+        obj(
+            {
+                "status": obj(
+                    {
+                        "task_id": ID_SHAPE,
+                        "state": {"enum": TASK_STATES},
+                        "uuid": STRING,
+                        "message": STRING,
+                        "data": STRING,
+                    },
+                    ("task_id", "state"),
+                )
+            },
+            ("status",),
+        ),
+        False,
+    ),
+    "MESSAGE": (obj({"data": STRING}, ("data",)), False),
+    "HEARTBEAT": ({"type": "object"}, False),
+}
+
 SCHEDULER_CALL: Schema = call_schema(SCHEDULER_BODIES, "framework_id")
 AGENT_CALL: Schema = call_schema(AGENT_BODIES, "agent_id")
+EXECUTOR_CALL: Schema = call_schema(EXECUTOR_BODIES, None)
+EXECUTOR_CALL["properties"].update(framework_id=ID, executor_id=ID)
+EXECUTOR_CALL["required"] = ["type", "framework_id", "executor_id"]

@@ -108,7 +108,11 @@ def _is_role(value: object) -> bool:
 
 @cache
 def _validator(api: str) -> Draft202012Validator:
-    schema = {"scheduler": schemas.SCHEDULER_CALL, "agent": schemas.AGENT_CALL}[api]
+    schema = {
+        "scheduler": schemas.SCHEDULER_CALL,
+        "agent": schemas.AGENT_CALL,
+        "executor": schemas.EXECUTOR_CALL,
+    }[api]
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=_FORMATS)
 
@@ -140,7 +144,8 @@ def _describe(error: ValidationError) -> str:
 
 
 def validate_call(api: str, call: Any) -> dict[str, Any]:
-    """``call`` if it is a well-formed ``api`` ("scheduler" or "agent") call, else InvalidCall.
+    """``call`` if it is a well-formed ``api`` ("scheduler", "agent" or "executor") call,
+    else InvalidCall.
 
     The message names the field at fault (``accept.operations[0].launch: expected
     object, found string``).
