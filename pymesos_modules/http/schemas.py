@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymesos_modules.master.state import TaskState
+
 Schema = dict[str, Any]
 
 STRING: Schema = {"type": "string"}
@@ -219,22 +221,8 @@ SCHEDULER_BODIES: dict[str, tuple[Schema, bool]] = {
     ),
 }
 
-TASK_STATES = [
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_RUNNING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_LOST",
-    "TASK_DROPPED",
-    "TASK_UNREACHABLE",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-]
+#: The task states the master knows (an agent's UPDATE must name one).
+TASK_STATES = [state.value for state in TaskState]
 
 _REGISTRATION: dict[str, Schema] = {
     "protocol_version": {"type": "integer"},
@@ -337,7 +325,7 @@ EXECUTOR_BODIES: dict[str, tuple[Schema, bool]] = {
                 "status": obj(
                     {
                         "task_id": ID_SHAPE,
-                        "state": {"enum": TASK_STATES},
+                        "state": STRING,  # which ones an executor may send: the executor room
                         "uuid": STRING,
                         "message": STRING,
                         "data": STRING,
