@@ -8,7 +8,7 @@ Core API (stable; kind wrappers build on it):
   (managers that loaded it); :meth:`Library.unhold` dlcloses after the last
   holder, :meth:`Library.close` refuses while either count is non-zero.
 - :meth:`Library.descriptors` -> list of :class:`DescriptorInfo` with the raw checks
-  of DESIGN.md applied in order (:func:`check_descriptor`).
+  of docs/modules.md applied in order (:func:`check_descriptor`).
 - :class:`HostApi`: the host function table for one module (logging, clock, metrics).
 - :class:`NativeInstance`: owns one created instance; destroys it exactly once.
 - :meth:`NativeInstance.call(call, *args)` (also :func:`call_status(instance, call,
@@ -424,7 +424,7 @@ def loaded_library_paths() -> list[str]:
 
 
 def check_descriptor(path: str, index: int, pointer: Any) -> DescriptorInfo:
-    """Apply the descriptor checks in DESIGN.md's order and describe the module.
+    """Apply the descriptor checks in the order of docs/modules.md and describe the module.
 
     magic -> ABI major -> struct size -> ABI minor -> required fields -> known
     kind -> function table size.  Each failure raises its own error class.

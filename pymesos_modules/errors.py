@@ -1,7 +1,7 @@
 """Every way loading or using a module can fail, one class per stage.
 
 The loader checks a library in a fixed order before any module code runs
-(see DESIGN.md): file -> dlopen -> entry point -> magic -> ABI major ->
+(see docs/modules.md, "Checks, in order"): file -> dlopen -> entry point -> magic -> ABI major ->
 struct size -> ABI minor -> required fields -> known kind -> wanted kind ->
 compatible() -> create().  Each stage raises its own subclass of
 :class:`ModuleError`, so callers and tests can tell them apart, and every

@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import signal
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -197,12 +196,13 @@ async def launch(
     )
     spec_read, spec_write = os.pipe()
     reply_read, reply_write = os.pipe()
+    argv = paths.stdlib_script_command(launcher.__file__, str(run_dir))
     try:
         # posix_spawn rather than asyncio's subprocesses: those kill their child
         # when the transport is closed, and a launcher must outlive this agent.
         pid = os.posix_spawn(
-            sys.executable,
-            paths.stdlib_script_command(launcher.__file__, str(run_dir)),
+            argv[0],
+            argv,
             dict(os.environ),
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, spec_read, 0),
