@@ -62,6 +62,12 @@ class CMakeBuild(build_ext):
         import pybind11
 
         config = os.environ.get("PMM_BUILD_TYPE", "Release")
+        # Named on every configure: pip builds each time in a new isolated
+        # environment, so the ninja a kept build folder's cache remembers may
+        # be gone (a second `pip install .` or `pip wheel .` in one checkout).
+        ninja = shutil.which("ninja")
+        if ninja is None:
+            raise SystemExit("setup.py: no ninja on PATH (pip installs it as a build requirement)")
         configure = [
             "cmake",
             "-S",
@@ -70,6 +76,7 @@ class CMakeBuild(build_ext):
             str(build_dir),
             "-G",
             "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={ninja}",
             f"-DCMAKE_BUILD_TYPE={config}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
