@@ -26,6 +26,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pymesos_modules import paths
+from pymesos_modules.bench import master_cli
 from pymesos_modules.bench.runner import Request, make_manager
 from pymesos_modules.bench.scenarios import SCENARIOS, Cluster, options
 
@@ -67,7 +68,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frameworks", type=_ints, help="e.g. 100,1000 (default 20)")
     parser.add_argument("--roles", type=_ints, help="e.g. 1,100 (default 1)")
     parser.add_argument(
-        "--scenarios", type=_names, default=list(SCENARIOS), help=f"subset of {','.join(SCENARIOS)}"
+        "--scenarios",
+        type=_names,
+        help=f"subset of {','.join(SCENARIOS)} (with --master: of the master scenarios)",
     )
     parser.add_argument(
         "--allocators",
@@ -101,6 +104,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", dest="json_path", help="write results as JSON here")
     parser.add_argument("--plot", help="write a log-log plot of cycle time vs agents (PNG)")
+    master_cli.register(parser)
 
 
 def machine_info() -> dict[str, Any]:
@@ -329,7 +333,11 @@ def plot(results: list[dict[str, Any]], path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the grid and report."""
+    """Run the grid (or, with --master, the master scenarios) and report."""
+    if args.master:
+        return master_cli.run(args, machine_info())
+    if args.scenarios is None:
+        args.scenarios = list(SCENARIOS)
     # Wide enough for the result table when output goes to a file or CI log.
     console = Console() if Console().is_terminal else Console(width=150)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
