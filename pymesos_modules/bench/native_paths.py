@@ -1,6 +1,6 @@
 """The cffi and pybind11 paths of the DRF engine, measured in one process.
 
-``python -m pymesos_modules.bench.paths --agents 10000 --frameworks 1000``
+``python -m pymesos_modules.bench.native_paths --agents 10000 --frameworks 1000``
 sets up the steady scenario once per path in the same process and then
 alternates their cycles (cffi, pybind11, cffi, ...), so both see the same
 machine at the same moments: on a shared, loaded machine that is the only
