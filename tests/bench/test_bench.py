@@ -50,6 +50,11 @@ def test_bench_writes_schema_ratios_and_plot(tmp_path):
         expected = medians[(*key, ratio["baseline"])] / medians[(*key, ratio["allocator"])]
         assert abs(ratio["speedup"] - expected) < 1e-9 * expected
     assert {r["baseline"] for r in doc["ratios"]} == {"python/drf", "pybind/drf"}
+    # the cffi/pybind11 pair again, both in one process with their cycles interleaved
+    assert [(i["agents"], i["frameworks"]) for i in doc["interleaved"]] == [(60, 6), (120, 6)]
+    for row in doc["interleaved"]:
+        assert set(row["median_ms"]) == {"native/drf", "pybind/drf"} and row["cycles"] == 3
+        assert row["cffi_over_pybind_median_of_pairs"] > 0
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "allocation cycle" in done.stdout and "targets" in done.stdout
 
@@ -89,3 +94,21 @@ def test_bench_rejects_unknown_scenario(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "unknown scenario" in done.stdout + done.stderr
+
+
+def test_the_cffi_target_prefers_the_interleaved_ratio():
+    from pymesos_modules.bench.cli import evaluate_targets
+
+    separate = [{"scenario": "steady", "agents": 10000, "frameworks": 1000, "roles": 1,
+                 "baseline": "pybind/drf", "allocator": "native/drf", "speedup": 0.5}]  # fmt: skip
+    target = "cffi time / pybind11 time, steady, 10k agents"
+
+    def value(interleaved):
+        rows = evaluate_targets([], separate, interleaved)
+        return next(t for t in rows if t["target"] == target)
+
+    assert value(None)["value"] == 2.0 and value(None)["met"] is False
+    paired = [{"agents": 10000, "frameworks": 1000, "cffi_over_pybind_median_of_pairs": 1.02}]
+    assert value(paired)["value"] == 1.02 and value(paired)["met"] is True
+    # a failed interleaved run leaves the separate-process ratio in charge
+    assert value([{"agents": 10000, "error": "timed out"}])["value"] == 2.0
