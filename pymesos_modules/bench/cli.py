@@ -86,7 +86,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the big grid (takes long)")
     size.add_argument(
-        "--quick", action="store_true", help="100 agents x 10 frameworks: a smoke test in seconds"
+        "--quick",
+        action="store_true",
+        help="100 agents x 10 frameworks: a smoke test in seconds "
+        "(with --master: every master scenario at a size a test affords; not a figure)",
     )
     parser.add_argument("--cycles", type=int, default=7, help="timed cycles per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed cycles first")

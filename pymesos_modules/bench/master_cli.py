@@ -136,14 +136,12 @@ MASTER_SCENARIOS: dict[str, MasterScenario] = {
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    """Add the master benchmark's own arguments (the rest are shared with the allocator bench)."""
+    """Add the master benchmark's own arguments (``--quick``, ``--scenarios``, ``--json`` and
+    ``--plot`` are the allocator bench's)."""
     parser.add_argument(
         "--master",
         action="store_true",
         help=f"run the master scenarios ({','.join(MASTER_SCENARIOS)}) instead",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="with --master: tiny sizes (for tests; not a figure)"
     )
     parser.add_argument(
         "--master-flags",
