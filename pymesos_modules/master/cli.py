@@ -20,6 +20,7 @@ from pymesos_modules.agent.cli import duration
 from pymesos_modules.allocators import resolve_allocator
 from pymesos_modules.config import load_flags
 from pymesos_modules.errors import ModuleError
+from pymesos_modules.gc_tuning import tune_for_daemon
 from pymesos_modules.http.server import close_streams, create_app, make_runner
 from pymesos_modules.kinds.anonymous import create_anonymous_modules
 from pymesos_modules.kinds.authorizer import AclError, LocalAuthorizer
@@ -433,6 +434,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         running = await start_master(args)
+        tune_for_daemon()
         print(f"master listening on {running.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
