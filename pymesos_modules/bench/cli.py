@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         # The cffi/pybind11 target again, both paths in one process, cycles alternating.
         for agents in grid["agents"]:
             for frameworks in grid["frameworks"]:
-                interleaved.append(run_interleaved(agents, frameworks, max(args.cycles, 7),
+                interleaved.append(run_interleaved(agents, frameworks, args.cycles,
                                                    args.warmup, args.timeout))  # fmt: skip
     targets = evaluate_targets(results, ratios, interleaved)
     console.print(_table(results, ratios))
