@@ -306,4 +306,9 @@ def run(args: argparse.Namespace, machine: dict[str, Any]) -> int:
     if args.plot:
         plot(results, args.plot)
         console.print(f"plot written to {args.plot}")
-    return 1 if results and all("error" in r for r in results) else 0
+    # As for the allocator grid: a failed scenario fails the run.
+    failed = [r["scenario"] for r in results if "error" in r]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(results)} scenarios failed: {failed}[/red]")
+        return 1
+    return 0
