@@ -12,12 +12,11 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from pymesos_modules import abi, errors
+from pymesos_modules import abi, crash, errors
 from pymesos_modules.config import load_flags
-from pymesos_modules.manager import ModuleManager, check_permissions
+from pymesos_modules.manager import ModuleManager
 
 
 def _error(exc: BaseException) -> dict[str, str]:
@@ -26,16 +25,18 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 def probe_library(path: str, allow_insecure: bool) -> dict[str, Any]:
     """Describe every module of one library, checking each like the loader does."""
-    report: dict[str, Any] = {"library": str(Path(path).resolve()), "error": None, "modules": []}
+    report: dict[str, Any] = {"library": path, "error": None, "modules": []}
     try:
-        if not allow_insecure and Path(path).exists():
-            check_permissions(Path(path).resolve())
-        library = abi.open_library(path)
+        # One open: the file checked is the file loaded (no second path lookup).
+        library = abi.open_library(path, secure=not allow_insecure)
+        report["library"] = library.path
         pointers = library.descriptor_pointers()
     except errors.ModuleError as exc:
         report["error"] = _error(exc)
         return report
     manager = ModuleManager(allow_insecure=True)
+    _, bad = library.check_each()
+    twice = {b.name: b.error for b in bad if isinstance(b.error, errors.DuplicateModuleError)}
     for index, pointer in enumerate(pointers):
         entry: dict[str, Any] = {"index": index, "ok": True, "error": None}
         try:
@@ -49,6 +50,8 @@ def probe_library(path: str, allow_insecure: bool) -> dict[str, Any]:
                 email=info.author_email,
                 description=info.description,
             )
+            if info.name in twice:
+                raise twice[info.name]
             manager._check_compatible(library, info)
         except errors.ModuleError as exc:
             entry["ok"] = False
@@ -81,6 +84,8 @@ def probe_config(modules: str | None, modules_dir: str | None, allow_insecure: b
 def main(argv: list[str]) -> int:
     """Entry point of the probe subprocess; prints one JSON document."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # A library that crashes (or hangs, and is sent SIGABRT) is named on stderr's last line.
+    crash.install()
     # The report owns stdout: a module that printf()s from a constructor or from
     # create() would otherwise corrupt the JSON, so native fd 1 goes to stderr.
     sys.stdout.flush()

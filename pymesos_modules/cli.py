@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 
-from pymesos_modules import __version__
+from pymesos_modules import __version__, crash
 from pymesos_modules.paths import NotBuiltError
 
 #: subcommand -> (module that implements it, one-line help)
@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("pymesos_modules.bench.cli", "benchmark allocators side by side"),
     "simulate": ("pymesos_modules.simulate.cli", "simulate a cluster on a virtual clock"),
 }
+
+
+#: Subcommands that run module code in-process for long.
+RUNTIMES = ("master", "agent", "local")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        if args.command in RUNTIMES:
+            crash.install()  # a module that crashes the process is named in its last line
         return int(modules[args.command].run(args))
     except NotBuiltError as exc:  # one line naming what to run, not a traceback
         print(f"error: {exc}", file=sys.stderr)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pymesos_modules.errors import ConfigError, ConfigSchemaError, ConfigSyntaxError
+from pymesos_modules.names import name_problem, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +76,16 @@ def _require(condition: bool, source: str, path: str, message: str) -> None:
         raise ConfigSchemaError(f"{source}: {path}: {message}")
 
 
+def _check_name(name: str, source: str, path: str) -> None:
+    """Refuse a module name a descriptor could not have (shown escaped, never raw)."""
+    problem = name_problem(name)
+    _require(problem is None, source, path, f"module name {shown(name)} is refused: {problem}")
+
+
 def _parse_module(entry: Any, source: str, path: str) -> ModuleSpec:
     if isinstance(entry, str):
         _require(bool(entry), source, path, "module name must not be empty")
+        _check_name(entry, source, path)
         return ModuleSpec(entry)
     _require(isinstance(entry, dict), source, path, "must be an object or a module name string")
     unknown = set(entry) - {"name", "parameters"}
@@ -86,6 +94,7 @@ def _parse_module(entry: Any, source: str, path: str) -> ModuleSpec:
     _require(
         isinstance(name, str) and bool(name), source, f"{path}.name", "must be a non-empty string"
     )
+    _check_name(name, source, f"{path}.name")
     raw = entry.get("parameters", [])
     _require(isinstance(raw, list), source, f"{path}.parameters", "must be a list")
     parameters: dict[str, str] = {}

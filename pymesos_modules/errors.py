@@ -1,9 +1,10 @@
 """Every way loading or using a module can fail, one class per stage.
 
 The loader checks a library in a fixed order before any module code runs
-(see docs/modules.md, "Checks, in order"): file -> dlopen -> entry point -> magic -> ABI major ->
-struct size -> ABI minor -> required fields -> known kind -> wanted kind ->
-compatible() -> create().  Each stage raises its own subclass of
+(see docs/modules.md, "Checks, in order"): file -> dlopen -> entry point ->
+magic -> ABI major -> struct size -> ABI minor -> required fields -> valid
+name -> known kind -> wanted kind -> compatible() -> create().  Each stage
+raises its own subclass of
 :class:`ModuleError`, so callers and tests can tell them apart, and every
 message names the file and module, what was expected and found, and a fix.
 """
@@ -76,6 +77,10 @@ class MissingFieldError(DescriptorError):
     """A required descriptor field (name, kind, create, ...) is empty."""
 
 
+class InvalidNameError(DescriptorError):
+    """The descriptor's name is too long or holds characters a name may not (newline, ESC, /)."""
+
+
 class UnknownKindError(DescriptorError):
     """The descriptor's kind is not one this host knows."""
 
@@ -96,7 +101,7 @@ class ModuleCreateError(ModuleError):
 
 
 class DuplicateModuleError(ModuleError):
-    """Two libraries provide a module with the same name."""
+    """Two libraries, or two descriptors of one library, provide a module with the same name."""
 
 
 class UnknownModuleError(ModuleError):

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pymesos_modules import paths
+from pymesos_modules.names import shown
 
 #: Seconds a probe may take before it is treated as hung.
 PROBE_TIMEOUT = 60.0
@@ -31,25 +32,64 @@ class ProbeFailed(Exception):
     """The probe subprocess crashed, hung or printed something unreadable."""
 
 
-def run_probe(arguments: list[str], allow_insecure: bool) -> dict[str, Any]:
-    """Run the probe in a child process and return its JSON report."""
+def run_probe(arguments: list[str], allow_insecure: bool, what: str) -> dict[str, Any]:
+    """Run the probe in a child process and return its JSON report.
+
+    ``what`` names the library or configuration probed, for the messages.
+    """
     command = paths.module_command("pymesos_modules._probe", *arguments)
     if allow_insecure:
         command.append("--allow-insecure-modules")
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise ProbeFailed(f"probing {arguments[-1]} hung for {PROBE_TIMEOUT:.0f} s") from None
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        raise ProbeFailed(f"{arguments[1]}: loading it crashed the probe process ({name})")
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as probe:
+        try:
+            stdout, stderr = probe.communicate(timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # SIGABRT, not SIGKILL: the probe's crash record then says what it was
+            # running (which library's constructor, entry point or compatible()).
+            probe.send_signal(signal.SIGABRT)
+            try:
+                _, stderr = probe.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                probe.kill()
+                _, stderr = probe.communicate()
+            running = _crash_record(stderr)
+            inside = f" in {running}" if running else ""
+            raise ProbeFailed(
+                f"probing {what} hung for {PROBE_TIMEOUT:.0f} s{inside}; the probe was stopped"
+            ) from None
+    if probe.returncode < 0:
+        name = signal.Signals(-probe.returncode).name
+        running = _crash_record(stderr)
+        inside = f" in {running}" if running else ""
+        raise ProbeFailed(f"{what}: loading it crashed the probe process ({name}){inside}")
+    done = subprocess.CompletedProcess(command, probe.returncode, stdout, stderr)
     try:
         return json.loads(done.stdout)
     except json.JSONDecodeError:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ProbeFailed(
-            f"{arguments[1]}: probe exited with status {done.returncode}: {last}"
+            f"{what}: probe exited with status {done.returncode}: {shown(last, 300)}"
         ) from None
+
+
+def _crash_record(stderr: str) -> str | None:
+    """What the probe was running when it died, from its crash record line (crash.py)."""
+    for line in reversed(stderr.splitlines()):
+        _, found, running = line.partition(" in module code: ")
+        if line.startswith("pymesos-modules: ") and found:
+            return running if running.isprintable() and len(running) < 300 else shown(running)
+    return None
+
+
+def _target(args: argparse.Namespace) -> str:
+    """How messages name what is inspected."""
+    if args.library:
+        return str(args.library)
+    if args.modules:
+        return f"--modules={shown(args.modules)}"
+    return f"--modules_dir={args.modules_dir}"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -95,10 +135,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.library:
-            report = run_probe(["library", args.library], args.allow_insecure_modules)
+            report = run_probe(
+                ["library", args.library], args.allow_insecure_modules, _target(args)
+            )
         else:
             report = run_probe(
-                ["config", args.modules or "", args.modules_dir or ""], args.allow_insecure_modules
+                ["config", args.modules or "", args.modules_dir or ""],
+                args.allow_insecure_modules,
+                _target(args),
             )
     except ProbeFailed as exc:
         if args.json:

@@ -29,15 +29,15 @@ import importlib
 import inspect
 import logging
 import os
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymesos_modules import abi, errors, metrics, paths, redact
+from pymesos_modules import abi, crash, errors, metrics, paths, redact
 from pymesos_modules.config import LibrarySpec, ModulesConfig
 from pymesos_modules.kinds import base
+from pymesos_modules.names import shown
 
 logger = logging.getLogger(__name__)
 
@@ -75,35 +75,6 @@ class LoadedModule:
                 description=self.info.description,
             )
         return entry
-
-
-def check_permissions(path: Path) -> None:
-    """Refuse a file, or a folder above it, that others could replace (sshd StrictModes).
-
-    Allowed owners are root and the current user; nothing may be writable by
-    group or others, except root-owned sticky folders such as /tmp.
-    """
-    me = os.geteuid()
-    current = path
-    while True:
-        st = current.stat()
-        what = "module file" if current == path else "folder"
-        if st.st_uid not in (0, me):
-            raise errors.InsecureLibraryError(
-                f"{path}: refusing to load: {what} {current} is owned by uid {st.st_uid}, not by "
-                f"root or you (uid {me}), so that user could replace the module. Fix the "
-                f"ownership or pass --allow-insecure-modules."
-            )
-        sticky_root_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_root_dir:
-            raise errors.InsecureLibraryError(
-                f"{path}: refusing to load: {what} {current} is writable by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):o}), so another user could replace the "
-                f"module. Run chmod go-w on it or pass --allow-insecure-modules."
-            )
-        if current.parent == current:
-            return
-        current = current.parent
 
 
 def _call_factory(factory: Any, parameters: dict[str, str], name: str) -> Any:
@@ -149,22 +120,26 @@ class ModuleManager:
         return dirs
 
     def resolve(self, spec: LibrarySpec) -> Path:
-        """The absolute path of a library entry's file, or LibraryNotFoundError."""
+        """The path of a library entry's file, or LibraryNotFoundError.
+
+        Symlinks are not resolved here: the loader resolves the path once, by
+        opening it (:func:`pymesos_modules.libfile.open_file`), and loads that file.
+        """
         if spec.file is not None:
             file = Path(spec.file).expanduser()
             if file.is_absolute():
-                # Resolved, so a symlink and its target share one handle and one check.
-                return file.resolve()
+                return file
             if len(file.parts) > 1:
-                return (spec.base_dir / file).resolve()
+                return spec.base_dir / file
             candidates, bundled = file.name, False
         else:
             candidates, bundled = f"lib{spec.name}.so", True
         searched = self._search_dirs(bundled)
         for folder in searched:
             path = folder / candidates
-            if path.is_file():
-                return path.resolve()
+            # lexists: a folder, FIFO or symlink loop found here is reported as what it is.
+            if os.path.lexists(path):
+                return path
         where = ", ".join(str(d) for d in searched) or "(no folders: set LD_LIBRARY_PATH)"
         fix = f"Give an absolute 'file' path or add its folder to {SEARCH_PATH_ENV}."
         if bundled and not paths.BUNDLED_MODULES_DIR.is_dir():
@@ -186,15 +161,9 @@ class ModuleManager:
         matter.
         """
         path = self.resolve(spec)
-        if not path.exists():
-            raise errors.LibraryNotFoundError(
-                f"{path}: no such module library file (from {spec.source})"
-            )
-        if not self.allow_insecure:
-            check_permissions(path)
-        already_open = str(path) in abi.loaded_library_paths()
-        library = abi.open_library(path)
-        if not already_open:
+        already_open = set(abi.loaded_library_paths())
+        library = abi.open_library(path, secure=not self.allow_insecure)
+        if library.path not in already_open:
             opened.append(library)
         good, bad = library.check_each()
         infos = {info.name: info for info in good}
@@ -203,7 +172,8 @@ class ModuleManager:
         for module in spec.modules:
             info = infos.get(module.name)
             if info is None:
-                named = [b.error for b in bad if b.name == module.name]
+                # dict.fromkeys: descriptors claiming one name share one error.
+                named = list(dict.fromkeys(b.error for b in bad if b.name == module.name))
                 unreadable = [b.error for b in bad if b.name is None]
                 if named:
                     failures += named
@@ -242,7 +212,9 @@ class ModuleManager:
             return
         host = abi.HostApi(info.name, self.registry)
         buffer = abi.ErrorBuffer()
-        if info.pointer.compatible(host.struct, buffer.struct) != 0:
+        with crash.running(library.path, info.name, "compatible()"):
+            status = info.pointer.compatible(host.struct, buffer.struct)
+        if status != 0:
             raise errors.IncompatibleModuleError(
                 f"{library.path}: module '{info.name}' says it cannot run on this host: "
                 f"{buffer.text()}"
@@ -335,7 +307,7 @@ class ModuleManager:
         if module is None:
             known = ", ".join(self._modules) or "none are loaded"
             raise errors.UnknownModuleError(
-                f"unknown module '{name}' (loaded modules: {known}); load it with --modules"
+                f"unknown module {shown(name)} (loaded modules: {known}); load it with --modules"
             )
         return module
 
@@ -387,7 +359,7 @@ class ModuleManager:
 
     def unload(self, path: str | Path) -> None:
         """Forget a library's modules and dlclose it; refused while instances live."""
-        key = str(Path(path).resolve())
+        key = os.path.realpath(path)
         library = self._libraries.get(key)
         if library is None:
             raise errors.UnknownModuleError(f"{key}: no such library is loaded")

@@ -13,10 +13,12 @@ ZOO_SOURCE = Path(__file__).resolve().parents[1] / "zoo"
 
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> dict[str, Path]:
-    """name -> library path for every zoo animal, plus two that are not libraries at all."""
+    """name -> library path for every zoo animal and bomb, plus two that are not libraries."""
     root = tmp_path_factory.mktemp("zoo")
     build = cmake_build(ZOO_SOURCE, root / "build")
     animals = {p.stem.removeprefix("libzoo_"): p for p in build.glob("libzoo_*.so")}
+    # Libraries that hang or crash whoever loads them (see tests/zoo/CMakeLists.txt).
+    animals.update({p.stem.removeprefix("libbomb_"): p for p in build.glob("libbomb_*.so")})
     not_elf = root / "libnot_elf.so"
     not_elf.write_text("#!/bin/sh\necho I am a shell script, not a shared object\n" * 8)
     truncated = root / "libtruncated.so"

@@ -145,6 +145,7 @@ def test_inspect_survives_a_library_that_crashes_the_process(tmp_path, zoo):
     )
     assert done.returncode == 1
     assert "crashed the probe process (SIGSEGV)" in done.stderr
+    assert f"in {lib}: dlopen() (its constructors)" in done.stderr
     assert "Traceback" not in done.stderr
 
 

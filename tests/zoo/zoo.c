@@ -3,6 +3,11 @@
  * so the broken libraries differ from the good one in exactly one way. */
 #include "pymesos_modules/allocator.h"
 
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #ifndef ZOO_MAGIC
 #define ZOO_MAGIC PMM_MAGIC
 #endif
@@ -24,10 +29,34 @@
 
 static int zoo_token;
 
-#ifdef ZOO_INCOMPATIBLE
+#ifdef ZOO_HANG
+/* A library whose constructor never returns: loading it hangs its host. */
+__attribute__((constructor)) static void zoo_hang(void) {
+    for (;;) pause();
+}
+#endif
+
+/* Crashes on purpose: a module bug that takes its host process down. */
+__attribute__((unused)) static void zoo_crash(void) {
+#ifdef ZOO_ABORT
+    abort();
+#else
+    raise(SIGSEGV);
+#endif
+}
+
+#if defined(ZOO_INCOMPATIBLE)
 static pmm_status zoo_compatible(const pmm_host_api *host, pmm_error *error) {
     (void)host;
     return pmm_error_set(error, PMM_ERR_UNSUPPORTED, "zoo needs a GPU and this host has none");
+}
+#define ZOO_COMPATIBLE zoo_compatible
+#elif defined(ZOO_CRASH_IN_COMPATIBLE)
+static pmm_status zoo_compatible(const pmm_host_api *host, pmm_error *error) {
+    (void)host;
+    (void)error;
+    zoo_crash();
+    return PMM_OK;
 }
 #define ZOO_COMPATIBLE zoo_compatible
 #else
@@ -45,6 +74,9 @@ static pmm_status zoo_create(const pmm_host_api *host, const pmm_parameters *par
 #else
     const char *fail = pmm_parameter_get(parameters, "fail");
     if (fail != NULL) return pmm_error_set(error, PMM_ERR_INVALID, "zoo: asked to fail: %s", fail);
+#ifdef ZOO_CRASH_IN_CREATE
+    zoo_crash();
+#endif
     *instance = &zoo_token;
     return PMM_OK;
 #endif
@@ -88,11 +120,27 @@ static const pmm_allocator_vtable zoo_table = {
 #define ZOO_VTABLE NULL
 #endif
 
-static const pmm_module_descriptor zoo_descriptor = {
+#ifdef ZOO_HUGE_NAME
+/* Its name is filled in by the entry point: 16 MiB of 'a'. */
+#define ZOO_DESCRIPTOR_CONST
+#else
+#define ZOO_DESCRIPTOR_CONST const
+#endif
+
+static ZOO_DESCRIPTOR_CONST pmm_module_descriptor zoo_descriptor = {
     ZOO_MAGIC, ZOO_MAJOR, ZOO_MINOR, (uint32_t)(ZOO_SIZE), ZOO_KIND,
     ZOO_NAME, "0.1.0", "Zoo Keeper", "zoo@example.invalid", "A module of the test zoo",
     ZOO_COMPATIBLE, zoo_create, zoo_destroy, ZOO_VTABLE,
 };
+
+#ifdef ZOO_DUPLICATE
+/* A second descriptor claiming the first one's name. */
+static const pmm_module_descriptor zoo_twin_descriptor = {
+    PMM_MAGIC, PMM_ABI_MAJOR, PMM_ABI_MINOR, (uint32_t)sizeof(pmm_module_descriptor),
+    PMM_KIND_ANONYMOUS, ZOO_NAME, "0.2.0", "Zoo Keeper", "zoo@example.invalid", "The other one",
+    NULL, zoo_create, zoo_destroy, NULL,
+};
+#endif
 
 #ifdef ZOO_WITH_FUTURE_KIND
 /* A second module of a kind only a newer host knows: must not hide zoo_Good. */
@@ -107,9 +155,23 @@ static const pmm_module_descriptor zoo_future_descriptor = {
 PMM_EXPORT uint32_t zoo_something_else(void) { return zoo_descriptor.magic; }
 #else
 PMM_EXPORT const pmm_module_descriptor *const *pmm_module_entry(uint32_t *count) {
-#ifdef ZOO_WITH_FUTURE_KIND
+#ifdef ZOO_HUGE_NAME
+    static char *huge;
+    if (huge == NULL) {
+        size_t size = (size_t)16 << 20;
+        huge = malloc(size + 1);
+        if (huge == NULL) abort();
+        memset(huge, 'a', size);
+        huge[size] = '\0';
+        zoo_descriptor.name = huge;
+    }
+#endif
+#if defined(ZOO_WITH_FUTURE_KIND)
     static const pmm_module_descriptor *const modules[] = {&zoo_future_descriptor,
                                                            &zoo_descriptor};
+    *count = 2;
+#elif defined(ZOO_DUPLICATE)
+    static const pmm_module_descriptor *const modules[] = {&zoo_descriptor, &zoo_twin_descriptor};
     *count = 2;
 #else
     static const pmm_module_descriptor *const modules[] = {&zoo_descriptor};
