@@ -42,6 +42,7 @@ from typing import Any
 from pymesos_modules.agent.launcher import (
     LAUNCHER_PID_FILE,
     PIDS_DIR,
+    RESERVED,
     TASK_PID_FILE,
     TERMINATION_FILE,
     ProcessId,
@@ -429,6 +430,8 @@ def _process(path: Path) -> ProcessId | None:
     if not path.exists():
         return None
     document = _object(path)
+    if document == RESERVED:  # reserved by the launcher, not written yet
+        return None
     pid, start = document.get("pid"), document.get("start_time")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         raise CheckpointError(path, f"'pid' must be a positive integer, found {pid!r}")
@@ -443,6 +446,8 @@ def read_termination(run_dir: Path) -> Termination | None:
     if not path.exists():
         return None
     document = _object(path)
+    if document == RESERVED:  # the task has not ended yet (or its launcher died first)
+        return None
     status, error = document.get("wait_status"), document.get("launch_error")
     if isinstance(status, int) and not isinstance(status, bool):
         return Termination(wait_status=status)

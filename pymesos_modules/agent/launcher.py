@@ -52,6 +52,11 @@ PIDS_DIR = "pids"
 LAUNCHER_PID_FILE = "forked.pid"
 TASK_PID_FILE = "task.pid"
 TERMINATION_FILE = "termination"
+#: What the launcher's own records (task.pid, termination) hold until they are
+#: written: readers take it as "not written yet".
+RESERVED: dict[str, Any] = {"reserved": True}
+#: Bytes each of those records reserves on disk before the task starts.
+RESERVED_SIZE = 4096
 
 
 def write_atomically(path: Path, document: Any, make_parents: bool = True) -> None:
@@ -60,11 +65,47 @@ def write_atomically(path: Path, document: Any, make_parents: bool = True) -> No
         path.parent.mkdir(parents=True, exist_ok=True)
     # Named per process, so two writers never share a temporary file.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as out:
-        json.dump(document, out)
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump(document, out)
+            out.flush()
+            os.fsync(out.fileno())  # as Mesos: the rename must not reach the disk before the data
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # e.g. a full disk: leave no half-written file
+            temporary.unlink()
+        raise
+
+
+def _padded(document: Any) -> bytes:
+    data = json.dumps(document).encode()
+    if len(data) > RESERVED_SIZE:
+        raise OSError(f"the record takes {len(data)} bytes, more than the {RESERVED_SIZE} reserved")
+    return data.ljust(RESERVED_SIZE)  # JSON allows the trailing spaces
+
+
+def reserve(path: Path) -> None:
+    """Write the placeholder, padded to :data:`RESERVED_SIZE` and synced.
+
+    A disk full by the time the task ends (the task may fill it) then still
+    takes the record: :func:`write_in_place` needs no new blocks.
+    """
+    with open(path, "wb") as out:
+        out.write(_padded(RESERVED))
         out.flush()
-        os.fsync(out.fileno())  # as Mesos: the rename must not reach the disk before the data
-    os.replace(temporary, path)
+        os.fsync(out.fileno())
+
+
+def write_in_place(path: Path, document: Any) -> None:
+    """Overwrite a :func:`reserve`d record in the blocks it owns (never truncated first)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        data = _padded(document)
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(f"short write to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -157,14 +198,27 @@ def _open_cgroups(cgroups: list[str]) -> list[int]:
 
 
 def _record(run_dir: Path, name: str, document: Any) -> None:
-    """Write a checkpoint file of the run; a run folder removed meanwhile is no error."""
+    """Write a checkpoint file of the run; a run folder removed meanwhile is no error.
+
+    Replaced atomically when the disk allows; on a full disk, written into the
+    space :func:`reserve` set aside for it before the task started.
+    """
     path = run_dir / name
     try:
         write_atomically(path, document, make_parents=False)
+        return
     except FileNotFoundError:
-        pass  # the agent forgot the run (e.g. the master removed the agent)
+        return  # the agent forgot the run (e.g. the master removed the agent)
     except OSError as exc:
-        print(f"pmm-launcher: cannot write {path}: {exc}", file=sys.stderr, flush=True)
+        failure = exc
+    try:
+        write_in_place(path, document)
+    except OSError as exc:
+        print(
+            f"pmm-launcher: cannot write {path}: {failure}; nor into its reserved space: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _reply(document: dict[str, Any]) -> None:
@@ -179,6 +233,20 @@ def _reply(document: dict[str, Any]) -> None:
 
 def run(run_dir: Path, spec: LaunchSpec) -> int:
     """Start the task, answer the agent, wait for the task, record how it ended."""
+    try:
+        # Before the task runs: a task that fills the disk must not cost its records.
+        for name in (f"{PIDS_DIR}/{TASK_PID_FILE}", TERMINATION_FILE):
+            reserve(run_dir / name)
+    except FileNotFoundError:
+        pass  # the agent forgot the run meanwhile: there is nothing to record into
+    except OSError as exc:
+        _reply(
+            {
+                "error": f"cannot reserve space for the task's records in {run_dir} "
+                f"({exc.strerror or exc}); the task was not started"
+            }
+        )
+        return 1
     cgroup_procs: list[int] = []
     try:
         cgroup_procs = _open_cgroups(spec.cgroups)
@@ -196,7 +264,7 @@ def run(run_dir: Path, spec: LaunchSpec) -> int:
             )
     except (OSError, subprocess.SubprocessError) as exc:
         reason = getattr(exc, "strerror", None) or exc
-        message = f"failed to run {shlex.join(spec.argv)}: {reason}"
+        message = f"failed to run {shlex.join(spec.argv)[:2000]}: {reason}"
         _record(run_dir, TERMINATION_FILE, {"launch_error": message})
         _reply({"error": message})
         return 1

@@ -35,8 +35,9 @@ RETRY_BASE = 10.0
 RETRY_MAX = 600.0
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[None]]
-#: (framework id, task id, the stream's records) -> None; writes them where they survive a restart
-Checkpointer = Callable[[str, str, list[dict[str, Any]]], None]
+#: (framework id, task id, the stream's records) -> why they could not be written (None: they
+#: were); writes them where they survive a restart
+Checkpointer = Callable[[str, str, list[dict[str, Any]]], str | None]
 
 
 def new_uuid() -> str:
@@ -94,7 +95,14 @@ class StatusUpdateManager:
         status.setdefault("uuid", new_uuid())
         status.setdefault("timestamp", time.time())
         key = (framework_id, status["task_id"]["value"])
-        self._record(key, {"type": "UPDATE", "status": status})
+        problem = self._record(key, {"type": "UPDATE", "status": status})
+        if problem is not None:
+            # The update still goes out; the framework learns what it cannot count on.
+            note = (
+                f"this update could not be checkpointed on the agent ({problem}), so an "
+                f"agent restarted before it is acknowledged will not send it again"
+            )
+            status["message"] = f"{status['message']}; {note}" if status.get("message") else note
         queue = self._streams.setdefault(key, deque())
         queue.append(PendingUpdate(framework_id, status, self.retry_base))
         if len(queue) == 1:
@@ -118,11 +126,13 @@ class StatusUpdateManager:
             )
             self._wake.set()
 
-    def _record(self, key: tuple[str, str], record: dict[str, Any]) -> None:
+    def _record(self, key: tuple[str, str], record: dict[str, Any]) -> str | None:
+        """Log a record and checkpoint the stream; why the checkpoint failed, if it did."""
         log = self._logs.setdefault(key, [])
         log.append(record)
         if self._checkpoint is not None:
-            self._checkpoint(key[0], key[1], log)
+            return self._checkpoint(key[0], key[1], log)
+        return None
 
     def acknowledge(self, framework_id: str, task_id: str, ack: str) -> dict[str, Any] | None:
         """The master says the framework acknowledged ``ack``; the acked status, or None."""

@@ -134,12 +134,17 @@ class TaskStatus:
         if executor is not None:
             self.agent.executor_room.forget_if_done(executor)
 
-    def checkpoint(self, framework_id: str, task_id: str, records: list[dict[str, Any]]) -> None:
-        """The status update manager's hook: a task's update stream, before it goes out."""
+    def checkpoint(
+        self, framework_id: str, task_id: str, records: list[dict[str, Any]]
+    ) -> str | None:
+        """The status update manager's hook: a task's update stream, before it goes out;
+        why it could not be written (e.g. a full disk), if it could not."""
         container = self.agent.find(framework_id, task_id)
         if container is None or container.run_dir is None:
-            return  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
+            return None  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
         try:
             self.agent.meta.save_updates(container.run_dir, task_id, records)
         except OSError as exc:
             logger.error("cannot checkpoint the updates of task %s: %s", task_id, exc)
+            return str(exc.strerror or exc)
+        return None
