@@ -94,6 +94,8 @@ class AgentFlags:
     recover: str = "reconnect"
     #: Mesos' --strict: an unreadable checkpoint file stops the agent (else it is skipped)
     strict: bool = True
+    #: Mesos' --switch_user: run tasks as their user when the agent runs as root
+    switch_user: bool = True
     #: every flag as given, for /flags
     raw: dict[str, Any] = field(default_factory=dict)
     #: the Authorization header this agent sends (from --credential), for a master

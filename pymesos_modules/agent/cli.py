@@ -189,6 +189,14 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         "cleanup: kill them and register as a new agent",
     ),
     (
+        "switch_user",
+        boolean,
+        True,
+        "true (Mesos' default): when the agent runs as root, each task runs as its "
+        "CommandInfo.user, else its FrameworkInfo.user, and fails if that user does not "
+        "exist; false: tasks run as the agent's user",
+    ),
+    (
         "strict",
         boolean,
         True,
@@ -271,6 +279,7 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         container_watch_interval=args.container_watch_interval,
         recover=args.recover,
         strict=args.strict,
+        switch_user=args.switch_user,
         raw=_shown_flags(args),
         authorization=_authorization(args.credential),
     )

@@ -335,6 +335,7 @@ class Containerizer:
         if (container.info.get("container") or {}).get("type") == "DOCKER":
             raise LaunchError("DOCKER containers are not supported; use a command task")
         program, argv = containers.command_argv(command)
+        user = containers.task_user(command, container.framework_info, self.agent.flags.switch_user)
         try:
             containers.make_sandbox(container.sandbox)
         except OSError as exc:
@@ -347,7 +348,15 @@ class Containerizer:
         if container.kill_requested:
             return
         launched = await containers.launch(
-            program, argv, env, cwd, container.sandbox, rlimits, container.run_dir, cgroups
+            program,
+            argv,
+            env,
+            cwd,
+            container.sandbox,
+            rlimits,
+            container.run_dir,
+            cgroups=cgroups,
+            user=user,
         )
         container.launcher, container.process = launched.launcher, launched.task
         for named in self.agent.modules.isolators:

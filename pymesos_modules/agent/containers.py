@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import resource
 import signal
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,10 +40,60 @@ from pymesos_modules import paths
 from pymesos_modules.agent import launcher
 from pymesos_modules.agent.launcher import LaunchSpec, ProcessId, is_alive, process_stat
 from pymesos_modules.kinds.isolator import RLIMITS
+from pymesos_modules.names import shown
 
 
 class LaunchError(Exception):
     """The task cannot be launched; the message says why (it becomes the TASK_FAILED message)."""
+
+
+@dataclass(frozen=True)
+class TaskUser:
+    """The user a task runs as when it is not the agent's own (Mesos' --switch_user)."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+    def launch_ids(self) -> list[int]:
+        """[uid, gid, *groups] as the launcher takes them."""
+        return [self.uid, self.gid, *self.groups]
+
+
+def task_user(command: Any, framework_info: Any, switch_user: bool) -> TaskUser | None:
+    """Whom to run a task as: CommandInfo.user, else FrameworkInfo.user (as Mesos).
+
+    None runs the task as the agent's own user: with ``switch_user`` off (Mesos'
+    --switch_user=false), when neither names a user, or when the named user is
+    the agent's.  LaunchError names the user when it does not exist here, or
+    when the agent, not being root, cannot switch to it.
+    """
+    if not switch_user:
+        return None
+    name = (command or {}).get("user") or (framework_info or {}).get("user")
+    if not name:
+        return None
+    if not isinstance(name, str):
+        raise LaunchError(f"the task's user must be a string, found {type(name).__name__}")
+    try:
+        entry = pwd.getpwnam(name)
+    except (KeyError, ValueError):
+        raise LaunchError(
+            f"user {shown(name)} does not exist on this agent; tasks run as their "
+            f"CommandInfo.user or FrameworkInfo.user (--switch_user, on by default as in "
+            f"Mesos; --switch_user=false runs them as the agent's user)"
+        ) from None
+    if entry.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        raise LaunchError(
+            f"cannot run the task as user '{name}': the agent runs as uid {os.geteuid()}, "
+            f"not root, so it cannot switch users; run the agent as root or pass "
+            f"--switch_user=false to run tasks as the agent's user"
+        )
+    groups = tuple(g for g in os.getgrouplist(name, entry.pw_gid) if g != entry.pw_gid)
+    return TaskUser(name, entry.pw_uid, entry.pw_gid, groups)
 
 
 def sandbox_path(
@@ -177,12 +228,15 @@ async def launch(
     limits: list[tuple[int, int, int]],
     run_dir: Path,
     cgroups: Sequence[str] = (),
+    user: TaskUser | None = None,
 ) -> Launched:
     """Start the task under a launcher that records its end in ``run_dir``; LaunchError if not.
 
     Output goes into the sandbox's ``stdout`` and ``stderr`` (the launcher's
     own messages, if any, into ``stderr`` too).  The task joins ``cgroups``
-    (folders) before its command runs.
+    (folders) before its command runs.  With a ``user``, the task runs as that
+    user and the sandbox and its two output files are theirs (as Mesos chowns
+    the sandbox).
     """
     spec = LaunchSpec(
         program,
@@ -193,7 +247,18 @@ async def launch(
         str(sandbox / "stderr"),
         limits,
         list(dict.fromkeys(cgroups)),  # isolators sharing a cgroup (v2) name it once
+        None if user is None else user.launch_ids(),
     )
+    if user is not None:
+        try:
+            for path in (sandbox / "stdout", sandbox / "stderr"):
+                path.touch()
+                os.chown(path, user.uid, user.gid)
+            os.chown(sandbox, user.uid, user.gid)
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot give the sandbox {sandbox} to user '{user.name}': {exc}"
+            ) from None
     spec_read, spec_write = os.pipe()
     reply_read, reply_write = os.pipe()
     argv = paths.stdlib_script_command(launcher.__file__, str(run_dir))

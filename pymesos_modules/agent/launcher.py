@@ -134,6 +134,8 @@ class LaunchSpec:
     rlimits: list[tuple[int, int, int]]
     #: cgroup folders the task joins before exec (isolators' launch info)
     cgroups: list[str] = field(default_factory=list)
+    #: [uid, gid, *supplementary groups] to run the task as (--switch_user); None: as is
+    user: list[int] | None = None
 
 
 def process_stat(pid: int) -> tuple[str, int] | None:
@@ -164,13 +166,20 @@ def is_alive(process: ProcessId) -> bool:
 # --- the launcher's program ---------------------------------------------------------------------
 
 
-def _rlimit_setter(
-    limits: list[tuple[int, int, int]], cgroup_procs: tuple[int, ...] = ()
+def _child_setup(
+    limits: list[tuple[int, int, int]],
+    cgroup_procs: tuple[int, ...] = (),
+    user: list[int] | None = None,
 ) -> Callable[[], None] | None:
-    """The child's set-up between fork and exec: join the cgroups (each an open
-    ``cgroup.procs``; "0" moves the writer), then the rlimits.  In its cgroups
-    before exec, nothing the task runs or forks is ever outside them."""
-    if not limits and not cgroup_procs:
+    """The child's set-up between fork and exec: cgroups, rlimits, then the user.
+
+    It joins the cgroups (each an open ``cgroup.procs``; "0" moves the writer):
+    in its cgroups before exec, nothing the task runs or forks is ever outside
+    them.  Then the rlimits, while still root (a hard limit may only be raised
+    by root); then supplementary groups, group and user, in that order (each
+    step needs the privileges the next one drops).
+    """
+    if not limits and not cgroup_procs and not user:
         return None
     prepared = tuple((int(which), (int(soft), int(hard))) for which, soft, hard in limits)
 
@@ -179,6 +188,11 @@ def _rlimit_setter(
             os.write(fd, b"0")
         for which, values in prepared:
             resource.setrlimit(which, values)
+        if user:
+            uid, gid, *groups = user
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
 
     return apply
 
@@ -260,7 +274,7 @@ def run(run_dir: Path, spec: LaunchSpec) -> int:
                 env=spec.env,
                 cwd=spec.cwd,
                 start_new_session=True,
-                preexec_fn=_rlimit_setter(spec.rlimits, tuple(cgroup_procs)),
+                preexec_fn=_child_setup(spec.rlimits, tuple(cgroup_procs), spec.user),
             )
     except (OSError, subprocess.SubprocessError) as exc:
         reason = getattr(exc, "strerror", None) or exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import queue
 import sys
 import uuid
@@ -67,7 +68,8 @@ async def test_pymesos_driver_runs_command_tasks_on_local_mode(tmp_path):
     )
     local = await start_local(args)
     scheduler = CommandScheduler(3, str(tmp_path))
-    framework = {"user": "tester", "name": "pymesos-local", "hostname": "localhost"}
+    # The user must exist on the agent, which runs tasks as their user (--switch_user).
+    framework = {"user": getpass.getuser(), "name": "pymesos-local", "hostname": "localhost"}
     address = local.master.url.removeprefix("http://")
     driver = pymesos.MesosSchedulerDriver(scheduler, framework, address, use_addict=False)
     await asyncio.to_thread(driver.start)

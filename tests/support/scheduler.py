@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from typing import Any
 
@@ -34,12 +35,15 @@ class Scheduler:
         framework_id: str | None = None,
         capabilities: tuple[str, ...] = ("MULTI_ROLE",),
         checkpoint: bool = True,
+        user: str | None = None,
     ) -> dict[str, Any]:
         call: dict[str, Any] = {
             "type": "SUBSCRIBE",
             "subscribe": {
                 "framework_info": {
-                    "user": "tester",
+                    # As pymesos does: the user running the framework, who exists on the
+                    # agents here (which run tasks as their user, --switch_user).
+                    "user": user or getpass.getuser(),
                     "name": name,
                     "roles": list(roles),
                     "failover_timeout": failover_timeout,
