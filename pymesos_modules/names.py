@@ -25,19 +25,22 @@ NAME_RULE = (
 SHOWN_LENGTH = 80
 
 
-def shown(text: str, limit: int = SHOWN_LENGTH) -> str:
-    """``text`` quoted safely for one line of a message: escaped and cut to ``limit``.
+def escaped(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` made safe for one line: non-printables as Python escapes, cut to ``limit``.
 
     Control characters (newline, ESC, ...) and other non-printables are shown
-    as Python escapes, so nothing a module or a config says reaches a log or
-    terminal raw; a long text keeps its head and says how long it was.
+    as escapes, so nothing a module or a config says reaches a log or terminal
+    raw; a long text keeps its head and says how long it was.
     """
     head = text[:limit]
-    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in head)
-    escaped = escaped.replace("'", "\\'")
-    if len(text) > limit:
-        return f"'{escaped}'... ({len(text)} characters)"
-    return f"'{escaped}'"
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in head)
+    return f"{safe}... ({len(text)} characters)" if len(text) > limit else safe
+
+
+def shown(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` quoted for a message: :func:`escaped`, in single quotes."""
+    head = escaped(text[:limit], limit).replace("'", "\\'")
+    return f"'{head}'... ({len(text)} characters)" if len(text) > limit else f"'{head}'"
 
 
 def name_problem(name: str) -> str | None:
