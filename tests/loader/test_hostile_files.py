@@ -158,7 +158,8 @@ def test_a_link_flipped_after_the_check_never_loads_the_unchecked_file(
 
 
 def test_inspect_names_the_library_that_hangs(zoo, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(inspect_command, "PROBE_TIMEOUT", 3.0)
+    # Long enough for a loaded machine to start the probe and reach the hanging library.
+    monkeypatch.setattr(inspect_command, "PROBE_TIMEOUT", 15.0)
     config = json.dumps(
         {
             "libraries": [
@@ -172,5 +173,5 @@ def test_inspect_names_the_library_that_hangs(zoo, tmp_path, monkeypatch, capsys
     )
     assert inspect_command.run(args) == 1
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "hung for 3 s" in line
+    assert "hung for 15 s" in line
     assert str(zoo["hang"].resolve()) in line, line
