@@ -167,7 +167,7 @@ async def test_pymesos_executor_runs_tasks_and_trades_messages_on_local_mode(tmp
         ],
     }
     scheduler = ExecutorScheduler(executor, ["first", "second"])
-    framework = {"user": "tester", "name": "pymesos-executors", "hostname": "localhost"}
+    framework = {"user": getpass.getuser(), "name": "pymesos-executors", "hostname": "localhost"}
     address = local.master.url.removeprefix("http://")
     driver = pymesos.MesosSchedulerDriver(scheduler, framework, address, use_addict=False)
     await asyncio.to_thread(driver.start)
