@@ -11,6 +11,7 @@ the tasks end: each gets exactly one terminal update, acknowledged.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import queue
 import signal
 import uuid
@@ -149,7 +150,9 @@ async def test_leader_failover_loses_no_task(zookeeper, zk_url, tmp_path):
             await until_async(lambda: _eq(agents_at_leader(), 2), 60, "both agents registered")
 
             scheduler = LongTasks(TASKS, str(tmp_path / "stop"))
-            framework = {"user": "tester", "name": "ha-failover", "failover_timeout": 3600.0}
+            # A user that exists on the agents, which run tasks as their user (--switch_user).
+            user = getpass.getuser()
+            framework = {"user": user, "name": "ha-failover", "failover_timeout": 3600.0}
             driver = pymesos.MesosSchedulerDriver(scheduler, framework, zk_url, use_addict=False)
             await asyncio.to_thread(driver.start)
 
