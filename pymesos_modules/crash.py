@@ -11,22 +11,21 @@ the slot of the thread that died.  :func:`install` puts that handler in place
 *before* Python's :mod:`faulthandler`, which dumps the Python stacks and then
 re-raises into it, so the record comes last.
 
-Cost: labels of the hot calls are built once per instance
-(:class:`~pymesos_modules.abi.NativeInstance`), so a call pays two pointer
-stores.  Without the native helper (not built) the slot is a plain buffer
+Cost: labels are built once per library, module and call, and the hot
+calls' are cached per instance (:class:`~pymesos_modules.abi.NativeInstance`),
+so a call pays two pointer stores.  Without the native helper (not built) the slot is a plain buffer
 and nothing is printed, but calls work the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-import cffi
 
 from pymesos_modules import paths
 
@@ -35,16 +34,23 @@ logger = logging.getLogger(__name__)
 #: The native helper; not named lib*.so, so no module search ever picks it up.
 LIBRARY = paths.BUNDLED_MODULES_DIR / "pmm_crash_record.so"
 
-ffi = cffi.FFI()
-ffi.cdef("const char **pmm_crash_slot(void); int pmm_crash_install(void);")
+# ctypes, not cffi: abi.py is the one file that speaks cffi (and it calls in here).
 try:
-    _lib: Any = ffi.dlopen(str(LIBRARY))
+    _lib: Any = ctypes.CDLL(str(LIBRARY))
+    _lib.pmm_crash_slot.restype = ctypes.POINTER(ctypes.c_void_p)
+    _lib.pmm_crash_slot.argtypes = []
+    _lib.pmm_crash_install.restype = ctypes.c_int
+    _lib.pmm_crash_install.argtypes = []
 except OSError as exc:  # pragma: no cover - a build without the helper
     logger.debug("no crash record helper (%s): crashes will not name their module", exc)
     _lib = None
 
 _local = threading.local()
-NULL = ffi.NULL
+#: What a slot holds when no module call runs.
+NULL = None
+#: label text -> its C string, kept alive for the process (one per library, module, call).
+_labels: dict[str, Any] = {}
+_labels_lock = threading.Lock()
 
 
 def slot() -> Any:
@@ -53,7 +59,7 @@ def slot() -> Any:
         return _local.slot
     except AttributeError:
         # Asked once per thread, so the handler never touches an unset TLS block.
-        _local.slot = _lib.pmm_crash_slot() if _lib is not None else ffi.new("const char *[1]")
+        _local.slot = _lib.pmm_crash_slot() if _lib is not None else (ctypes.c_void_p * 1)()
         return _local.slot
 
 
@@ -64,17 +70,21 @@ def describe(library: str, module: str | None, call: str) -> str:
     return f"{library}: module '{module}': {call}"
 
 
-def label(library: str, module: str | None, call: str) -> Any:
-    """A C string for the slot; keep it alive while it is stored there."""
-    return ffi.new("char[]", describe(library, module, call).encode("utf-8", "replace"))
+def label(library: str, module: str | None, call: str) -> int:
+    """The address of a C string naming the call, to store in a slot (kept alive here)."""
+    text = describe(library, module, call)
+    with _labels_lock:
+        buffer = _labels.get(text)
+        if buffer is None:
+            buffer = _labels[text] = ctypes.create_string_buffer(text.encode("utf-8", "replace"))
+    return ctypes.addressof(buffer)
 
 
 @contextlib.contextmanager
 def running(library: str, module: str | None, call: str) -> Iterator[None]:
     """Record ``call`` as running in this thread for the duration of the block."""
     current = slot()
-    text = label(library, module, call)
-    current[0] = text
+    current[0] = label(library, module, call)
     try:
         yield
     finally:
