@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import getpass
 import json
 import os
 import time
@@ -28,6 +29,11 @@ from pymesos_modules.bench.wire import (
     request_bytes,
 )
 from pymesos_modules.paths import module_command
+
+#: The user the bench's frameworks run tasks as: whoever runs the bench, who exists
+#: here. Agents switch to the task's user (--switch_user, on by default as in
+#: Mesos), so a made-up user would fail every real task.
+BENCH_USER = getpass.getuser()
 
 AGENT_API = "/api/v1/agent"
 SCHEDULER_API = "/api/v1/scheduler"
@@ -146,7 +152,7 @@ def framework_info(framework_id: str) -> dict[str, Any]:
     return {
         "id": {"value": framework_id},
         "name": framework_id,
-        "user": "bench",
+        "user": BENCH_USER,
         "roles": ["*"],
         "failover_timeout": 0,
     }
@@ -353,7 +359,7 @@ class Scheduler:
 
     async def subscribe(self) -> None:
         """SUBSCRIBE (with the framework id, if given) and wait for SUBSCRIBED."""
-        info: dict[str, Any] = {"user": "bench", "name": self.name, "roles": ["*"]}
+        info: dict[str, Any] = {"user": BENCH_USER, "name": self.name, "roles": ["*"]}
         if self.framework_id:
             info["id"] = {"value": self.framework_id}
         request = post_json(
