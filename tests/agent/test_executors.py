@@ -222,7 +222,10 @@ async def test_a_checkpointed_executor_survives_an_agent_restart_and_subscribes_
         assert executor is not None and executor.recovered
         await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
         assert executor.container.process == old.container.process  # the same process
-        assert "reregistered" in calls(executor.container.sandbox)
+        # The agent counts the executor subscribed when SUBSCRIBE arrives; the executor
+        # logs its reregistered() callback only once SUBSCRIBED reaches it, a moment later.
+        sandbox = executor.container.sandbox
+        await until(lambda: "reregistered" in calls(sandbox), what="reregistered()")
         message = {
             "type": "MESSAGE",
             "message": {
