@@ -187,12 +187,8 @@ def check_agreement(
             "disagree": disagree}  # fmt: skip
 
 
-def run_one(request: Request, timeout: float) -> dict[str, Any]:
-    """Measure in a child process; a timeout or crash becomes an error row."""
-    command = paths.module_command("pymesos_modules.bench.runner", json.dumps(asdict(request)))
-    base = {
-        k: getattr(request, k) for k in ("scenario", "agents", "frameworks", "roles", "allocator")
-    }
+def _measure_in_child(command: list[str], base: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The JSON row a measuring child prints; a timeout or crash becomes ``base`` plus an error."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -201,6 +197,15 @@ def run_one(request: Request, timeout: float) -> dict[str, Any]:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {**base, "error": f"exit status {done.returncode}: {last}"}
     return json.loads(done.stdout)
+
+
+def run_one(request: Request, timeout: float) -> dict[str, Any]:
+    """Measure in a child process; a timeout or crash becomes an error row."""
+    command = paths.module_command("pymesos_modules.bench.runner", json.dumps(asdict(request)))
+    base = {
+        k: getattr(request, k) for k in ("scenario", "agents", "frameworks", "roles", "allocator")
+    }
+    return _measure_in_child(command, base, timeout)
 
 
 def run_interleaved(
@@ -212,14 +217,7 @@ def run_interleaved(
         "--frameworks", str(frameworks), "--cycles", str(cycles), "--warmup", str(warmup),
     )  # fmt: skip
     base = {"agents": agents, "frameworks": frameworks}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**base, "error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**base, "error": f"exit status {done.returncode}: {last}"}
-    return json.loads(done.stdout)
+    return _measure_in_child(command, base, timeout)
 
 
 def compute_ratios(results: list[dict[str, Any]], disagree: dict[str, str]) -> list[dict[str, Any]]:
