@@ -62,12 +62,15 @@ def master_url(master: str) -> str | None:
 
 
 def task_entry(container: Container) -> dict[str, Any]:
-    """A REREGISTER task entry; ``role`` from the resources' allocation_info, if any."""
+    """A REREGISTER task entry; ``role`` from the resources' allocation_info, if any;
+    ``executor_id`` when the task runs on an executor (as Mesos' Task says)."""
     entry: dict[str, Any] = {
         "framework_id": {"value": container.framework_id},
         "task_info": container.info,
         "state": container.state,
     }
+    if container.executor is not None:
+        entry["executor_id"] = {"value": container.executor.executor_id}
     for item in container.info.get("resources") or []:
         role = (item.get("allocation_info") or {}).get("role") if isinstance(item, dict) else None
         if isinstance(role, str) and role:
@@ -106,10 +109,18 @@ class Registration:
             return {"type": "REGISTER", "register": body}
         body["agent_id"] = {"value": self.agent.agent_id}
         body["tasks"] = [task_entry(c) for c in self.agent.all_containers()]
+        # As Mesos' ReregisterSlaveMessage.executor_infos: the executors still running
+        # (a terminated one holds nothing), so a restarted master accounts their resources.
+        executors = [e for e in self.agent.executor_room.all() if e.state != "TERMINATED"]
+        body["executor_infos"] = [
+            {**e.info, "framework_id": {"value": e.framework_id}} for e in executors
+        ]
         # A restarted master knows the frameworks of adopted tasks from these alone.
         body["frameworks"] = [
             {**self.agent.frameworks.get(framework_id, {}), "id": {"value": framework_id}}
-            for framework_id in sorted(self.agent.containers)
+            for framework_id in sorted(
+                set(self.agent.containers) | {e.framework_id for e in executors}
+            )
         ]
         return {"type": "REREGISTER", "reregister": body}
 

@@ -288,7 +288,9 @@ class AgentApi:
         if not isinstance(tasks, list):
             raise CallError(400, f"{kind}.tasks must be a list")
         frameworks = body.get("frameworks", [])
+        executors = body.get("executor_infos", [])
         listed = self.master.listed_tasks(tasks)
+        listed_executors = self.master.listed_executors(executors)
         self.master.framework_infos(frameworks)
         stream = AgentStream(self.master, principal)
         if kind == "REREGISTER" and agent_id is not None and not self.master.admissible(agent_id):
@@ -325,6 +327,7 @@ class AgentApi:
                 agent_id=agent_id,
                 tasks=tasks,
                 frameworks=frameworks,
+                executors=executors,
             )
         timer = self._removals.pop(agent_id, None)
         if timer is not None:
@@ -332,7 +335,7 @@ class AgentApi:
         self.streams[agent_id] = stream
         if principal is not None:
             self.principals[agent_id] = principal
-        return await self._serve(request, agent_id, stream, listed)
+        return await self._serve(request, agent_id, stream, listed, listed_executors)
 
     async def _shut_down(self, request: web.Request, agent_id: str) -> web.StreamResponse:
         """Answer with one SHUTDOWN event, then end the stream."""
@@ -350,6 +353,7 @@ class AgentApi:
         agent_id: str,
         stream: AgentStream,
         listed: set[tuple[str, str]],
+        listed_executors: set[tuple[str, str]],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
@@ -376,7 +380,7 @@ class AgentApi:
             }
         )
         if self.master.agents.get(agent_id) is not None:  # after REGISTERED, as Mesos
-            self.master.reconcile_agent(agent_id, listed)
+            self.master.reconcile_agent(agent_id, listed, listed_executors)
         self.last_seen[agent_id] = asyncio.get_running_loop().time()
         heartbeat = asyncio.create_task(heartbeats(stream, interval))
         watchdog = asyncio.create_task(self._watchdog(agent_id, stream))

@@ -237,11 +237,14 @@ _REGISTRATION: dict[str, Schema] = {
                 "task_info": TASK_INFO,
                 "state": {"enum": TASK_STATES},
                 "role": ROLE,
+                "executor_id": ID_SHAPE,
             },
             ("framework_id", "task_info"),
         )
     ),
     "frameworks": array({**FRAMEWORK_INFO, "required": ["id"]}),
+    # As Mesos' ReregisterSlaveMessage: the executors the agent runs, each naming its framework.
+    "executor_infos": array({**EXECUTOR_INFO, "required": ["executor_id", "framework_id"]}),
 }
 
 STATUS: Schema = obj(

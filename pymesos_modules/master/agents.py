@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from pymesos_modules.kinds.allocator import UNRESERVED, AgentInfo, Allocation, AllocatorCallError
@@ -34,37 +35,47 @@ class AgentsRoom(FrameworksRoom):
         agent_id: str | None = None,
         tasks: list[Any] | tuple[Any, ...] = (),
         frameworks: list[Any] | tuple[Any, ...] = (),
+        executors: list[Any] | tuple[Any, ...] = (),
     ) -> str:
         """Add an agent (its scalars go to the allocator, its ports stay here).
 
-        ``tasks`` are the tasks a re-registering agent still runs (agent protocol
-        REREGISTER): a restarted master adopts them, so their resources stay in use.
-        ``frameworks`` are their FrameworkInfos, for frameworks this master does
-        not know (see :meth:`_recover_frameworks`).  Tasks of frameworks this
-        master removed are not adopted (:meth:`reconcile_agent` shuts them down).
+        ``tasks`` and ``executors`` (ExecutorInfos with their framework_id) are what
+        a re-registering agent still runs (agent protocol REREGISTER): a restarted
+        master adopts them, so their resources stay in use.  ``frameworks`` are
+        their FrameworkInfos, for frameworks this master does not know (see
+        :meth:`_recover_frameworks`).  Tasks and executors of frameworks this master
+        removed are not adopted (:meth:`reconcile_agent` shuts them down).
         """
         agent_id = agent_id or self.new_agent_id()
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
         infos = self.framework_infos(frameworks)
         self.listed_tasks(tasks)
+        self.listed_executors(executors)
         adopted = [
             task
             for i, entry in enumerate(tasks)
             if (task := self._adoptable(agent_id, i, entry, infos)).framework_id
             not in self._completed_ids
         ]
-        recovered = self._recover_frameworks(adopted, infos)
+        held = self._adoptable_executors(agent_id, executors, tasks, adopted, infos)
+        recovered = self._recover_frameworks(
+            [(t.framework_id, t.role) for t in adopted]
+            + [(key[0], e.role) for key, e in held.items()],
+            infos,
+        )
+        holders = [(t.framework_id, t.role, t.pieces) for t in adopted]
+        holders += [(key[0], e.role, e.pieces) for key, e in held.items()]
         allocations = tuple(
             Allocation(
-                self.frameworks[t.framework_id].handle,
-                self._role(t.role),
+                self.frameworks[framework_id].handle,
+                self._role(role),
                 tuple(p[2]),
                 p[0],
                 p[1],
             )
-            for t in adopted
-            for p in t.pieces
+            for framework_id, role, pieces in holders
+            for p in pieces
         )
         # Revocable tasks hold revocable resources before the agent's first
         # UPDATE_OVERSUBSCRIBED says how many there are: the pool starts at that.
@@ -101,11 +112,19 @@ class AgentsRoom(FrameworksRoom):
             agent.tasks[task.task_id] = task
             self.frameworks[task.framework_id].tasks[task.task_id] = task
             agent.free_ports = res.subtract_ranges(agent.free_ports, task.ports)
+        for key, executor in held.items():
+            self.executors[key] = executor
+            agent.free_ports = res.subtract_ranges(agent.free_ports, executor.ports)
         for framework_id in recovered:
             if self.frameworks[framework_id].failover_timeout > 0:
                 self._failover_timer(self.frameworks[framework_id])
-        if adopted:
-            logger.info("agent %s re-registered: adopted %d task(s)", agent_id, len(adopted))
+        if adopted or held:
+            logger.info(
+                "agent %s re-registered: adopted %d task(s), %d executor(s)",
+                agent_id,
+                len(adopted),
+                len(held),
+            )
         logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
         self._allocate_on(handle)
         return agent_id
@@ -151,17 +170,25 @@ class AgentsRoom(FrameworksRoom):
             infos[framework_id] = info
         return infos
 
-    def reconcile_agent(self, agent_id: str, listed: set[tuple[str, str]]) -> None:
+    def reconcile_agent(
+        self,
+        agent_id: str,
+        listed: set[tuple[str, str]],
+        executors: Collection[tuple[str, str]] = (),
+    ) -> None:
         """After a REREGISTER, settle what the agent and this master disagree on, as Mesos.
 
-        Tasks of frameworks this master removed get the agent a SHUTDOWN_FRAMEWORK
-        (the kills may have been lost with the old connection).  Tasks this master
-        has on the agent that the agent does not list never reached it (their
-        RUN_TASK went down a dead stream): TASK_LOST, their resources come back.
+        Tasks or executors of frameworks this master removed get the agent a
+        SHUTDOWN_FRAMEWORK (the kills may have been lost with the old connection).
+        Tasks this master has on the agent that the agent does not list never
+        reached it (their RUN_TASK went down a dead stream): TASK_LOST, their
+        resources come back; so do those of executors it does not list
+        (``executors``: (framework id, executor id) of its ``executor_infos``).
         """
         agent = self.agents[agent_id]
         shutdown = getattr(agent.backend, "shutdown_framework", None)
-        for framework_id in sorted({f for f, _ in listed if f in self._completed_ids}):
+        removed = {f for f, _ in (*listed, *executors) if f in self._completed_ids}
+        for framework_id in sorted(removed):
             logger.warning("agent %s still runs removed framework %s", agent_id, framework_id)
             if shutdown is not None:
                 shutdown(framework_id)
@@ -178,6 +205,7 @@ class AgentsRoom(FrameworksRoom):
                 "timestamp": time.time(),
             }
             self._update(task, status, release=True)
+        self._reconcile_executors(agent_id, executors)
 
     def _adoptable(
         self, agent_id: str, index: int, entry: Any, infos: dict[str, dict[str, Any]]
@@ -270,6 +298,7 @@ class AgentsRoom(FrameworksRoom):
             self._candidates.discard(agent.handle)
             if self._taken is not None:
                 self._taken.discard(agent.handle)
+        self._forget_executors_on(agent_id)
         self.agent_handles.remove(agent_id, hold=True)
         self.hook_chain.agent_lost(agent_id, agent.hostname)
 

@@ -20,7 +20,7 @@ from typing import Any
 from pymesos_modules.kinds.allocator import Capability, FrameworkInfo
 from pymesos_modules.kinds.authorizer import Action
 from pymesos_modules.master.base import CallError, SubscriptionDenied, _id
-from pymesos_modules.master.state import EventSink, Framework, Task
+from pymesos_modules.master.state import EventSink, Framework
 from pymesos_modules.master.tasks import TasksRoom
 
 logger = logging.getLogger(__name__)
@@ -276,9 +276,10 @@ class FrameworksRoom(TasksRoom):
         self.remove_framework(framework.framework_id)
 
     def _recover_frameworks(
-        self, adopted: list[Task], infos: dict[str, dict[str, Any]]
+        self, holders: list[tuple[str, str]], infos: dict[str, dict[str, Any]]
     ) -> list[str]:
-        """Frameworks of adopted tasks this master does not know, added as disconnected.
+        """Frameworks of adopted tasks and executors (``holders``: their framework id and
+        role) this master does not know, added as disconnected.
 
         Like Mesos' recovered frameworks they wait for the framework to
         re-subscribe with its id, or for an operator's ``/teardown``.  When the
@@ -288,15 +289,12 @@ class FrameworksRoom(TasksRoom):
         or with 0, they wait without a timer, as Mesos' recovered frameworks do.
         """
         added: list[str] = []
-        for task in adopted:
-            framework_id = task.framework_id
+        for framework_id, _ in holders:
             if framework_id in self.frameworks:
                 continue
             info = infos.get(framework_id, {})
             roles = list(info.get("roles") or [info.get("role", "*")])
-            roles += sorted(
-                {t.role for t in adopted if t.framework_id == framework_id} - set(roles)
-            )
+            roles += sorted({r for f, r in holders if f == framework_id} - set(roles))
             capabilities = {
                 c.get("type") for c in info.get("capabilities", []) if isinstance(c, dict)
             }

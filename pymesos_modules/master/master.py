@@ -28,7 +28,9 @@ as its bases, so calls point one way:
 
 - ``offers.py``: offers made, declined, rescinded, expired; an ACCEPT's
   offers claimed and their resources taken;
-- ``tasks.py`` (over offers): launching tasks and groups, status updates,
+- ``executors.py`` (over offers): what executors hold on agents, launched,
+  ended, or adopted from a re-registering agent;
+- ``tasks.py`` (over executors): launching tasks and groups, status updates,
   KILL, RECONCILE, ACKNOWLEDGE, MESSAGE, SHUTDOWN;
 - ``frameworks.py`` (over tasks): SUBSCRIBE, failover, removal, REVIVE,
   SUPPRESS, TEARDOWN;

@@ -87,6 +87,7 @@ class RecoveryRoom(AgentsRoom):
         agent_id: str | None = None,
         tasks: list[Any] | tuple[Any, ...] = (),
         frameworks: list[Any] | tuple[Any, ...] = (),
+        executors: list[Any] | tuple[Any, ...] = (),
     ) -> str:
         """:meth:`register_agent` once the agent's admission is durable in the registry.
 
@@ -95,6 +96,7 @@ class RecoveryRoom(AgentsRoom):
         # What register_agent checks, before anything is written.
         self.framework_infos(frameworks)
         self.listed_tasks(tasks)
+        self.listed_executors(executors)
         agent_id = agent_id or self.new_agent_id()
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
@@ -106,7 +108,7 @@ class RecoveryRoom(AgentsRoom):
         self.recovering.pop(agent_id, None)
         try:
             return self.register_agent(
-                backend, hostname, resources, attributes, agent_id, tasks, frameworks
+                backend, hostname, resources, attributes, agent_id, tasks, frameworks, executors
             )
         except CallError:
             if agent_id not in self.agents:  # nothing of a refused registration stays

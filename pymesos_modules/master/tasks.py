@@ -18,14 +18,11 @@ from typing import Any
 from pymesos_modules.kinds.authorizer import Action
 from pymesos_modules.master import resources as res
 from pymesos_modules.master.base import CallError, _id, _time_info
-from pymesos_modules.master.offers import Claim, InvalidOffers, OffersRoom
+from pymesos_modules.master.executors import ExecutorsRoom, _executor_id
+from pymesos_modules.master.offers import Claim, InvalidOffers
 from pymesos_modules.master.state import Agent, Executor, Framework, Task, TaskState
 
 logger = logging.getLogger(__name__)
-
-#: Mesos' least resources of an executor (src/master/constants.hpp: MIN_CPUS, MIN_MEM in MB)
-MIN_CPUS = 0.01
-MIN_MEM = 32.0
 
 
 def _launch_units(
@@ -71,11 +68,7 @@ def _agent_of(event: dict[str, Any]) -> str | None:
     return (event["update"]["status"].get("agent_id") or {}).get("value")
 
 
-def _executor_id(executor: dict[str, Any]) -> str:
-    return _id(executor.get("executor_id"), "launch_group.executor.executor_id")
-
-
-class TasksRoom(OffersRoom):
+class TasksRoom(ExecutorsRoom):
     """Launch (tasks and groups), status updates, and the task calls of a framework."""
 
     def _call_accept(self, framework: Framework, body: dict[str, Any]) -> None:
@@ -231,141 +224,6 @@ class TasksRoom(OffersRoom):
             info,
         )
         return task
-
-    def _group_executor(
-        self,
-        framework: Framework,
-        agent: Agent,
-        executor: dict[str, Any],
-        group: list[Any],
-        pieces: list[list],
-        ports: res.Ranges,
-        role: str,
-        is_group: bool = True,
-    ) -> Executor | None:
-        """Validate a task group's executor, or a task's custom executor (``is_group``
-        False), as Mesos does; a new one takes its resources.
-
-        Returns the executor to start, or None when it already runs on the agent
-        (its resources are held already).  Only ``pieces`` change.
-        """
-        if not executor:
-            raise CallError(400, "launch_group.executor (an ExecutorInfo) must be set")
-        executor_id = _executor_id(executor)
-        kind = executor.get("type")
-        if kind is None and is_group:
-            raise CallError(400, "'ExecutorInfo.type' must be set")
-        if kind not in ("DEFAULT", "CUSTOM", None):
-            raise CallError(400, f"Unknown executor type {kind!r}")
-        if not is_group:
-            if kind == "DEFAULT":
-                raise CallError(400, "'ExecutorInfo.type' must be 'CUSTOM' for a LAUNCH")
-            if not isinstance(executor.get("command"), dict):
-                raise CallError(400, f"executor '{executor_id}' needs a 'command' (CUSTOM)")
-            if any(isinstance(t, dict) and "command" in t for t in group):
-                raise CallError(
-                    400,
-                    "Task should have at least one (but not both) of CommandInfo or "
-                    "ExecutorInfo present",
-                )
-        for task in group:
-            if isinstance(task, dict) and "executor" in task and task["executor"] != executor:
-                task_id = (task.get("task_id") or {}).get("value")
-                raise CallError(
-                    400,
-                    f"The ExecutorInfo of task '{task_id}' is different from "
-                    f"executor '{executor_id}'",
-                )
-        running = self.executors.get((framework.framework_id, agent.agent_id, executor_id))
-        if running is not None:
-            if running.info != executor:
-                raise CallError(
-                    400,
-                    f"executor '{executor_id}' already runs on agent {agent.agent_id} "
-                    "with another ExecutorInfo",
-                )
-            return None
-        items = executor.get("resources", [])
-        try:
-            wanted = res.from_json(items, f"executor '{executor_id}' resources")
-        except res.ResourceError as exc:
-            raise CallError(400, str(exc)) from None
-        for name, least in (("cpus", MIN_CPUS), ("mem", MIN_MEM)):
-            if wanted.scalars.get(name, 0.0) < least:
-                raise CallError(
-                    400,
-                    f"Executor '{executor_id}' uses less {name} "
-                    f"({wanted.scalars.get(name, 0.0):g}) than the minimum required ({least:g})",
-                )
-        if set(wanted.scalars) - set(self.flags.resource_names):
-            raise CallError(400, f"executor '{executor_id}' uses resources its offers lack")
-        if not res.contains_ranges(ports, wanted.ports):
-            raise CallError(400, f"executor '{executor_id}' asks for ports outside its offers")
-        taken = self._take(pieces, wanted, items, f"executor '{executor_id}'")
-        return Executor(dict(executor), taken, wanted.ports, role)
-
-    def _executor_task_ended(self, task: Task, release: bool) -> None:
-        """A task ended: its group's executor ends with its last task, giving its resources back."""
-        for key, executor in self.executors.items():
-            if (
-                key[:2] != (task.framework_id, task.agent_id)
-                or task.task_id not in executor.task_ids
-            ):
-                continue
-            executor.task_ids.discard(task.task_id)
-            if not executor.task_ids and not executor.custom:
-                self._release_executor(key, release)
-            return
-
-    def _release_executor(self, key: tuple[str, str, str], release: bool) -> None:
-        """Forget an executor; its ports are free again, its resources too with ``release``."""
-        executor = self.executors.pop(key)
-        agent, framework = self.agents.get(key[1]), self.frameworks.get(key[0])
-        if agent is not None:
-            agent.free_ports = tuple(sorted(agent.free_ports + executor.ports))
-            if release and framework is not None:
-                role = self.roles.add(executor.role)
-                self._recover(
-                    framework, agent, framework.handle, agent.handle, role, executor.pieces, 0.0
-                )
-
-    def executor_exited(
-        self, agent_id: str, framework_id: str, executor_id: str, status: int
-    ) -> None:
-        """The agent reports an executor ended (Mesos' ExitedExecutorMessage): its resources
-        are free, and the framework gets FAILURE."""
-        key = (framework_id, agent_id, executor_id)
-        agent = self.agents.get(agent_id)
-        if key in self.executors:
-            self._release_executor(key, release=True)
-            if agent is not None:
-                self._allocate_on(agent.handle)
-        framework = self.frameworks.get(framework_id)
-        if framework is not None:
-            failure = {
-                "agent_id": {"value": agent_id},
-                "executor_id": {"value": executor_id},
-                "status": status,
-            }
-            self._send(framework, {"type": "FAILURE", "failure": failure})
-
-    def executor_message(
-        self, agent_id: str, framework_id: str, executor_id: str, data: str
-    ) -> None:
-        """A framework message from an executor: the framework gets MESSAGE (dropped, as
-        Mesos, when it is gone)."""
-        framework = self.frameworks.get(framework_id)
-        if framework is None:
-            logger.info(
-                "dropping a message of executor %s: no framework %s", executor_id, framework_id
-            )
-            return
-        message = {
-            "agent_id": {"value": agent_id},
-            "executor_id": {"value": executor_id},
-            "data": data,
-        }
-        self._send(framework, {"type": "MESSAGE", "message": message})
 
     def _track(self, framework: Framework, agent: Agent, task: Task) -> None:
         framework.tasks[task.task_id] = task

@@ -13,11 +13,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from support.agent_tasks import follow, follow_all, launch, task_info, until
+import pytest
+from support.agent_tasks import follow, follow_all, launch, master_args, task_info, until
 from support.executor_tasks import executor_info, on_executor
 from support.scheduler import Scheduler
 
 from pymesos_modules.agent.launcher import is_alive
+from pymesos_modules.master.cli import start_master
 
 
 def calls(sandbox: Path) -> list[str]:
@@ -290,3 +292,55 @@ async def test_the_schedulers_shutdown_call_shuts_one_executor_down(master, agen
     assert "shutdown" in calls(executor.container.sandbox)
     # The agent reported the exit: the master gave the executor's resources back.
     await until(lambda: key not in master.master.executors, what="the executor's release")
+
+
+def offered(offer: dict[str, Any], name: str) -> float:
+    return sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name)
+
+
+async def test_a_restarted_master_accounts_the_executor_an_agent_reregisters_with(
+    agent_factory, session
+):
+    """As Mesos' ReregisterSlaveMessage.executor_infos: the new master holds the executor's
+    resources (not only its task's) for as long as it runs, and shows it in /state."""
+    master = await start_master(master_args())
+    port = int(master.url.rsplit(":", 1)[1])
+    running = await agent_factory(master.url)
+    a = running.agent
+    scheduler = Scheduler(master.url, session)
+    await scheduler.subscribe(failover_timeout=600)
+    framework_id = scheduler.framework_id
+    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
+    await follow(scheduler, "t", until="TASK_RUNNING")
+    await scheduler.close()
+    await master.stop()
+    await until(lambda: not a.registered, what="the agent to notice the master is gone")
+
+    restarted = await start_master(master_args(port=port))
+    again = Scheduler(restarted.url, session)
+    try:
+        await until(lambda: a.registered, what="re-registration with the new master")
+        key = (framework_id, a.agent_id, "pyexec")
+        assert restarted.master.executors[key].task_ids == {"t"}
+        await again.subscribe(failover_timeout=600, framework_id=framework_id)
+        (offer,) = (await again.next("OFFERS"))["offers"]["offers"]
+        # 4 cpus and 4096 MB on the agent; the task holds 0.2 and 32, its executor 0.1 and 32.
+        assert offered(offer, "cpus") == pytest.approx(3.7)
+        assert offered(offer, "mem") == pytest.approx(4096 - 64)
+        async with session.get(f"{restarted.url}/state") as response:
+            (framework,) = (await response.json())["frameworks"]
+        (executor,) = framework["executors"]
+        assert executor["executor_id"] == {"value": "pyexec"}
+        assert executor["slave_id"] == a.agent_id and executor["tasks"] == ["t"]
+        assert executor["resources"]["cpus"] == pytest.approx(0.1)
+        # Shut down, the executor ends and the agent says so: its resources come back.
+        call = {
+            "type": "SHUTDOWN",
+            "shutdown": {"executor_id": {"value": "pyexec"}, "agent_id": {"value": a.agent_id}},
+        }
+        assert await again.call(call) == 202, again.last_text
+        await follow(again, "t")
+        await until(lambda: key not in restarted.master.executors, what="the executor's release")
+    finally:
+        await again.close()
+        await restarted.stop()

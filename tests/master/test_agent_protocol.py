@@ -111,6 +111,35 @@ BAD_CALLS = [
         400,
         "agent_id",
     ),
+    (
+        {
+            "type": "REREGISTER",
+            "reregister": {
+                "protocol_version": 1,
+                "hostname": "h",
+                "agent_id": {"value": "a1"},
+                "executor_infos": [{"executor_id": {"value": "e"}}],
+            },
+        },
+        400,
+        "reregister.executor_infos[0].framework_id: required",
+    ),
+    (
+        {
+            "type": "REREGISTER",
+            "reregister": {
+                "protocol_version": 1,
+                "hostname": "h",
+                "agent_id": {"value": "a1"},
+                "executor_infos": [
+                    {"executor_id": {"value": "e"}, "framework_id": {"value": "f"}},
+                    {"executor_id": {"value": "e"}, "framework_id": {"value": "f"}},
+                ],
+            },
+        },
+        400,
+        "executor 'e' of framework 'f' is listed twice",
+    ),
     ({"type": "HEARTBEAT", "agent_id": {"value": "nope"}}, 404, "not registered"),
     ({"type": "HEARTBEAT"}, 400, "agent_id"),
     ({"type": "FLY", "agent_id": {"value": "nope"}}, 400, "'FLY' is not one of"),
@@ -345,3 +374,50 @@ async def test_a_known_agent_reregistering_is_reconciled(bare_master, agent, ses
     finally:
         await first.close()
         await second.close()
+
+
+def on_executor(call: dict[str, Any], executor_id: str = "e1") -> dict[str, Any]:
+    """The launch ``call`` with its task on a custom executor (0.5 cpus and 32 MB its own)."""
+    (task,) = call["accept"]["operations"][0]["launch"]["task_infos"]
+    del task["command"]
+    task["executor"] = {
+        "executor_id": {"value": executor_id},
+        "command": {"value": "sleep 600"},
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
+        ],
+    }
+    return call
+
+
+async def test_a_known_agent_reregistering_without_an_executor_frees_what_it_held(
+    bare_master, agent, session
+):
+    """The executor ended while the agent was away (its EXITED_EXECUTOR was lost with the
+    connection): the agent no longer lists it, so its resources come back, as Mesos."""
+    master = bare_master.master
+    await agent.register()
+    scheduler = Scheduler(bare_master.url, session)
+    try:
+        await scheduler.subscribe()
+        offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
+        assert await scheduler.call(on_executor(launch(offer, "t"))) == 202
+        await agent.next("RUN_TASK")
+        key = (scheduler.framework_id, agent.agent_id, "e1")
+        assert key in master.executors
+        await agent.disconnect()
+        while master.agents[agent.agent_id].active:
+            await asyncio.sleep(0.01)  # polling master state, not synchronising on time
+
+        await agent.register("REREGISTER")
+        lost = (await scheduler.next("UPDATE"))["update"]["status"]
+        assert lost["task_id"]["value"] == "t" and lost["state"] == "TASK_LOST"
+        assert key not in master.executors
+        while True:  # the next offer of the agent holds all of it again
+            offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
+            cpus = [r["scalar"]["value"] for r in offer["resources"] if r["name"] == "cpus"]
+            if cpus == [4]:
+                break
+    finally:
+        await scheduler.close()
