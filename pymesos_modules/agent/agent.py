@@ -42,7 +42,7 @@ from typing import Any
 
 import aiohttp
 
-from pymesos_modules import metrics
+from pymesos_modules import jsonio, metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
 from pymesos_modules.agent.executors import Executors
@@ -220,7 +220,8 @@ class Agent:
         if self.agent_id is not None:
             self.recovery.save_agent()
         self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0)
+            timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0),
+            json_serialize=jsonio.dumps_text,
         )
         self.updates.start()
         self._loops.append(asyncio.create_task(self.registration.run(), name="agent-master"))

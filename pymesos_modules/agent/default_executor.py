@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from typing import Any
 
 import aiohttp
 
+from pymesos_modules import jsonio
 from pymesos_modules.agent import health
 from pymesos_modules.agent.records import set_optional
 
@@ -119,7 +119,7 @@ class DefaultExecutor:
 
     async def run(self) -> int:
         """Subscribe and serve until every task is over (or the connection is gone for good)."""
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(json_serialize=jsonio.dumps_text)
         try:
             deadline: float | None = None
             backoff = 0.5
@@ -169,7 +169,7 @@ class DefaultExecutor:
                     return
                 if not line.strip():
                     continue
-                event = json.loads(await content.readexactly(int(line)))
+                event = jsonio.loads(await content.readexactly(int(line)))
                 await self.handle(event)
 
     async def _post(self, call: dict[str, Any]) -> None:

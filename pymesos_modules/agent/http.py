@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pymesos_modules import __version__, redact
+from pymesos_modules import __version__, jsonio, redact
 from pymesos_modules.agent.agent import Agent
+
+
+def _json(value: object) -> web.Response:
+    return web.Response(body=jsonio.dumps(value), content_type=jsonio.CONTENT_TYPE)
 
 
 def create_app(agent: Agent) -> web.Application:
@@ -19,22 +23,22 @@ def create_app(agent: Agent) -> web.Application:
     app = web.Application()
 
     async def statistics(_: web.Request) -> web.Response:
-        return web.json_response(agent.statistics())
+        return _json(agent.statistics())
 
     async def snapshot(_: web.Request) -> web.Response:
-        return web.json_response(agent.snapshot_metrics())
+        return _json(agent.snapshot_metrics())
 
     async def state(_: web.Request) -> web.Response:
-        return web.json_response(agent.state())
+        return _json(agent.state())
 
     async def flags(_: web.Request) -> web.Response:
-        return web.json_response({"flags": redact.flags(agent.flags.raw)})
+        return _json({"flags": redact.flags(agent.flags.raw)})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)
 
     async def version(_: web.Request) -> web.Response:
-        return web.json_response({"version": "1.11.0", "pymesos_modules_version": __version__})
+        return _json({"version": "1.11.0", "pymesos_modules_version": __version__})
 
     for path, handler in [
         ("/monitor/statistics", statistics),

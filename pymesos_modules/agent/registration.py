@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from pymesos_modules import jsonio
 from pymesos_modules.agent.leader import follows_zookeeper
 from pymesos_modules.agent.records import Container
 from pymesos_modules.zookeeper import parse_zk_url
@@ -204,7 +204,7 @@ class Registration:
             except ValueError:
                 raise ValueError(f"bad RecordIO length {line[:40]!r} from the master") from None
             data = await asyncio.wait_for(content.readexactly(size), silence)
-            event = json.loads(data)
+            event = jsonio.loads(data)
             if self.handle(event) == "reregister":
                 return
 

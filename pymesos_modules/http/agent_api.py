@@ -18,13 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
+from pymesos_modules import jsonio
 from pymesos_modules.http.common import (
     StreamSink,
     Unauthenticated,
     error_response,
     heartbeats,
     read_call,
-    recordio,
+    write_events,
 )
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master import resources as res
@@ -343,7 +344,8 @@ class AgentApi:
         await response.prepare(request)
         message = f"agent {agent_id} is not admitted by this master's registry"
         with contextlib.suppress(ConnectionResetError):
-            await response.write(recordio({"type": "SHUTDOWN", "shutdown": {"message": message}}))
+            shutdown = {"type": "SHUTDOWN", "shutdown": {"message": message}}
+            await response.write(jsonio.record(shutdown))
             await response.write_eof()
         return response
 
@@ -389,11 +391,7 @@ class AgentApi:
             # (handler_cancellation), so a killed agent is noticed at once, not at the
             # next ping: hence everything that can wait is inside this try.
             await response.prepare(request)
-            while True:
-                event = await stream.queue.get()
-                if event is None:
-                    break
-                await response.write(recordio(event))
+            await write_events(response, stream)
         except (ConnectionResetError, asyncio.CancelledError):
             logger.info("agent %s stream closed by the agent", agent_id)
         finally:

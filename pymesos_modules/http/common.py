@@ -1,13 +1,13 @@
-"""What both HTTP APIs of the master share: RecordIO streams and request parsing."""
+"""What the HTTP APIs share: RecordIO streams, JSON answers and request parsing."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
 
+from pymesos_modules import jsonio
 from pymesos_modules.http.validation import InvalidCall, parse_json, validate_call
 from pymesos_modules.master.master import CallError
 
@@ -19,10 +19,9 @@ MAX_BODY = 64 * 1024 * 1024
 OFF_LOOP_BODY = 256 * 1024
 
 
-def recordio(event: dict[str, Any]) -> bytes:
-    """One RecordIO record: the JSON length in bytes, a newline, the JSON."""
-    data = json.dumps(event).encode()
-    return str(len(data)).encode() + b"\n" + data
+def json_response(value: Any, status: int = 200) -> web.Response:
+    """``value`` as a JSON answer (encoded by orjson, pymesos_modules/jsonio.py)."""
+    return web.Response(status=status, body=jsonio.dumps(value), content_type=jsonio.CONTENT_TYPE)
 
 
 class StreamSink:
@@ -104,12 +103,23 @@ async def read_call(request: web.Request, api: str) -> dict[str, Any]:
 
 
 async def write_events(response: web.StreamResponse, sink: StreamSink) -> None:
-    """Write the sink's events into a prepared RecordIO response until the sink closes."""
+    """Write the sink's events into a prepared RecordIO response until the sink closes.
+
+    Events queued while the last write drained (a cycle's offers, a burst of status
+    updates) go out together: one buffer, one transport write, one drain, not one each.
+    """
+    queue = sink.queue
     while True:
-        event = await sink.queue.get()
-        if event is None:
+        events = [await queue.get()]
+        while not queue.empty():
+            events.append(queue.get_nowait())
+        ended = None in events
+        if ended:
+            events = events[: events.index(None)]
+        if events:
+            await response.write(jsonio.records(events))
+        if ended:
             return
-        await response.write(recordio(event))
 
 
 async def heartbeats(sink: StreamSink, interval: float) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from pymesos_modules import __version__, redact
+from pymesos_modules import __version__, jsonio, redact
 from pymesos_modules.http.agent_api import AgentApi
 from pymesos_modules.http.common import (
     MAX_BODY,
@@ -35,9 +35,10 @@ from pymesos_modules.http.common import (
     Unauthenticated,
     error_response,
     heartbeats,
+    json_response,
     read_body,
     read_call,
-    recordio,
+    write_events,
 )
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
 from pymesos_modules.master.leadership import Leadership
@@ -192,11 +193,7 @@ def create_app(
             # The server cancels this handler when the client's connection drops
             # (handler_cancellation): the framework is disconnected at once.
             await response.prepare(request)
-            while True:
-                event = await sink.queue.get()
-                if event is None:
-                    break
-                await response.write(recordio(event))
+            await write_events(response, sink)
         except (ConnectionResetError, asyncio.CancelledError):
             logger.info("framework %s stream closed by the client", framework.framework_id)
         finally:
@@ -237,7 +234,7 @@ def create_app(
         return web.Response(status=200)
 
     async def version(_: web.Request) -> web.Response:
-        return web.json_response(
+        return json_response(
             {
                 "version": "1.11.0",
                 "pymesos_modules_version": __version__,
@@ -249,7 +246,7 @@ def create_app(
         view = master.state()
         if leadership is not None:
             leadership.decorate_state(view)
-        return web.json_response(view)
+        return json_response(view)
 
     def metrics() -> dict[str, float]:
         values = master.snapshot_metrics()
@@ -258,7 +255,7 @@ def create_app(
         return values
 
     async def snapshot(_: web.Request) -> web.Response:
-        return web.json_response(metrics())
+        return json_response(metrics())
 
     async def redirect(request: web.Request) -> web.Response:
         """Mesos' ``/master/redirect``: 307 to the leader (itself when leading)."""
@@ -276,13 +273,13 @@ def create_app(
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     async def flags_view(_: web.Request) -> web.Response:
-        return web.json_response({"flags": redact.flags(flags or {})})
+        return json_response({"flags": redact.flags(flags or {})})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(status=200)
 
     async def modules_view(_: web.Request) -> web.Response:
-        return web.json_response({"modules": modules() if modules else []})
+        return json_response({"modules": modules() if modules else []})
 
     app.router.add_post("/api/v1/scheduler", gated(scheduler))
     app.router.add_post("/teardown", gated(teardown))
@@ -315,6 +312,6 @@ async def _error_stream(request: web.Request, message: str) -> web.StreamRespons
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):
-        await response.write(recordio({"type": "ERROR", "error": {"message": message}}))
+        await response.write(jsonio.record({"type": "ERROR", "error": {"message": message}}))
         await response.write_eof()
     return response

@@ -20,8 +20,8 @@ from support.scheduler import Scheduler
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
-from pymesos_modules.http.common import recordio
 from pymesos_modules.http.server import AGENTS
+from pymesos_modules.jsonio import record as recordio
 from pymesos_modules.master.cli import start_master
 
 
