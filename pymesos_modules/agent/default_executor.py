@@ -5,11 +5,20 @@ The agent starts it for an ``ExecutorInfo`` of type DEFAULT
 container and sandbox, with Mesos' executor environment) and it speaks the v1
 executor API (``POST /api/v1/executor`` on ``MESOS_AGENT_ENDPOINT``):
 
-- each task of a LAUNCH_GROUP runs as a process of its own (a session of its
-  own, so a kill reaches what it forks), in ``<sandbox>/tasks/<task id>`` (its
-  ``MESOS_SANDBOX``, with its ``stdout``/``stderr``), its command as a command
-  task's (``shell`` or argv, ``environment``); TASK_STARTING, TASK_RUNNING, then
-  TASK_FINISHED / TASK_FAILED ("Command exited with status 3") / TASK_KILLED;
+- the ``CommandInfo.uris`` of every task of a LAUNCH_GROUP are fetched first
+  (:mod:`.fetcher`, as the executor's user, with the agent's cache when that
+  user may use it), each into its task's sandbox ``<sandbox>/tasks/<task id>``,
+  as Mesos' agent fetches a nested container's; a fetch that fails fails every
+  task of the group (TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED, the message
+  naming the URI) before any of it runs;
+- then each task runs as a process of its own (a session of its own, so a kill
+  reaches what it forks) in its sandbox (its ``MESOS_SANDBOX``, with its
+  ``stdout``/``stderr``), its command as a command task's (``shell`` or argv,
+  ``environment``); TASK_STARTING, TASK_RUNNING, then TASK_FINISHED /
+  TASK_FAILED ("Command exited with status 3") / TASK_KILLED;
+- its ``health_check`` and ``check`` run as for a command task
+  (:class:`.health.TaskChecks`): updates carry ``healthy`` and
+  ``check_status``, a task that fails its health check too often is killed;
 - as Mesos: when a task of a group fails or is killed, the other tasks of that
   group are killed (TASK_KILLED); a KILL of one task kills its whole group;
   later groups run beside the earlier ones;
@@ -41,12 +50,24 @@ import aiohttp
 
 from pymesos_modules import jsonio
 from pymesos_modules.agent import health
+from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.fetcher import DEFAULT_CACHE_SIZE, Fetcher
 from pymesos_modules.agent.records import set_optional
 
 logger = logging.getLogger("pymesos_modules.default_executor")
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0, "hrs": 3600.0}
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"}
+FETCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
+#: Where the agent's fetcher cache is, and its bound in bytes: the agent tells its default
+#: executors (ours alone: Mesos' default executor fetches nothing itself).
+CACHE_DIR_VARIABLE = "PMM_FETCHER_CACHE_DIR"
+CACHE_SIZE_VARIABLE = "PMM_FETCHER_CACHE_SIZE"
+
+
+def task_sandbox(sandbox: Path, task_id: str) -> Path:
+    """A group task's sandbox inside its executor's ``sandbox``, as Mesos lays it out."""
+    return sandbox / "tasks" / task_id
 
 
 def duration(text: str | None, default: float) -> float:
@@ -101,11 +122,17 @@ class DefaultExecutor:
         self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT"), 900.0)
         self.backoff_max = duration(environ.get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), 2.0)
         self.tasks: dict[str, Task] = {}
+        cache = environ.get(CACHE_DIR_VARIABLE)
+        size = environ.get(CACHE_SIZE_VARIABLE, "")
+        self.fetcher = Fetcher(
+            Path(cache) if cache else None, int(size) if size.isdigit() else DEFAULT_CACHE_SIZE
+        )
         self.shutting_down = False
         self.done = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self._waits: set[asyncio.Task] = set()
-        self._checkers: set[asyncio.Task] = set()
+        #: running launches and checkers: kept referenced until they end
+        self._running: set[asyncio.Task] = set()
 
     # --- the connection -------------------------------------------------------------------
 
@@ -186,9 +213,9 @@ class DefaultExecutor:
         kind = event.get("type")
         if kind == "LAUNCH_GROUP":
             tasks = ((event.get("launch_group") or {}).get("task_group") or {}).get("tasks", [])
-            await self.launch_group(tasks)
+            self._background(self.launch_group(tasks))
         elif kind == "LAUNCH":  # a single task, as a group of one
-            await self.launch_group([(event.get("launch") or {}).get("task", {})])
+            self._background(self.launch_group([(event.get("launch") or {}).get("task", {})]))
         elif kind == "KILL":
             task_id = ((event.get("kill") or {}).get("task_id") or {}).get("value")
             task = self.tasks.get(str(task_id))
@@ -215,6 +242,7 @@ class DefaultExecutor:
         message: str = "",
         reason: str | None = None,
         healthy: bool | None = None,
+        check_status: dict[str, Any] | None = None,
     ) -> None:
         """A status update of ``task``, kept until acknowledged."""
         task.state = state
@@ -225,20 +253,43 @@ class DefaultExecutor:
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
             "timestamp": time.time(),
         }
-        set_optional(status, message=message, reason=reason, healthy=healthy)
+        set_optional(
+            status, message=message, reason=reason, healthy=healthy, check_status=check_status
+        )
         task.unacknowledged[status["uuid"]] = status
         with contextlib.suppress(aiohttp.ClientError, OSError):
             await self._post(self._call("UPDATE", update={"status": status}))
 
     # --- tasks ----------------------------------------------------------------------------
 
+    def _background(self, work: Any) -> None:
+        """Run ``work`` beside the event stream (a fetch must not hold up a KILL)."""
+        runner = asyncio.get_running_loop().create_task(work)
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
+
     async def launch_group(self, infos: list[dict[str, Any]]) -> None:
-        """Start every task of a group; one that cannot start fails the group."""
+        """Fetch every task's URIs, then start every task of the group; a task that cannot be
+        fetched or started fails the group."""
         ids = [str(i["task_id"]["value"]) for i in infos]
         group = [Task(info, ids) for info in infos]
         for task in group:
             self.tasks[task.task_id] = task
+        try:
+            for task in group:
+                sandbox = task_sandbox(self.sandbox, task.task_id)
+                sandbox.mkdir(parents=True, exist_ok=True)
+                await self.fetcher.fetch(task.info.get("command"), sandbox)
+        except (LaunchError, OSError) as exc:
+            for task in group:
+                if not task.killed:  # a task killed meanwhile is TASK_KILLED already
+                    task.killed = True
+                    await self.update(task, "TASK_FAILED", str(exc), FETCH_FAILED)
+            self._maybe_done()
+            return
         for task in group:
+            if task.killed:  # killed (or its group failed) while the group was fetched
+                continue
             await self.update(task, "TASK_STARTING")
             try:
                 task.process = await self._spawn(task)
@@ -250,21 +301,17 @@ class DefaultExecutor:
             waiter = asyncio.get_running_loop().create_task(self._wait(task))
             self._waits.add(waiter)
             waiter.add_done_callback(self._waits.discard)
-            self._health(task)
+            self._checks(task)
 
-    def _health(self, task: Task) -> None:
-        """Start the task's health checker (Mesos' semantics, :mod:`.health`), if it has one."""
-        try:
-            check = health.parse(task.info.get("health_check"))
-        except ValueError as exc:
-            logger.warning("task %s: not checking its health: %s", task.task_id, exc)
-            return
-        if check is None:
-            return
+    def _checks(self, task: Task) -> None:
+        """Start the task's health check and general check, as the agent's for a command task
+        (:class:`.health.TaskChecks`), if it has them."""
 
-        async def report(healthy: bool) -> None:
+        async def report(
+            reason: str, healthy: bool | None, check_status: dict[str, Any] | None
+        ) -> None:
             if task.state == "TASK_RUNNING" and not task.killed:
-                await self.update(task, "TASK_RUNNING", "", health.REASON, healthy)
+                await self.update(task, "TASK_RUNNING", "", reason, healthy, check_status)
 
         async def kill(message: str) -> None:
             task.unhealthy = True
@@ -274,15 +321,20 @@ class DefaultExecutor:
         def alive() -> bool:
             return task.process is not None and task.process.returncode is None and not task.killed
 
-        sandbox = self.sandbox / "tasks" / task.task_id
-        checker = health.Checker(check, task.task_id, sandbox, report, kill)
-        runner = asyncio.get_running_loop().create_task(checker.run(alive))
-        self._checkers.add(runner)
-        runner.add_done_callback(self._checkers.discard)
+        try:
+            checks = health.TaskChecks(
+                task.info, task_sandbox(self.sandbox, task.task_id), report, kill
+            )
+        except ValueError as exc:  # the agent refuses these at launch; never here
+            logger.warning("task %s: not checking it: %s", task.task_id, exc)
+            return
+        for runner in checks.start(alive):
+            self._running.add(runner)
+            runner.add_done_callback(self._running.discard)
 
     async def _spawn(self, task: Task) -> asyncio.subprocess.Process:
         command = task.info.get("command") or {}
-        sandbox = self.sandbox / "tasks" / task.task_id
+        sandbox = task_sandbox(self.sandbox, task.task_id)
         sandbox.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update({"MESOS_TASK_ID": task.task_id, "MESOS_SANDBOX": str(sandbox)})

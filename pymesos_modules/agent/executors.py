@@ -38,7 +38,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pymesos_modules import paths
-from pymesos_modules.agent import containers
+from pymesos_modules.agent import containers, default_executor
 from pymesos_modules.agent.containers import LaunchError
 from pymesos_modules.agent.records import (
     NOT_CHECKPOINTED,
@@ -274,6 +274,9 @@ class Executors:
             "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": _duration(self.grace_period(executor)),
             "LIBPROCESS_PORT": "0",
         }
+        if executor.info.get("type") == "DEFAULT":  # it fetches its tasks' URIs
+            env[default_executor.CACHE_DIR_VARIABLE] = str(agent.fetcher.cache_dir)
+            env[default_executor.CACHE_SIZE_VARIABLE] = str(agent.fetcher.cache_size)
         if executor.checkpoint:
             env["MESOS_RECOVERY_TIMEOUT"] = _duration(agent.flags.recovery_timeout)
             env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = _duration(

@@ -10,7 +10,9 @@ Each ``URI`` (``value``, ``executable``, ``extract``, ``cache``,
 - ``cache``: an HTTP(S) download is kept in the agent's cache
   (``--fetcher_cache_dir``, default ``<work_dir>/fetch``), bounded by
   ``--fetcher_cache_size``: the least recently used files go first, a file
-  larger than the cache is fetched without it;
+  larger than the cache is fetched without it, and a cache this process may
+  not read or write (a default executor running as another user) is passed
+  by: the file is downloaded, never refused for the cache's sake;
 - ``executable``: made executable (not extracted);
 - ``extract`` (Mesos' default: true): ``.tar``, ``.tar.gz``/``.tgz``,
   ``.tar.bz2``, ``.tar.xz`` and ``.zip`` are unpacked into the sandbox, a lone
@@ -109,9 +111,10 @@ def _name(uri: Uri) -> str:
 
 
 class Fetcher:
-    """Fetches a command's URIs; one per agent (it owns the cache folder)."""
+    """Fetches a command's URIs: the agent's (it owns the cache folder), and each default
+    executor's (for its tasks; the agent's cache if it may use it, ``cache_dir`` None: none)."""
 
-    def __init__(self, cache_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, cache_dir: Path | None, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self.cache_dir = cache_dir
         self.cache_size = cache_size
 
@@ -146,16 +149,25 @@ class Fetcher:
                 raise LaunchError(f"Failed to fetch '{uri.value}': no such file")
             await asyncio.to_thread(shutil.copyfile, source, target)
             return
-        if uri.cache:
-            cached = self.cache_dir / hashlib.sha256(uri.value.encode()).hexdigest()
-            if cached.is_file():
-                os.utime(cached)  # most recently used
+        cache = self.cache_dir if uri.cache else None
+        if cache is not None:
+            cached = cache / hashlib.sha256(uri.value.encode()).hexdigest()
+            try:
                 await asyncio.to_thread(shutil.copyfile, cached, target)
+                os.utime(cached)  # most recently used
                 logger.info("fetched %s from the cache", uri.value)
                 return
+            except FileNotFoundError:
+                pass  # not cached yet
+            except OSError as exc:
+                logger.info("not using the fetcher cache %s: %s", cache, exc)
+                cache = None
         await self._download(uri, target)
-        if uri.cache:
-            await asyncio.to_thread(self._keep, target, uri.value)
+        if cache is not None:
+            try:
+                await asyncio.to_thread(self._keep, cache, target, uri.value)
+            except OSError as exc:  # the file is fetched; only the cache missed it
+                logger.warning("could not keep %s in the fetcher cache: %s", uri.value, exc)
 
     async def _download(self, uri: Uri, target: Path) -> None:
         timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=60)
@@ -171,24 +183,24 @@ class Fetcher:
                 async for chunk in response.content.iter_chunked(1 << 16):
                     out.write(chunk)
 
-    def _keep(self, fetched: Path, value: str) -> None:
-        """Copy a download into the cache, evicting the least recently used to fit."""
+    def _keep(self, cache: Path, fetched: Path, value: str) -> None:
+        """Copy a download into the ``cache``, evicting the least recently used to fit."""
         size = fetched.stat().st_size
         if size > self.cache_size:
             logger.info("%s (%d bytes) is larger than the fetcher cache; not cached", value, size)
             return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         entries = sorted(
-            (p for p in self.cache_dir.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime
+            (p for p in cache.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime
         )
         used = sum(p.stat().st_size for p in entries)
         while entries and used + size > self.cache_size:
             oldest = entries.pop(0)
             used -= oldest.stat().st_size
             oldest.unlink(missing_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.cache_dir, delete=False) as temporary:
+        with tempfile.NamedTemporaryFile(dir=cache, delete=False) as temporary:
             shutil.copyfileobj(fetched.open("rb"), temporary)
-        os.replace(temporary.name, self.cache_dir / hashlib.sha256(value.encode()).hexdigest())
+        os.replace(temporary.name, cache / hashlib.sha256(value.encode()).hexdigest())
 
 
 def _finish(uri: Uri, target: Path, sandbox: Path) -> None:

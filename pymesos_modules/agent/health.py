@@ -1,4 +1,4 @@
-"""Health checks (``TaskInfo.health_check``), as Mesos' command and default executors run them.
+"""Health checks and general checks of a task, as Mesos' command and default executors run them.
 
 Mesos' semantics (src/checks/health_checker.cpp): the first check runs
 ``delay_seconds`` after the task is RUNNING, then one every
@@ -11,6 +11,14 @@ success after failures, send TASK_RUNNING with ``healthy: true``; each
 counted failure sends ``healthy: false`` (reason
 REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); ``consecutive_failures`` in a row
 kill the task, whose TASK_KILLED carries ``healthy: false``.
+
+A general check (``TaskInfo.check``, Mesos' src/checks/checker.cpp) probes the
+same way but never kills: each result that differs from the last is sent as
+TASK_RUNNING with its ``check_status`` (REASON_TASK_CHECK_STATUS_UPDATED).
+:class:`TaskChecks` runs both for one task; every update carries the latest of
+both results (a health update the last ``check_status``, a check update the
+last ``healthy``), as Mesos' command executor does.  The agent runs them for
+command tasks (:class:`HealthChecks`), the default executor for a group's tasks.
 """
 
 from __future__ import annotations
@@ -111,35 +119,31 @@ def parse(check: Any, field: str = "health_check") -> HealthCheck | None:
 
 
 class Checker:
-    """One task's health checker, Mesos' HealthChecker: whoever runs the task (the agent for
-    a command task, the default executor for a group's task) gives it what to do on a health
-    change (``report(healthy)``) and when the task must die (``kill(message)``)."""
+    """One check of a task (Mesos' HealthChecker and Checker share it): what to probe and how."""
 
-    def __init__(
+    def __init__(self, check: HealthCheck, task_id: str, sandbox: Path) -> None:
+        self.check, self.task_id, self.sandbox = check, task_id, sandbox
+
+    async def run_health(
         self,
-        check: HealthCheck,
-        task_id: str,
-        sandbox: Path,
+        alive: Callable[[], bool],
         report: Callable[[bool], Awaitable[None]],
         kill: Callable[[str], Awaitable[None]],
     ) -> None:
-        self.check, self.task_id, self.sandbox = check, task_id, sandbox
-        self.report, self.kill = report, kill
-
-    async def run(self, alive: Callable[[], bool]) -> None:
-        """Check until the task is not ``alive()`` any more, or killed for failing."""
+        """Health-check until the task is not ``alive()`` any more, or killed for failing:
+        ``report(healthy)`` on a change of health, ``kill(message)`` when it must die."""
         check = self.check
         loop = asyncio.get_running_loop()
         started = loop.time()
         initializing, failures = True, 0
         await asyncio.sleep(check.delay)
         while alive():
-            ok, why = await self.probe()
+            ok, why, _ = await self.result()
             if not alive():
                 return
             if ok:
                 if initializing or failures:
-                    await self.report(True)
+                    await report(True)
                 initializing, failures = False, 0
             elif (
                 initializing and check.grace_period and loop.time() - started <= check.grace_period
@@ -150,16 +154,28 @@ class Checker:
                 logger.warning(
                     "health check of %s failed %d time(s) in a row: %s", self.task_id, failures, why
                 )
-                await self.report(False)
+                await report(False)
                 if failures >= check.consecutive_failures:
-                    await self.kill(f"task killed after {failures} failed health checks: {why}")
+                    await kill(f"task killed after {failures} failed health checks: {why}")
                     return
             await asyncio.sleep(check.interval)
 
-    async def probe(self) -> tuple[bool, str]:
-        """One check: (passed, why not)."""
-        ok, why, _ = await self.result()
-        return ok, why
+    async def run_check(
+        self, alive: Callable[[], bool], report: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        """Mesos' general check (``TaskInfo.check``): after ``delay_seconds``, one every
+        ``interval_seconds``; each result that differs from the last is reported (a check
+        never kills its task)."""
+        await asyncio.sleep(self.check.delay)
+        last: dict[str, Any] | None = None
+        while alive():
+            _, _, status = await self.result()
+            if not alive():
+                return
+            if status != last:
+                await report(status)
+                last = status
+            await asyncio.sleep(self.check.interval)
 
     async def result(self) -> tuple[bool, str, dict[str, Any]]:
         """One check: (passed, why not, Mesos' CheckStatusInfo of it: exit code, HTTP status
@@ -224,84 +240,103 @@ class Checker:
         return code
 
 
-async def run_check(
-    checker: Checker,
-    report: Callable[[dict[str, Any]], Awaitable[None]],
-    alive: Callable[[], bool],
-) -> None:
-    """Mesos' general check (``TaskInfo.check``): after ``delay_seconds``, one every
-    ``interval_seconds``; each result that differs from the last is reported (a check never
-    kills its task)."""
-    await asyncio.sleep(checker.check.delay)
-    last: dict[str, Any] | None = None
-    while alive():
-        _, _, status = await checker.result()
-        if not alive():
-            return
-        if status != last:
-            await report(status)
-            last = status
-        await asyncio.sleep(checker.check.interval)
+class TaskChecks:
+    """A task's health check (``TaskInfo.health_check``) and general check
+    (``TaskInfo.check``), as Mesos' command and default executors run them.
+
+    Whoever runs the task (the agent for a command task, the default executor
+    for a group's task) says how an update goes out (``report(reason, healthy,
+    check_status)``: TASK_RUNNING again) and how the task dies (``kill(message)``,
+    after too many failed health checks).  Each update carries the latest of
+    both results, as Mesos' command executor sends them: a health update the last
+    check status, a check update the last ``healthy``.
+    """
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        sandbox: Path,
+        report: Callable[[str, bool | None, dict[str, Any] | None], Awaitable[None]],
+        kill: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """ValueError names a bad ``health_check`` or ``check`` of the TaskInfo ``info``."""
+        self.task_id = str((info.get("task_id") or {}).get("value", ""))
+        self.health = parse(info.get("health_check"))
+        self.check = parse(info.get("check"), "check")
+        self.sandbox = sandbox
+        self.report, self.kill = report, kill
+        #: the latest results, carried by every update of either kind
+        self.healthy: bool | None = None
+        self.check_status: dict[str, Any] | None = None
+
+    def start(self, alive: Callable[[], bool]) -> list[asyncio.Task]:
+        """Start the checkers the task has (none, one or both); they stop once not ``alive()``."""
+        loop = asyncio.get_running_loop()
+        runners = []
+        if self.check is not None:
+            checker = Checker(self.check, self.task_id, self.sandbox)
+            runners.append(
+                loop.create_task(
+                    checker.run_check(alive, self._checked), name=f"check-{self.task_id}"
+                )
+            )
+        if self.health is not None:
+            checker = Checker(self.health, self.task_id, self.sandbox)
+            runners.append(
+                loop.create_task(
+                    checker.run_health(alive, self._health_changed, self.kill),
+                    name=f"health-{self.task_id}",
+                )
+            )
+        return runners
+
+    async def _health_changed(self, healthy: bool) -> None:
+        self.healthy = healthy
+        await self.report(REASON, healthy, self.check_status)
+
+    async def _checked(self, status: dict[str, Any]) -> None:
+        self.check_status = status
+        await self.report(CHECK_REASON, self.healthy, status)
 
 
 class HealthChecks:
-    """The agent's health checks room (command tasks); all state it changes is the agent's."""
+    """The agent's checks room (command tasks); all state it changes is the agent's."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
     def start(self, container: Container) -> None:
         """The task is RUNNING: start its health checker and its general checker, if any."""
-        try:
-            check = parse(container.info.get("health_check"))
-            general = parse(container.info.get("check"), "check")
-        except ValueError:
-            return  # refused at launch already
-        if general is not None:
-            self._start_check(container, general)
-        if check is None:
-            return
 
-        async def report(healthy: bool) -> None:
-            # TASK_RUNNING again, with ``healthy`` (Mesos keeps the rest of the last status).
+        async def report(
+            reason: str, healthy: bool | None, check_status: dict[str, Any] | None
+        ) -> None:
+            # TASK_RUNNING again, with the checks' latest results.
             if container.state == "TASK_RUNNING" and not container.kill_requested:
                 self.agent.task_status.update(
-                    container, "TASK_RUNNING", None, REASON, healthy=healthy
+                    container,
+                    "TASK_RUNNING",
+                    None,
+                    reason,
+                    healthy=healthy,
+                    check_status=check_status,
                 )
 
         async def kill(message: str) -> None:
             container.killed_unhealthy = True
             self.agent.containerizer.kill(container, message=message)
 
-        checker = Checker(check, container.task_id, container.sandbox, report, kill)
-        container.health_checker = asyncio.get_running_loop().create_task(
-            checker.run(lambda: container.running and not container.kill_requested),
-            name=f"health-{container.task_id}",
-        )
-
-    def _start_check(self, container: Container, check: HealthCheck) -> None:
-        async def report(status: dict[str, Any]) -> None:
-            if container.state == "TASK_RUNNING" and not container.kill_requested:
-                self.agent.task_status.update(
-                    container, "TASK_RUNNING", None, CHECK_REASON, check_status=status
-                )
-
-        async def never(_: str) -> None:  # a check never kills its task
-            return
-
-        async def ignored(_: bool) -> None:
-            return
-
-        checker = Checker(check, container.task_id, container.sandbox, ignored, never)
-        container.checker = asyncio.get_running_loop().create_task(
-            run_check(checker, report, lambda: container.running and not container.kill_requested),
-            name=f"check-{container.task_id}",
+        try:
+            checks = TaskChecks(container.info, container.sandbox, report, kill)
+        except ValueError:
+            return  # refused at launch already
+        container.checkers = checks.start(
+            lambda: container.running and not container.kill_requested
         )
 
     @staticmethod
     def stop(container: Container) -> None:
         """The task ended or is being killed: no more checks."""
-        for task in (container.health_checker, container.checker):
-            if task is not None:
-                task.cancel()
-        container.health_checker = container.checker = None
+        for runner in container.checkers:
+            runner.cancel()
+        container.checkers = []

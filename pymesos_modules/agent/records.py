@@ -74,8 +74,7 @@ class Container:
     #: the custom executor this task runs on, or whose container this is (None: a command task)
     executor: Executor | None = None
     #: the running health checker and general checker of a command task (see :mod:`.health`)
-    health_checker: asyncio.Task | None = None
-    checker: asyncio.Task | None = None
+    checkers: list[asyncio.Task] = field(default_factory=list)
     #: killed because its health check failed too often (its TASK_KILLED says unhealthy)
     killed_unhealthy: bool = False
 

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 from support.agent_tasks import agent_args, master_args, until
 from support.scheduler import Scheduler
+from support.served_files import served_files
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
@@ -59,3 +60,10 @@ async def scheduler(master, session):
     await s.subscribe()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def files():
+    """(content, served, base URL) of a loopback HTTP file server (support/served_files.py)."""
+    async with served_files() as served:
+        yield served

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from support.agent_tasks import follow_all, task_info, until
+from support.served_files import tar_gz
+
+from pymesos_modules.agent.health import CHECK_REASON as CHECK
+from pymesos_modules.agent.health import REASON as HEALTH
+
+FAST = {"delay_seconds": 0, "interval_seconds": 0.1, "timeout_seconds": 5}
 
 DEFAULT = {
     "executor_id": {"value": "group-executor"},
@@ -17,14 +24,20 @@ DEFAULT = {
 
 
 async def launch_group(
-    scheduler: Any, *tasks: tuple[str, str], offer: dict[str, Any] | None = None
+    scheduler: Any, *tasks: tuple[str, str | dict[str, Any]], offer: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One LAUNCH_GROUP of (task id, shell command) on the default executor, on ``offer`` or
-    the next one offered."""
+    """One LAUNCH_GROUP of (task id, shell command or CommandInfo) on the default executor, on
+    ``offer`` or the next one offered."""
     if offer is None:
         event = await scheduler.next("OFFERS", 20)
         offer = event["offers"]["offers"][0]
     infos = [task_info(offer, task_id, command, cpus=0.1, mem=32) for task_id, command in tasks]
+    await accept_group(scheduler, offer, infos)
+    return offer
+
+
+async def accept_group(scheduler: Any, offer: dict[str, Any], infos: list[dict[str, Any]]) -> None:
+    """ACCEPT ``offer`` with one LAUNCH_GROUP of the TaskInfos ``infos`` on the default executor."""
     call = {
         "type": "ACCEPT",
         "accept": {
@@ -39,7 +52,14 @@ async def launch_group(
         },
     }
     assert await scheduler.call(call) == 202, scheduler.last_text
-    return offer
+
+
+def sandbox_of(agent: Any, framework_id: str) -> Path:
+    """The default executor's sandbox (it may have exited already)."""
+    executor = agent.agent.executor_room.find(framework_id, "group-executor")
+    if executor is None:
+        executor = agent.agent.completed_executors[-1]
+    return executor.container.sandbox
 
 
 def states(seen: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
@@ -54,12 +74,7 @@ async def test_a_group_runs_on_the_default_executor_and_finishes(agent, schedule
         "b": ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"],
     }
     assert all(s["executor_id"]["value"] == "group-executor" for v in seen.values() for s in v)
-    executor = agent.agent.executor_room.find(scheduler.framework_id, "group-executor")
-    sandbox = (
-        executor.container.sandbox
-        if executor is not None
-        else agent.agent.completed_executors[-1].container.sandbox
-    )
+    sandbox = sandbox_of(agent, scheduler.framework_id)
     for task_id in ("a", "b"):
         assert (sandbox / "tasks" / task_id / "out").read_text() == f"{task_id}\n"
     # Every task ended and was acknowledged: the default executor exits by itself.
@@ -119,16 +134,7 @@ async def test_the_default_executor_runs_health_checks_and_kills_an_unhealthy_gr
     checked = task_info(offer, "checked", "touch healthy; exec sleep 600", cpus=0.1, mem=32)
     checked["health_check"] = check
     other = task_info(offer, "other", "exec sleep 600", cpus=0.1, mem=32)
-    group = {"executor": DEFAULT, "task_group": {"tasks": [checked, other]}}
-    call = {
-        "type": "ACCEPT",
-        "accept": {
-            "offer_ids": [offer["id"]],
-            "operations": [{"type": "LAUNCH_GROUP", "launch_group": group}],
-            "filters": {"refuse_seconds": 0},
-        },
-    }
-    assert await scheduler.call(call) == 202, scheduler.last_text
+    await accept_group(scheduler, offer, [checked, other])
     seen = await follow_all(scheduler, {"checked"}, "TASK_RUNNING")
     while "healthy" not in seen["checked"][-1]:
         seen["checked"] += (await follow_all(scheduler, {"checked"}, "TASK_RUNNING"))["checked"]
@@ -137,3 +143,83 @@ async def test_the_default_executor_runs_health_checks_and_kills_an_unhealthy_gr
     (executor.container.sandbox / "tasks" / "checked" / "healthy").unlink()
     ended = await follow_all(scheduler, {"checked", "other"}, "TASK_KILLED")
     assert ended["checked"][-1]["healthy"] is False
+
+
+async def running_until(scheduler: Any, task_id: str, done: Any) -> dict[str, Any]:
+    """The task's TASK_RUNNING updates, up to the first that ``done(status)``."""
+    while True:
+        (status,) = (await follow_all(scheduler, {task_id}, "TASK_RUNNING"))[task_id][-1:]
+        if done(status):
+            return status
+
+
+async def test_a_groups_uris_are_fetched_into_each_tasks_sandbox_and_checks_run(
+    agent, scheduler, files
+):
+    """As Mesos' agent fetches a nested container's URIs into its sandbox under the
+    executor's; the task's general check runs beside its health check, and a check update
+    carries the latest health (and a health update the latest check status)."""
+    content, served, base = files
+    content["tools.tar.gz"] = tar_gz({"tools/a.txt": b"from tar\n"})
+    content["data.txt"] = b"cached\n"
+    command = {
+        "shell": True,
+        "value": "cat tools/a.txt data.txt > all.txt; echo 0 > code; touch healthy; exec sleep 600",
+        "uris": [
+            {"value": f"{base}/tools.tar.gz"},
+            {"value": f"{base}/data.txt", "cache": True, "extract": False},
+        ],
+    }
+    offer = (await scheduler.next("OFFERS", 20))["offers"]["offers"][0]
+    task = task_info(offer, "fetched", command, cpus=0.1, mem=32)
+    task["health_check"] = {
+        "type": "COMMAND",
+        "command": {"value": "test -e healthy"},
+        "grace_period_seconds": 60,
+        "consecutive_failures": 1000,  # never killed here
+        **FAST,
+    }
+    task["check"] = {
+        "type": "COMMAND",
+        "command": {"command": {"value": "exit $(cat code)"}},
+        **FAST,
+    }
+    await accept_group(scheduler, offer, [task])
+    first = await running_until(
+        scheduler,
+        "fetched",
+        lambda s: (
+            s.get("healthy") is True
+            and s.get("check_status", {}).get("command") == {"exit_code": 0}
+        ),
+    )
+    assert first["reason"] in (CHECK, HEALTH)
+    sandbox = sandbox_of(agent, scheduler.framework_id) / "tasks" / "fetched"
+    assert (sandbox / "all.txt").read_text() == "from tar\ncached\n"
+    # The agent's cache served the executor too.
+    assert served == {"tools.tar.gz": 1, "data.txt": 1}
+    assert len(list(Path(agent.agent.fetcher.cache_dir).iterdir())) == 1
+    (sandbox / "code").write_text("3\n")
+    checked = await running_until(scheduler, "fetched", lambda s: s.get("reason") == CHECK)
+    assert checked["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
+    assert checked["healthy"] is True
+    (sandbox / "healthy").unlink()
+    unhealthy = await running_until(scheduler, "fetched", lambda s: s.get("reason") == HEALTH)
+    assert unhealthy["healthy"] is False
+    assert unhealthy["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
+
+
+async def test_a_uri_that_cannot_be_fetched_fails_the_whole_group_before_it_runs(
+    agent, scheduler, files
+):
+    _, _, base = files
+    missing = {"shell": True, "value": "touch ran", "uris": [{"value": f"{base}/missing.txt"}]}
+    await launch_group(scheduler, ("fetching", missing), ("beside", "touch ran"))
+    seen = await follow_all(scheduler, {"fetching", "beside"}, "TASK_FAILED")
+    for task_id, statuses in seen.items():
+        assert [s["state"] for s in statuses] == ["TASK_FAILED"], task_id
+        assert statuses[-1]["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert f"{base}/missing.txt" in statuses[-1]["message"]
+        assert "HTTP 404" in statuses[-1]["message"]
+        assert statuses[-1]["source"] == "SOURCE_EXECUTOR"
+    assert not list(sandbox_of(agent, scheduler.framework_id).glob("tasks/*/ran"))

@@ -3,57 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import io
-import tarfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from support.agent_tasks import follow, launch, task_info
-
-
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-async def files():
-    """A loopback HTTP server of named bytes; ``served`` counts the requests per name."""
-    content: dict[str, bytes] = {}
-    served: dict[str, int] = {}
-
-    async def handler(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in content:
-            return web.Response(status=404, text="no such file")
-        served[name] = served.get(name, 0) + 1
-        return web.Response(body=content[name])
-
-    app = web.Application()
-    app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield content, served, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+from support.served_files import tar_gz, zipped
 
 
 def sandbox_of(agent: Any, framework_id: str, task_id: str) -> Path:

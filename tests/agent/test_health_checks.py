@@ -72,3 +72,38 @@ async def test_a_general_check_reports_each_new_result_and_never_kills(agent, sc
     statuses = await follow(scheduler, "t", until="TASK_RUNNING")
     assert statuses[-1]["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
     assert container.running and not container.kill_requested  # a check never kills
+
+
+async def test_each_update_of_a_check_carries_the_latest_result_of_the_other(agent, scheduler):
+    """As Mesos' command executor: a check update carries the last ``healthy``, a health
+    update the last ``check_status``."""
+    health = {
+        "type": "COMMAND",
+        "command": {"value": "test -e healthy"},
+        "grace_period_seconds": 60,
+        "consecutive_failures": 1000,  # never killed here
+        **FAST,
+    }
+    check = {"type": "COMMAND", "command": {"command": {"value": "exit $(cat code)"}}, **FAST}
+    command = "echo 0 > code; touch healthy; exec sleep 600"
+    await launch(scheduler, lambda o: task_info(o, "t", command, health_check=health, check=check))
+
+    async def running_until(done) -> dict:
+        while True:
+            status = (await follow(scheduler, "t", until="TASK_RUNNING"))[-1]
+            if done(status):
+                return status
+
+    exit_0 = {"type": "COMMAND", "command": {"exit_code": 0}}
+    await running_until(lambda s: s.get("healthy") is True and s.get("check_status") == exit_0)
+    container = agent.agent.find(scheduler.framework_id, "t")
+    (container.sandbox / "code").write_text("3\n")
+    checked = await running_until(lambda s: s.get("reason") == "REASON_TASK_CHECK_STATUS_UPDATED")
+    assert checked["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
+    assert checked["healthy"] is True
+    (container.sandbox / "healthy").unlink()
+    unhealthy = await running_until(
+        lambda s: s.get("reason") == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    )
+    assert unhealthy["healthy"] is False
+    assert unhealthy["check_status"] == {"type": "COMMAND", "command": {"exit_code": 3}}
