@@ -17,7 +17,6 @@ stream once REGISTERED arrives; the master keeps it, disconnected, until
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import statistics
@@ -43,7 +42,7 @@ from pymesos_modules.bench.master_clients import (
     start_process,
 )
 from pymesos_modules.bench.runner import percentile
-from pymesos_modules.bench.wire import Connection, WireError, request_bytes
+from pymesos_modules.bench.wire import Connection, Pipeline, WireError, loads, request_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -283,99 +282,152 @@ class LaunchPlan:
     acknowledge: bool
 
 
-async def run_framework(
-    scheduler: Scheduler,
-    plan: LaunchPlan,
-    launched: list[int],
-    counts: dict[str, int],
-    all_done: asyncio.Event,
-    first_offer: list[float],
-) -> None:
-    """Accept offers with tasks until ``plan.tasks`` are launched overall; count their states."""
-    assert scheduler.stream is not None
-    stream = scheduler.stream
-    serial = 0
-    while not all_done.is_set():
-        try:
-            event = json.loads(await stream.next_raw())
-        except EOFError:
-            return
-        kind = event.get("type")
-        if kind == "OFFERS":
-            if not first_offer:
-                first_offer.append(time.perf_counter())
-            for offer in event["offers"]["offers"]:
-                agent_id = offer["agent_id"]["value"]
-                room = min(plan.per_offer, plan.tasks - launched[0], fits(offer, plan))
-                infos = []
-                for _ in range(max(room, 0)):
-                    serial += 1
-                    task_id = f"{scheduler.name}-{serial}"
-                    infos.append(_launch(agent_id, task_id, plan.command, plan.cpus, plan.mem))
-                launched[0] += len(infos)
-                operations = [{"type": "LAUNCH", "launch": {"task_infos": infos}}] if infos else []
-                body = {
-                    "offer_ids": [offer["id"]],
-                    "operations": operations,
-                    "filters": {"refuse_seconds": 0.0 if infos else 3600.0},
-                }
-                await scheduler.call(scheduler.call_bytes("ACCEPT", body))
-        elif kind == "UPDATE":
-            status = event["update"]["status"]
-            state = status["state"]
-            counts[state] = counts.get(state, 0) + 1
-            if plan.acknowledge and "uuid" in status:
-                ack = {
-                    "agent_id": status["agent_id"],
-                    "task_id": status["task_id"],
-                    "uuid": status["uuid"],
-                }
-                await scheduler.call(scheduler.call_bytes("ACKNOWLEDGE", ack))
-            if counts.get(plan.done_state, 0) + counts.get("_failed", 0) >= plan.tasks:
-                all_done.set()
-            if state in TERMINAL and state != plan.done_state:
-                counts["_failed"] = counts.get("_failed", 0) + 1
-                if counts.get(plan.done_state, 0) + counts["_failed"] >= plan.tasks:
-                    all_done.set()
+@dataclass
+class Progress:
+    """What the frameworks of one run have seen, together."""
+
+    plan: LaunchPlan
+    counts: dict[str, int] = field(default_factory=dict)
+    launched: int = 0
+    failed: int = 0
+    first_offer: float | None = None
+    all_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def update(self, state: str) -> None:
+        """Count one status update; every task reached its end: all done."""
+        self.counts[state] = self.counts.get(state, 0) + 1
+        if state in TERMINAL and state != self.plan.done_state:
+            self.failed += 1
+        if self.counts.get(self.plan.done_state, 0) + self.failed >= self.plan.tasks:
+            self.all_done.set()
+
+
+class FrameworkDriver:
+    """One framework of a launch run: reads its stream, answers offers at once.
+
+    Calls go out pipelined (wire.Pipeline) without waiting for earlier answers,
+    so a framework never stops reading its events while its ACCEPTs travel,
+    and all frameworks launch concurrently.  Each launches at most its
+    ``share`` of the plan's tasks; offers it does not use go back in one
+    DECLINE with a long filter (Mesos' "not for me"), so the allocator offers
+    those agents to the other frameworks.
+    """
+
+    def __init__(self, scheduler: Scheduler, progress: Progress, share: int) -> None:
+        self.scheduler = scheduler
+        self.progress = progress
+        self.share = share
+        self.launched = 0
+        self.serial = 0
+        self.calls = Pipeline(scheduler.endpoint)
+
+    def _answer_offers(self, offers: list[dict[str, Any]]) -> None:
+        plan, name = self.progress.plan, self.scheduler.name
+        unused: list[dict[str, Any]] = []
+        for offer in offers:
+            room = min(plan.per_offer, self.share - self.launched, fits(offer, plan))
+            if room <= 0:
+                unused.append(offer["id"])
+                continue
+            agent_id = offer["agent_id"]["value"]
+            infos = []
+            for _ in range(room):
+                self.serial += 1
+                infos.append(
+                    _launch(agent_id, f"{name}-{self.serial}", plan.command, plan.cpus, plan.mem)
+                )
+            self.launched += room
+            self.progress.launched += room
+            body = {
+                "offer_ids": [offer["id"]],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": infos}}],
+                "filters": {"refuse_seconds": 0.0},
+            }
+            self.calls.send(self.scheduler.call_bytes("ACCEPT", body))
+        if unused:
+            body = {"offer_ids": unused, "filters": {"refuse_seconds": 3600.0}}
+            self.calls.send(self.scheduler.call_bytes("DECLINE", body))
+
+    def _update(self, status: dict[str, Any]) -> None:
+        self.progress.update(status["state"])
+        if self.progress.plan.acknowledge and "uuid" in status:
+            ack = {
+                "agent_id": status["agent_id"],
+                "task_id": status["task_id"],
+                "uuid": status["uuid"],
+            }
+            self.calls.send(self.scheduler.call_bytes("ACKNOWLEDGE", ack))
+
+    async def run(self) -> None:
+        """Answer events until every framework's tasks are done (or the stream ends)."""
+        assert self.scheduler.stream is not None
+        stream = self.scheduler.stream
+        await self.calls.open()
+        progress = self.progress
+        while not progress.all_done.is_set():
+            try:
+                records = await stream.next_batch()
+            except EOFError:
+                return
+            for record in records:
+                event = loads(record)
+                kind = event.get("type")
+                if kind == "OFFERS":
+                    if progress.first_offer is None:
+                        progress.first_offer = time.perf_counter()
+                    self._answer_offers(event["offers"]["offers"])
+                elif kind == "UPDATE":
+                    self._update(event["update"]["status"])
+
+    def close(self) -> None:
+        """Drop its connections."""
+        self.calls.close()
+        self.scheduler.close()
 
 
 async def frameworks_launch(
     master: MasterProcess, frameworks: int, plan: LaunchPlan, timeout: float
 ) -> dict[str, Any]:
     """Subscribe ``frameworks`` frameworks, launch ``plan.tasks`` tasks; first offer to done."""
-    schedulers = [Scheduler(master.endpoint, f"bench{i}") for i in range(frameworks)]
-    counts: dict[str, int] = {}
-    launched = [0]
-    all_done = asyncio.Event()
-    first_offer: list[float] = []
+    progress = Progress(plan)
+    share = -(-plan.tasks // frameworks)
+    drivers = [
+        FrameworkDriver(Scheduler(master.endpoint, f"bench{i}"), progress, share)
+        for i in range(frameworks)
+    ]
     cpu_start = master.cpu_seconds()
     try:
-        await asyncio.gather(*(s.subscribe() for s in schedulers))
-        runs = [
-            asyncio.create_task(run_framework(s, plan, launched, counts, all_done, first_offer))
-            for s in schedulers
-        ]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_done.wait(), timeout)
+        await asyncio.gather(*(d.scheduler.subscribe() for d in drivers))
+        runs = [asyncio.create_task(d.run()) for d in drivers]
+        waiter = asyncio.create_task(progress.all_done.wait())
+        # A driver that fails (a call answered other than 202) ends the run with its error.
+        await asyncio.wait([waiter, *runs], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finished = time.perf_counter()
+        waiter.cancel()
         for run in runs:
+            if run.done() and run.exception() is not None:
+                raise run.exception()  # type: ignore[misc]
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+        for driver in drivers:
+            if driver.calls.error is not None:
+                raise driver.calls.error
     finally:
-        for s in schedulers:
-            s.close()
-    done = counts.get(plan.done_state, 0)
-    seconds = finished - first_offer[0] if first_offer else float("nan")
+        for driver in drivers:
+            driver.close()
+    done = progress.counts.get(plan.done_state, 0)
+    started = progress.first_offer
+    seconds = finished - started if started is not None else float("nan")
     return {
         "seconds": seconds,
         "tasks_per_s": done / seconds if seconds > 0 else 0.0,
         "master_cpu_s": master.cpu_seconds() - cpu_start,
         **master.rss_mb(),
         "frameworks": frameworks,
-        "tasks_launched": launched[0],
+        "tasks_launched": progress.launched,
         "tasks_done": done,
-        "timed_out": not all_done.is_set(),
-        "states": {k: v for k, v in counts.items() if not k.startswith("_")},
+        "timed_out": not progress.all_done.is_set(),
+        "states": dict(progress.counts),
     }
 
 
@@ -396,8 +448,10 @@ async def offers(
         plan = LaunchPlan(
             tasks,
             per_offer,
-            8 / max(per_offer, 1) * 0.99,
-            64.0,
+            # Each agent is used up exactly (what disk is left is not offered):
+            # a leftover would go round every framework as an offer to decline.
+            8 / per_offer,
+            16384 / per_offer,
             {"value": "sleep 1000"},
             "TASK_RUNNING",
             acknowledge=False,
