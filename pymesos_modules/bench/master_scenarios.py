@@ -403,6 +403,8 @@ async def frameworks_launch(
         # A driver that fails (a call answered other than 202) ends the run with its error.
         await asyncio.wait([waiter, *runs], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finished = time.perf_counter()
+        # Read now: closing the streams below makes the master tear every framework down.
+        cpu_seconds = master.cpu_seconds() - cpu_start
         waiter.cancel()
         for run in runs:
             if run.done() and run.exception() is not None:
@@ -421,7 +423,7 @@ async def frameworks_launch(
     return {
         "seconds": seconds,
         "tasks_per_s": done / seconds if seconds > 0 else 0.0,
-        "master_cpu_s": master.cpu_seconds() - cpu_start,
+        "master_cpu_s": cpu_seconds,
         **master.rss_mb(),
         "frameworks": frameworks,
         "tasks_launched": progress.launched,
