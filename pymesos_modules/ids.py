@@ -9,6 +9,8 @@ sentence, or None when the name is fine.
 
 from __future__ import annotations
 
+import re
+
 #: Mesos' limit on an id (NAME_MAX: an id becomes a path component on the agent).
 MAX_ID_LENGTH = 255
 
@@ -17,8 +19,15 @@ MAX_ID_LENGTH = 255
 _ROLE_SPACE = frozenset("\t\n\v\f\r \x7f")
 
 
+#: A control character (C0 or DEL): one regex search is a C loop, where a generator
+#: over the characters costs about 0.1 us each, and every launched task's ids pass here.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+#: What an id may not hold: a control character or a path separator.
+_ID_BAD = re.compile("[\x00-\x1f\x7f/\\\\]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def id_problem(value: str) -> str | None:
@@ -33,7 +42,7 @@ def id_problem(value: str) -> str | None:
         return f"ID must not be longer than {MAX_ID_LENGTH} characters"
     if value in (".", ".."):
         return f"'{value}' is disallowed"
-    if _has_control(value) or "/" in value or "\\" in value:
+    if _ID_BAD.search(value) is not None:
         return f"{value!r} contains invalid characters (control characters, '/' or '\\')"
     return None
 

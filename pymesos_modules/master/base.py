@@ -121,6 +121,8 @@ class MasterBase:
     #: agents the recovered registry admitted that have not re-registered yet, by id
     recovering: dict[str, dict[str, Any]]
     last_allocation_ms: float
+    #: the registered scalar resource names, as a set (what a task may ask for)
+    _known_names: frozenset[str]
     _lock: threading.Lock
     _wake: asyncio.Event | None
     _pending_batch: OfferBatch | None
@@ -148,7 +150,8 @@ class MasterBase:
         return handle
 
     def _vector(self, resources: res.Resources) -> tuple[float, ...]:
-        return tuple(float(resources.scalars.get(n, 0.0)) for n in self.flags.resource_names)
+        get = resources.scalars.get
+        return tuple([float(get(n, 0.0)) for n in self.flags.resource_names])
 
     def _scalars(self, vector: tuple[float, ...]) -> dict[str, float]:
         return {n: v for n, v in zip(self.flags.resource_names, vector, strict=True) if v > 0}

@@ -258,24 +258,28 @@ def from_json(items: Sequence[Any], where: str) -> Resources:
         raise ResourceError(f"{where}: resources must be a list")
     scalars: dict[str, float] = {}
     ports: list[tuple[int, int]] = []
+    # Every launched task's resources pass here: the names of entries are only
+    # made (f-strings) when one is bad.
     for i, item in enumerate(items):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ResourceError(f"{at}: needs a name")
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            raise ResourceError(f"{where}[{i}]: needs a name")
         kind = item.get("type", "SCALAR")
         if kind == "SCALAR":
             value = (item.get("scalar") or {}).get("value")
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise ResourceError(f"{at}: scalar.value must be a number")
-            if not math.isfinite(value) or value < 0:
-                raise ResourceError(f"{at}: {item['name']} must be finite and >= 0, got {value}")
-            scalars[item["name"]] = scalars.get(item["name"], 0.0) + float(value)
-        elif kind == "RANGES" and item["name"] == "ports":
+            if value.__class__ is not float and (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+            ):
+                raise ResourceError(f"{where}[{i}]: scalar.value must be a number")
+            if not 0 <= value < math.inf:  # NaN fails this too
+                raise ResourceError(f"{where}[{i}]: {name} must be finite and >= 0, got {value}")
+            scalars[name] = scalars.get(name, 0.0) + float(value)
+        elif kind == "RANGES" and name == "ports":
             for r in (item.get("ranges") or {}).get("range", []):
                 begin, end = r.get("begin"), r.get("end")
                 if not isinstance(begin, int) or not isinstance(end, int) or begin > end:
-                    raise ResourceError(f"{at}: bad port range {r}")
+                    raise ResourceError(f"{where}[{i}]: bad port range {r}")
                 ports.append((begin, end))
         else:
-            raise ResourceError(f"{at}: unsupported resource type {kind} for {item['name']}")
-    return Resources(scalars, tuple(sorted(ports)))
+            raise ResourceError(f"{where}[{i}]: unsupported resource type {kind} for {name}")
+    return Resources(scalars, tuple(sorted(ports)) if ports else ())

@@ -50,6 +50,8 @@ class SimulatedAgent:
         self.messages: list[tuple[str, str, bytes]] = []
         self._call_later = call_later or self._loop_call_later
         self._timers: dict[str, Any] = {}
+        #: tasks launched since the last start: (framework id, TaskInfo)
+        self._starting: list[tuple[str, dict[str, Any]]] = []
 
     @staticmethod
     def _loop_call_later(delay: float, callback: Callable[[], None]) -> Any:
@@ -68,25 +70,33 @@ class SimulatedAgent:
         )
 
     def run_task(self, framework_id: str, task: dict[str, Any]) -> None:
-        """Start a simulated task."""
+        """Start a simulated task (with the others launched at the same moment)."""
+        self.running[task["task_id"]["value"]] = framework_id
+        # One timer for every task launched before it fires (an ACCEPT launches many),
+        # not one each: the tasks start in the order they were launched either way.
+        self._starting.append((framework_id, task))
+        if len(self._starting) == 1:
+            self._call_later(0.0, self._start_launched)
+
+    def _start_launched(self) -> None:
+        starting, self._starting = self._starting, []
+        for framework_id, task in starting:
+            self._start(framework_id, task)
+
+    def _start(self, framework_id: str, task: dict[str, Any]) -> None:
         task_id = task["task_id"]["value"]
-        self.running[task_id] = framework_id
-
-        def start() -> None:
-            if task_id not in self.running:
-                return
-            self._status(framework_id, task_id, "TASK_STARTING")
-            self._status(framework_id, task_id, "TASK_RUNNING")
-            duration = task_duration(task)
-            if duration is not None:
-                self._timers[task_id] = self._call_later(
-                    duration,
-                    lambda: self._status(
-                        framework_id, task_id, "TASK_FINISHED", "simulated task finished"
-                    ),
-                )
-
-        self._call_later(0.0, start)
+        if task_id not in self.running:  # killed before it started
+            return
+        self._status(framework_id, task_id, "TASK_STARTING")
+        self._status(framework_id, task_id, "TASK_RUNNING")
+        duration = task_duration(task)
+        if duration is not None:
+            self._timers[task_id] = self._call_later(
+                duration,
+                lambda: self._status(
+                    framework_id, task_id, "TASK_FINISHED", "simulated task finished"
+                ),
+            )
 
     def kill_task(self, framework_id: str, task_id: str) -> None:
         """Kill a simulated task."""

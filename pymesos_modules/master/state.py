@@ -40,6 +40,8 @@ TERMINAL_STATES = frozenset({
     TaskState.FINISHED, TaskState.FAILED, TaskState.KILLED, TaskState.ERROR,
     TaskState.LOST, TaskState.DROPPED, TaskState.GONE,
 })  # fmt: skip
+#: A state by its v1 name: a dict lookup, where ``TaskState(name)`` goes through Enum's call.
+TASK_STATES: dict[str, TaskState] = {state.value: state for state in TaskState}
 
 
 class HandleMap:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import random
 import time
-import uuid
 from typing import Any
 
 from pymesos_modules.kinds.authorizer import Action
@@ -20,7 +21,14 @@ from pymesos_modules.master import resources as res
 from pymesos_modules.master.base import CallError, _id, _time_info
 from pymesos_modules.master.executors import ExecutorsRoom, _executor_id
 from pymesos_modules.master.offers import Claim, InvalidOffers
-from pymesos_modules.master.state import Agent, Executor, Framework, Task, TaskState
+from pymesos_modules.master.state import (
+    TASK_STATES,
+    Agent,
+    Executor,
+    Framework,
+    Task,
+    TaskState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,19 @@ def _task_executor(task: Any) -> dict[str, Any] | None:
     return executor if isinstance(executor, dict) else None
 
 
+#: Seeded once from the OS: status update uuids need to be unique, not secret, and one
+#: generator call is a tenth of uuid.uuid4()'s cost on a path taken twice per task.
+_UUIDS = random.Random(os.urandom(32))
+
+
+def status_uuid() -> str:
+    """A random (version 4) UUID's 16 bytes in base64: a status update's ``uuid``, as Mesos'."""
+    bits = _UUIDS.getrandbits(128)
+    # the version (4) and variant (10) bits of RFC 4122
+    bits = (bits & ~(0xF << 76) | (0x4 << 76)) & ~(0x3 << 62) | (0x2 << 62)
+    return base64.b64encode(bits.to_bytes(16, "big")).decode()
+
+
 def _agent_of(event: dict[str, Any]) -> str | None:
     """The agent id an UPDATE event's status names."""
     return (event["update"]["status"].get("agent_id") or {}).get("value")
@@ -102,13 +123,16 @@ class TasksRoom(ExecutorsRoom):
         A unit that fails takes nothing of the claim; its tasks get TASK_ERROR.
         """
         agent, role = claim.agent, claim.role
-        before = ([list(p) for p in claim.pieces], set(seen), claim.ports)
+        # What a failed unit gives back: the pieces as they were (the ids it added
+        # to ``seen`` are those of ``launched``, taken out again below).
+        before = ([list(p) for p in claim.pieces], claim.ports)
         launched: list[Task] = []
         failure: tuple[str, str] | None = None
         new_executor: Executor | None = None
-        # A group is authorized as a whole before it is validated, as Mesos.
-        users = [self._task_user(framework, t) for t in unit] if is_group else []
+        checked = self.authorizer is not None
         principal = framework.info.get("principal")
+        # A group is authorized as a whole before it is validated, as Mesos.
+        users = [self._task_user(framework, t) for t in unit] if is_group and checked else []
         denied = [u for u in users if not self._authorized(Action.RUN_TASK, principal, u)]
         if denied:
             failure = "UNAUTHORIZED", f"Not authorized to launch as user '{denied[0]}'"
@@ -123,18 +147,19 @@ class TasksRoom(ExecutorsRoom):
                 if new_executor is not None:
                     claim.ports = res.subtract_ranges(claim.ports, new_executor.ports)
         for task in unit if failure is None else ():
-            user = self._task_user(framework, task)
-            if not is_group and not self._authorized(Action.RUN_TASK, principal, user):
-                failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
-                break
+            if checked and not is_group:
+                user = self._task_user(framework, task)
+                if not self._authorized(Action.RUN_TASK, principal, user):
+                    failure = "UNAUTHORIZED", f"Not authorized to launch as user '{user}'"
+                    break
             try:
-                launched.append(
-                    self._launch(framework, agent, role, task, claim.pieces, seen, claim.ports)
-                )
+                made = self._launch(framework, agent, role, task, claim.pieces, seen, claim.ports)
             except CallError as exc:
                 failure = "INVALID", exc.message
                 break
-            claim.ports = self._taken_ports(claim.ports, task)
+            launched.append(made)
+            if made.ports:
+                claim.ports = res.subtract_ranges(claim.ports, made.ports)
         if failure is None:
             if executor is not None:
                 key = (framework.framework_id, agent.agent_id, _executor_id(executor))
@@ -153,9 +178,8 @@ class TasksRoom(ExecutorsRoom):
                 self._start(framework, agent, started)
             return
         # nothing of a failed unit is taken
-        claim.pieces[:], seen_before, claim.ports = before
-        seen.clear()
-        seen.update(seen_before)
+        claim.pieces[:], claim.ports = before
+        seen.difference_update(t.task_id for t in launched)
         kind, message = failure
         reason = f"REASON_TASK_GROUP_{kind}" if is_group else f"REASON_TASK_{kind}"
         if is_group:
@@ -173,10 +197,6 @@ class TasksRoom(ExecutorsRoom):
     def _decorate(self, framework: Framework, agent: Agent, info: dict[str, Any]) -> dict[str, Any]:
         """Run the master hooks' label decorators; a failing hook is logged and skipped."""
         return self.hook_chain.decorate_master_task(info, framework.info, agent.agent_id)
-
-    def _taken_ports(self, ports: res.Ranges, task: dict[str, Any]) -> res.Ranges:
-        wanted = res.from_json(task.get("resources", []), "task.resources").ports
-        return res.subtract_ranges(ports, wanted)
 
     def _launch(
         self,
@@ -197,20 +217,24 @@ class TasksRoom(ExecutorsRoom):
         task_id = _id(info.get("task_id"), "task_id")
         if task_id in seen or task_id in framework.tasks:
             raise CallError(400, f"task id '{task_id}' is already used by this framework")
-        if _id(info.get("agent_id"), "task.agent_id") != agent.agent_id:
+        named = info.get("agent_id")
+        # The offers' agent id is valid: only another one needs checking.
+        if (not isinstance(named, dict) or named.get("value") != agent.agent_id) and _id(
+            named, "task.agent_id"
+        ) != agent.agent_id:
             raise CallError(400, f"task '{task_id}' names another agent than its offers")
         try:
             wanted = res.from_json(info.get("resources", []), f"task '{task_id}' resources")
         except res.ResourceError as exc:
             raise CallError(400, str(exc)) from None
-        if not res.contains_ranges(ports, wanted.ports):
+        if wanted.ports and not res.contains_ranges(ports, wanted.ports):
             raise CallError(400, f"task '{task_id}' asks for ports outside its offers")
-        unknown = set(wanted.scalars) - set(self.flags.resource_names)
-        if unknown:
+        if not self._known_names.issuperset(wanted.scalars):
             raise CallError(400, f"task '{task_id}' uses more resources than its offers hold")
         taken = self._take(pieces, wanted, info.get("resources", []), f"task '{task_id}'")
         seen.add(task_id)
-        info = self._decorate(framework, agent, info)
+        if self.hook_chain:
+            info = self._decorate(framework, agent, info)
         task = Task(
             task_id,
             framework.framework_id,
@@ -401,7 +425,8 @@ class TasksRoom(ExecutorsRoom):
             return False
         self.counters["valid_status_updates"] += 1
         status = {**status, "agent_id": {"value": agent_id}}
-        status.setdefault("uuid", base64.b64encode(uuid.uuid4().bytes).decode())
+        if "uuid" not in status:
+            status["uuid"] = status_uuid()
         status.setdefault("timestamp", time.time())
         status.setdefault("source", "SOURCE_EXECUTOR")
         self._update(task, status, release=True)
@@ -409,9 +434,8 @@ class TasksRoom(ExecutorsRoom):
 
     def _update(self, task: Task, status: dict[str, Any], release: bool) -> None:
         framework = self.frameworks.get(task.framework_id)
-        try:
-            state = TaskState(status.get("state"))
-        except ValueError:
+        state = TASK_STATES.get(status.get("state"))  # type: ignore[arg-type]
+        if state is None:
             self.counters["invalid_status_updates"] += 1
             return
         was_terminal = task.state.terminal
