@@ -42,7 +42,8 @@ from pymesos_modules.bench.master_clients import (
     start_process,
 )
 from pymesos_modules.bench.runner import percentile
-from pymesos_modules.bench.wire import Connection, Pipeline, WireError, loads, request_bytes
+from pymesos_modules.bench.wire import Connection, Pipeline, WireError, request_bytes
+from pymesos_modules.jsonio import loads
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
-#: JSON bytes -> value; the bench decodes every event its frameworks receive.
-loads = orjson.loads
+from pymesos_modules.jsonio import dumps, loads
 
 
 class WireError(Exception):
@@ -54,7 +51,7 @@ def request_bytes(
 
 def post_json(path: str, call: dict[str, Any], headers: dict[str, str] | None = None) -> bytes:
     """A POST of ``call`` as JSON."""
-    return request_bytes("POST", path, orjson.dumps(call), headers)
+    return request_bytes("POST", path, dumps(call), headers)
 
 
 @dataclass
