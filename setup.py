@@ -5,6 +5,7 @@ top-level CMakeLists.txt; this file only runs CMake, generates the cffi cdef
 from the ABI headers, and places the results inside the package:
 
     pymesos_modules/lib/lib*.so        bundled module libraries
+    pymesos_modules/lib/pmm_launcher   the task launcher program
     pymesos_modules/_drf*.so           pybind11 binding of the DRF engine
     pymesos_modules/_cdef.py           cffi cdef extracted from include/
     pymesos_modules/include/, cmake/   headers + CMake package for out-of-tree modules
@@ -108,6 +109,7 @@ setup(
     package_data={
         "pymesos_modules": [
             "lib/*.so",
+            "lib/pmm_launcher",
             "include/pymesos_modules/*",
             "cmake/*.cmake",
         ]

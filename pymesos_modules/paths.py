@@ -31,6 +31,8 @@ INCLUDE_DIR = (SOURCE_ROOT or PACKAGE_DIR) / "include"
 CMAKE_DIR = (SOURCE_ROOT or PACKAGE_DIR) / "cmake"
 #: Folder with the module libraries built and shipped with the package.
 BUNDLED_MODULES_DIR = PACKAGE_DIR / "lib"
+#: The task launcher program (native/launcher), built and shipped beside the modules.
+LAUNCHER = BUNDLED_MODULES_DIR / "pmm_launcher"
 
 
 class NotBuiltError(ImportError):
@@ -54,6 +56,14 @@ def build_hint() -> str:
 def not_built(what: str) -> NotBuiltError:
     """The error for a missing build product ``what`` of this copy of the package."""
     return NotBuiltError(f"{what} is missing from {PACKAGE_DIR}: {build_hint()}")
+
+
+def launcher_command(run_dir: str) -> list[str]:
+    """The argv of a task's launcher (:mod:`pymesos_modules.agent.launcher`); NotBuiltError if
+    this copy of the package was never built."""
+    if not LAUNCHER.is_file():
+        raise not_built(f"the task launcher ({LAUNCHER.name})")
+    return [str(LAUNCHER), run_dir]
 
 
 #: Bootstrap of :func:`module_command`, run as ``python -P -c _BOOT ROOT MODULE ARGS...``.
@@ -83,13 +93,3 @@ def module_command(module: str, *args: str) -> list[str]:
     built source tree.
     """
     return [sys.executable, "-P", "-c", _BOOT, str(PACKAGE_DIR.parent), module, *args]
-
-
-def stdlib_script_command(script: str | Path, *args: str) -> list[str]:
-    """The argv that runs a standard-library-only script of this package (the task launcher).
-
-    Isolated mode (``-I``: no current or script folder on ``sys.path``, no
-    ``PYTHON*`` variables, no user site) and no site-packages (``-S``, which
-    also makes it start fast): the script sees the standard library only.
-    """
-    return [sys.executable, "-I", "-S", str(script), *args]

@@ -57,8 +57,8 @@ def test_only_the_command_line_imports_commands():
 
 
 def test_children_are_started_only_through_paths():
-    # Any argv naming the interpreter lives in paths.py (module_command and
-    # stdlib_script_command), so the rule for child processes is in one place.
+    # Any argv naming the interpreter lives in paths.py (module_command), so the
+    # rule for child processes is in one place.
     users = {name for name, path in sources().items() if "sys.executable" in path.read_text()}
     assert users == {"paths.py"}
 

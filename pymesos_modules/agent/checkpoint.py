@@ -13,15 +13,22 @@ document per file::
           pids/task.pid                            the task (its process group leader): same shape
           termination                              the launcher's record of how the task ended
           tasks/<task_id>/task.info                TaskInfo as launched
-          tasks/<task_id>/task.updates             the status update stream: UPDATE and ACK records
+          tasks/<task_id>/task.updates             the status update stream: UPDATE and ACK
+                                                   records, one JSON document a line, appended
 
 A command task's run holds its one task; a custom executor's run holds each
 task given to the executor (and ``pids/task.pid`` is the executor's process).
 
-Every file is replaced whole and atomically (a temporary file, fsync, then
-``os.replace``): a crash leaves the old document or the new one, never half of
-one (:func:`~.launcher.write_atomically`, shared with the task launcher, which
-writes the pid of its task and the termination record).
+Every file but ``task.updates`` is replaced whole and atomically (a temporary
+file, then ``os.replace``): a crash leaves the old document or the new one,
+never half of one (:func:`~.launcher.write_atomically`; the task launcher
+writes the pid of its task and the termination record the same way).  The
+agent's own records are fsynced first; a task's are not, as Mesos'
+checkpoint() does not by default: they outlive the agent, which is what
+recovery needs, at no disk flush per task.  ``task.updates`` is appended to,
+one record a line, as Mesos appends to its update streams: a record costs one
+write, not a new file; a write the disk refuses is cut back off, so the
+stream never holds half a record.
 
 A file that exists but cannot be read or has the wrong shape is a
 :class:`CheckpointError` naming it.  With ``strict`` (Mesos' ``--strict``, the
@@ -31,6 +38,8 @@ default) :func:`recover` raises it; without, it logs it and recovers what it can
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import json
 import logging
 import os
@@ -77,8 +86,11 @@ class CheckpointError(Exception):
         self.path = path
 
 
-def read_json(path: Path) -> Any:
-    """The JSON document in ``path``; CheckpointError names the file if it is not one."""
+def read_json(path: Path, lines: bool = False) -> Any:
+    """The JSON document in ``path``; CheckpointError names the file if it is not one.
+
+    ``lines``: a file of one JSON document a line, read as their list.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -86,6 +98,8 @@ def read_json(path: Path) -> Any:
     except UnicodeDecodeError:
         raise CheckpointError(path, "is not UTF-8 text (corrupt)") from None
     try:
+        if lines:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
         return json.loads(text)
     except ValueError as exc:
         raise CheckpointError(path, f"is not valid JSON ({exc}; corrupt or truncated)") from None
@@ -171,6 +185,8 @@ class MetaDir:
 
     def __init__(self, work_dir: Path) -> None:
         self.root = work_dir / "meta"
+        #: what this process last wrote into each framework.info
+        self._frameworks: dict[Path, dict[str, Any]] = {}
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -220,16 +236,39 @@ class MetaDir:
             self.legacy_file.unlink()
 
     def save_framework(self, agent_id: str, framework_id: str, info: dict[str, Any]) -> None:
-        """framework.info."""
-        write_atomically(self.framework_dir(agent_id, framework_id) / FRAMEWORK_INFO_FILE, info)
+        """framework.info, unless it holds ``info`` already (every task of a framework
+        checkpoints it; the framework's last run going takes the file with it)."""
+        path = self.framework_dir(agent_id, framework_id) / FRAMEWORK_INFO_FILE
+        if self._frameworks.get(path) == info and path.exists():
+            return
+        write_atomically(path, info)
+        self._frameworks[path] = copy.deepcopy(info)
 
     def save_task(self, run_dir: Path, task_id: str, task_info: dict[str, Any]) -> None:
         """task.info (written before the task is launched)."""
-        write_atomically(self.task_dir(run_dir, task_id) / TASK_INFO_FILE, task_info)
+        write_atomically(self.task_dir(run_dir, task_id) / TASK_INFO_FILE, task_info, sync=False)
 
-    def save_updates(self, run_dir: Path, task_id: str, records: list[dict[str, Any]]) -> None:
-        """task.updates: the whole stream (a task has a handful of updates)."""
-        write_atomically(self.task_dir(run_dir, task_id) / TASK_UPDATES_FILE, records)
+    def append_update(self, run_dir: Path, task_id: str, record: dict[str, Any]) -> None:
+        """One record at the end of task.updates; OSError (e.g. a full disk) leaves the
+        stream as it was."""
+        path = self.task_dir(run_dir, task_id) / TASK_UPDATES_FILE
+        data = (json.dumps(record) + "\n").encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, f"short write to {path}")
+            except OSError:
+                with contextlib.suppress(OSError):  # shrinking needs no space
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
 
     def forget_agent(self, agent_id: str | None) -> None:
         """Remove the agent's checkpoint and ``latest`` (the next start registers anew)."""
@@ -457,8 +496,15 @@ def read_termination(run_dir: Path) -> Termination | None:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    """task.updates, each record checked, and the stream checked to replay in order."""
-    document = read_json(path)
+    """task.updates, each record checked, and the stream checked to replay in order.
+
+    One JSON record a line; a file an agent before append-only streams wrote
+    holds one JSON list, and is read as well.
+    """
+    legacy = False
+    with contextlib.suppress(OSError), open(path, "rb") as stream:  # read_json names a problem
+        legacy = stream.read(1) == b"["
+    document = read_json(path, lines=not legacy)
     if not isinstance(document, list):
         raise CheckpointError(path, "must hold a list of update records")
     sent: list[str] = []

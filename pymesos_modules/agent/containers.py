@@ -13,10 +13,9 @@ rlimits: ``setrlimit`` has to run in the child between fork and exec, so the
 limits hold from the task's first instruction and bind everything it forks;
 ``prlimit()`` after the spawn would leave the task running unlimited for a
 moment, and a shell ``ulimit`` wrapper would change argv and cannot express
-every Mesos RLimitInfo.  The launcher does it (single-threaded, so its
-``preexec_fn`` is safe); the limits are checked here first, so a bad one
-fails the task with a clear message instead of "Exception occurred in
-preexec_fn".
+every Mesos RLimitInfo.  The launcher does it between fork and exec; the
+limits are checked here first, so a bad one fails the task with a message
+naming the isolator and the limit.
 
 A restarted agent watches a launcher it did not start through a pidfd
 (:func:`wait_exit`), and trusts a pid only with its start time.
@@ -32,7 +31,7 @@ import pwd
 import resource
 import signal
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -259,16 +258,23 @@ async def launch(
             raise LaunchError(
                 f"cannot give the sandbox {sandbox} to user '{user.name}': {exc}"
             ) from None
+    problem = spec.problem()
+    if problem is not None:
+        raise LaunchError(f"cannot run the task: {problem}")
+    payload = spec.encode()
+    try:
+        argv = paths.launcher_command(str(run_dir))
+    except paths.NotBuiltError as exc:
+        raise LaunchError(str(exc)) from None
     spec_read, spec_write = os.pipe()
     reply_read, reply_write = os.pipe()
-    argv = paths.stdlib_script_command(launcher.__file__, str(run_dir))
     try:
         # posix_spawn rather than asyncio's subprocesses: those kill their child
         # when the transport is closed, and a launcher must outlive this agent.
         pid = os.posix_spawn(
             argv[0],
             argv,
-            dict(os.environ),
+            os.environ,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, spec_read, 0),
                 (os.POSIX_SPAWN_DUP2, reply_write, 1),
@@ -293,10 +299,9 @@ async def launch(
     try:
         # Before the spec goes out: a launcher that can start a task is on record.
         launcher.write_atomically(
-            run_dir / launcher.PIDS_DIR / launcher.LAUNCHER_PID_FILE, started.to_json()
+            run_dir / launcher.PIDS_DIR / launcher.LAUNCHER_PID_FILE, started.to_json(), sync=False
         )
-        payload = json.dumps(asdict(spec)).encode()
-        line = await asyncio.to_thread(_handshake, spec_write, reply_read, payload)
+        line = await _handshake(spec_write, reply_read, payload)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -316,18 +321,51 @@ async def launch(
     return Launched(started, ProcessId(int(reply["pid"]), reply.get("start_time")))
 
 
-def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
-    """Send the spec, read the one-line answer (blocking: runs in a thread)."""
+async def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
+    """Send the spec, then read the launcher's one-line answer, on the event loop.
+
+    Both pipes go non-blocking and are watched by the loop: a launcher answers
+    in about a millisecond, far less than a worker thread per task would cost.
+    Closes both descriptors.
+    """
+    loop = asyncio.get_running_loop()
     try:
+        os.set_blocking(spec_write, False)
         view = memoryview(payload)
         while view:
-            view = view[os.write(spec_write, view) :]
+            try:
+                view = view[os.write(spec_write, view) :]
+            except BlockingIOError:
+                await _ready(loop.add_writer, loop.remove_writer, spec_write)
     except BrokenPipeError:
         pass  # the launcher died: its missing answer says so
     finally:
         os.close(spec_write)
-    with open(reply_read, "rb") as reply:
-        return reply.readline()
+    answer = bytearray()
+    try:
+        os.set_blocking(reply_read, False)
+        while not answer.endswith(b"\n"):
+            try:
+                chunk = os.read(reply_read, 4096)
+            except BlockingIOError:
+                await _ready(loop.add_reader, loop.remove_reader, reply_read)
+                continue
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        os.close(reply_read)
+    return bytes(answer)
+
+
+async def _ready(add: Any, remove: Any, fd: int) -> None:
+    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
+    ready = asyncio.get_running_loop().create_future()
+    add(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        remove(fd)
 
 
 async def wait_exit(process: ProcessId, poll_interval: float = 1.0) -> None:

@@ -1,36 +1,35 @@
-"""The task launcher: a small process between the agent and each task, so tasks outlive the agent.
+"""The task launcher's side of the agent: its records, its launch spec, and who is alive.
 
-As Mesos splits the agent from its launcher and executors, every task runs
-under ``python -I -S <this file> <run_dir>`` (:func:`.containers.launch` starts it):
+Every task runs under ``pmm_launcher <run_dir>`` (native/launcher/launcher.c,
+bundled with the package; :func:`.containers.launch` starts it), a small
+process between the agent and the task, so tasks outlive the agent, as Mesos
+splits the agent from its launcher:
 
 1. the agent starts the launcher in a session of its own (``setsid``): a signal
    to the agent's terminal or process group, or the agent's death, does not
    reach it, and its parent becomes init (or a subreaper) when the agent exits;
 2. the agent writes ``pids/forked.pid`` (the launcher's pid and start time),
-   then the launch spec (argv, environment, working directory, rlimits, output
-   files) as JSON on the launcher's stdin;
-3. the launcher starts the task in yet another session, so the task leads a
-   process group that holds everything it forks and nothing of the launcher's:
-   a kill of the task's group never takes the launcher down before it has
-   recorded the end.  The child joins its cgroups (isolators' launch info)
-   and sets its rlimits between fork and exec, so they hold from the task's
-   first instruction and bind all it forks (the launcher is single-threaded,
-   so a ``preexec_fn`` is safe here);
+   then the launch spec (:meth:`LaunchSpec.encode`) on the launcher's stdin;
+3. the launcher reserves its two records (4 KiB each, holding :data:`RESERVED`, so
+   a task that fills the disk cannot cost them), then starts the task in yet
+   another session, so the task leads a process group that holds everything
+   it forks and nothing of the launcher's.  Between fork and exec the child
+   joins its cgroups (isolators' launch info), sets its rlimits, then its
+   groups, group and user, so they hold from the task's first instruction and
+   bind all it forks;
 4. it writes ``pids/task.pid`` and answers one JSON line on stdout:
    ``{"pid": ..., "start_time": ...}`` or ``{"error": "failed to run ..."}``;
 5. it reaps the task, SIGKILLs whatever is left in its process group (nothing
    outlives a task), writes ``termination`` (the raw ``waitpid`` status) into
    the run's checkpoint folder, and exits.
 
+The launcher is a C program because a Python one (``python -I -S``) cost
+about 50 ms of CPU per task, which capped a 2-core agent near 35 tasks/s.
+
 A pid is only trusted together with its start time (``/proc/<pid>/stat``), so
 a pid reused by another process after a restart is never signalled or waited on.
-
-The file runs as a script in isolated mode without site-packages (``-I -S``,
-:func:`pymesos_modules.paths.stdlib_script_command`) and imports the standard
-library only, never anything from the current folder: the launcher starts in
-about 30 ms instead of the 100 ms importing the package would cost it, on
-every task.  :mod:`.checkpoint` imports the shared
-parts (file names, :func:`write_atomically`, :class:`ProcessId`) from here.
+:mod:`.checkpoint` imports the shared parts (file names,
+:func:`write_atomically`, :class:`ProcessId`) from here.
 """
 
 from __future__ import annotations
@@ -38,12 +37,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
-import shlex
-import signal
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,12 +48,20 @@ TERMINATION_FILE = "termination"
 #: What the launcher's own records (task.pid, termination) hold until they are
 #: written: readers take it as "not written yet".
 RESERVED: dict[str, Any] = {"reserved": True}
-#: Bytes each of those records reserves on disk before the task starts.
-RESERVED_SIZE = 4096
 
 
-def write_atomically(path: Path, document: Any, make_parents: bool = True) -> None:
-    """Replace ``path`` with ``document`` as JSON: whole, synced, or not at all."""
+def write_atomically(
+    path: Path, document: Any, make_parents: bool = True, sync: bool = True
+) -> None:
+    """Replace ``path`` with ``document`` as JSON: whole or not at all.
+
+    ``sync`` fsyncs the data before the rename, so not even a machine crash
+    leaves half a document: for the agent's own rare records.  Records of
+    every task are written without (``sync=False``), as Mesos' checkpoint()
+    writes them by default: they survive the agent, which is what recovery
+    needs (after a machine crash no task survives anyway), and an fsync costs
+    milliseconds of disk per record.
+    """
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     # Named per process, so two writers never share a temporary file.
@@ -68,44 +69,14 @@ def write_atomically(path: Path, document: Any, make_parents: bool = True) -> No
     try:
         with open(temporary, "w", encoding="utf-8") as out:
             json.dump(document, out)
-            out.flush()
-            os.fsync(out.fileno())  # as Mesos: the rename must not reach the disk before the data
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())  # the rename must not reach the disk before the data
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):  # e.g. a full disk: leave no half-written file
             temporary.unlink()
         raise
-
-
-def _padded(document: Any) -> bytes:
-    data = json.dumps(document).encode()
-    if len(data) > RESERVED_SIZE:
-        raise OSError(f"the record takes {len(data)} bytes, more than the {RESERVED_SIZE} reserved")
-    return data.ljust(RESERVED_SIZE)  # JSON allows the trailing spaces
-
-
-def reserve(path: Path) -> None:
-    """Write the placeholder, padded to :data:`RESERVED_SIZE` and synced.
-
-    A disk full by the time the task ends (the task may fill it) then still
-    takes the record: :func:`write_in_place` needs no new blocks.
-    """
-    with open(path, "wb") as out:
-        out.write(_padded(RESERVED))
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def write_in_place(path: Path, document: Any) -> None:
-    """Overwrite a :func:`reserve`d record in the blocks it owns (never truncated first)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        data = _padded(document)
-        if os.pwrite(fd, data, 0) != len(data):
-            raise OSError(f"short write to {path}")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -137,6 +108,30 @@ class LaunchSpec:
     #: [uid, gid, *supplementary groups] to run the task as (--switch_user); None: as is
     user: list[int] | None = None
 
+    def encode(self) -> bytes:
+        """The spec as the launcher reads it: fields ``<tag><text>\\0`` (launcher.c says
+        which tag is which); :meth:`problem` first, as no text may hold a NUL byte."""
+        fields = [b"P" + os.fsencode(self.program)]
+        fields += [b"A" + os.fsencode(a) for a in self.argv]
+        fields += [b"E" + os.fsencode(f"{k}={v}") for k, v in self.env.items()]
+        fields += [b"D" + os.fsencode(self.cwd), b"O" + os.fsencode(self.stdout)]
+        fields.append(b"R" + os.fsencode(self.stderr))
+        fields += [b"C" + os.fsencode(c) for c in self.cgroups]
+        # RLIM_INFINITY is -1 in Python's resource module, and the launcher reads it so.
+        fields += [f"L{w} {soft} {hard}".encode() for w, soft, hard in self.rlimits]
+        if self.user:
+            fields.append(("U" + " ".join(str(i) for i in self.user)).encode())
+        return b"".join(f + b"\0" for f in fields)
+
+    def problem(self) -> str | None:
+        """What no launcher could take (a NUL byte in a text), or None."""
+        texts = [self.program, *self.argv, self.cwd, self.stdout, self.stderr, *self.cgroups]
+        for key, value in self.env.items():
+            if "\0" in key or "=" in key or "\0" in value:
+                return f"environment variable {key!r} cannot be passed to a process"
+        bad = next((t for t in texts if "\0" in t), None)
+        return None if bad is None else f"{bad!r} holds a NUL byte"
+
 
 def process_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks after boot) of ``pid``; None if there is none."""
@@ -161,162 +156,3 @@ def is_alive(process: ProcessId) -> bool:
     if stat is None or stat[0] in ("Z", "X"):
         return False
     return process.start_time is None or stat[1] == process.start_time
-
-
-# --- the launcher's program ---------------------------------------------------------------------
-
-
-def _child_setup(
-    limits: list[tuple[int, int, int]],
-    cgroup_procs: tuple[int, ...] = (),
-    user: list[int] | None = None,
-) -> Callable[[], None] | None:
-    """The child's set-up between fork and exec: cgroups, rlimits, then the user.
-
-    It joins the cgroups (each an open ``cgroup.procs``; "0" moves the writer):
-    in its cgroups before exec, nothing the task runs or forks is ever outside
-    them.  Then the rlimits, while still root (a hard limit may only be raised
-    by root); then supplementary groups, group and user, in that order (each
-    step needs the privileges the next one drops).
-    """
-    if not limits and not cgroup_procs and not user:
-        return None
-    prepared = tuple((int(which), (int(soft), int(hard))) for which, soft, hard in limits)
-
-    def apply() -> None:
-        for fd in cgroup_procs:
-            os.write(fd, b"0")
-        for which, values in prepared:
-            resource.setrlimit(which, values)
-        if user:
-            uid, gid, *groups = user
-            os.setgroups(groups)
-            os.setgid(gid)
-            os.setuid(uid)
-
-    return apply
-
-
-def _open_cgroups(cgroups: list[str]) -> list[int]:
-    """Each cgroup's ``cgroup.procs``, opened here so a missing cgroup is a clear error."""
-    fds: list[int] = []
-    folder = ""
-    try:
-        for folder in cgroups:
-            fds.append(os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
-    except OSError as exc:
-        for fd in fds:
-            os.close(fd)
-        raise OSError(exc.errno, f"cannot join the cgroup {folder}: {exc.strerror}") from None
-    return fds
-
-
-def _record(run_dir: Path, name: str, document: Any) -> None:
-    """Write a checkpoint file of the run; a run folder removed meanwhile is no error.
-
-    Replaced atomically when the disk allows; on a full disk, written into the
-    space :func:`reserve` set aside for it before the task started.
-    """
-    path = run_dir / name
-    try:
-        write_atomically(path, document, make_parents=False)
-        return
-    except FileNotFoundError:
-        return  # the agent forgot the run (e.g. the master removed the agent)
-    except OSError as exc:
-        failure = exc
-    try:
-        write_in_place(path, document)
-    except OSError as exc:
-        print(
-            f"pmm-launcher: cannot write {path}: {failure}; nor into its reserved space: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _reply(document: dict[str, Any]) -> None:
-    """Answer the agent (one line), then let go of the pipe: the agent may be gone later."""
-    with contextlib.suppress(OSError):
-        sys.stdout.write(json.dumps(document) + "\n")
-        sys.stdout.flush()
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.close(null)
-
-
-def run(run_dir: Path, spec: LaunchSpec) -> int:
-    """Start the task, answer the agent, wait for the task, record how it ended."""
-    try:
-        # Before the task runs: a task that fills the disk must not cost its records.
-        for name in (f"{PIDS_DIR}/{TASK_PID_FILE}", TERMINATION_FILE):
-            reserve(run_dir / name)
-    except FileNotFoundError:
-        pass  # the agent forgot the run meanwhile: there is nothing to record into
-    except OSError as exc:
-        _reply(
-            {
-                "error": f"cannot reserve space for the task's records in {run_dir} "
-                f"({exc.strerror or exc}); the task was not started"
-            }
-        )
-        return 1
-    cgroup_procs: list[int] = []
-    try:
-        cgroup_procs = _open_cgroups(spec.cgroups)
-        with open(spec.stdout, "ab") as stdout, open(spec.stderr, "ab") as stderr:
-            task = subprocess.Popen(
-                spec.argv,
-                executable=spec.program,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                env=spec.env,
-                cwd=spec.cwd,
-                start_new_session=True,
-                preexec_fn=_child_setup(spec.rlimits, tuple(cgroup_procs), spec.user),
-            )
-    except (OSError, subprocess.SubprocessError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        message = f"failed to run {shlex.join(spec.argv)[:2000]}: {reason}"
-        _record(run_dir, TERMINATION_FILE, {"launch_error": message})
-        _reply({"error": message})
-        return 1
-    finally:
-        for fd in cgroup_procs:
-            os.close(fd)
-    task_process = ProcessId(task.pid, start_time(task.pid))
-    _record(run_dir, f"{PIDS_DIR}/{TASK_PID_FILE}", task_process.to_json())
-    _reply(task_process.to_json())
-    _, wait_status = os.waitpid(task.pid, 0)
-    task.returncode = 0  # reaped above (for the raw status); Popen must not wait again
-    # Whatever the task forked is part of it: nothing may outlive it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(task.pid, signal.SIGKILL)
-    _record(run_dir, TERMINATION_FILE, {"wait_status": wait_status})
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -I -S launcher.py <run_dir>``, the spec on stdin."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print(
-            "usage: python -I -S launcher.py RUN_DIR  (the launch spec on stdin)", file=sys.stderr
-        )
-        return 2
-    os.chdir("/")  # hold no folder of the agent's (the task gets its own cwd)
-    try:
-        spec = LaunchSpec(**json.loads(sys.stdin.buffer.read()))
-    except (ValueError, TypeError) as exc:
-        # The agent died while sending the spec: nothing was started.
-        print(f"pmm-launcher: no usable launch spec on stdin: {exc}", file=sys.stderr)
-        return 2
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    return run(Path(args[0]), spec)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,10 +9,10 @@ While the master is away nothing is sent and nothing is dropped; after
 
 Each task's stream is also a log of records, ``{"type": "UPDATE", "status"}``
 and ``{"type": "ACK", "uuid"}`` in the order they happened (Mesos'
-StatusUpdateRecord); the ``checkpoint`` callback gets the whole log after
-every change, before the update can go out, so an agent that restarts
-recovers its unacknowledged updates (:meth:`~StatusUpdateManager.recover`), in
-order and with their uuids.
+StatusUpdateRecord); the ``checkpoint`` callback gets each new record, to
+append where it survives the agent, before the update can go out, so an agent
+that restarts recovers its unacknowledged updates
+(:meth:`~StatusUpdateManager.recover`), in order and with their uuids.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ RETRY_BASE = 10.0
 RETRY_MAX = 600.0
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[None]]
-#: (framework id, task id, the stream's records) -> why they could not be written (None: they
-#: were); writes them where they survive a restart
-Checkpointer = Callable[[str, str, list[dict[str, Any]]], str | None]
+#: (framework id, task id, the stream's new record) -> why it could not be written (None: it
+#: was); appends it to the stream's checkpoint, where it survives a restart
+Checkpointer = Callable[[str, str, dict[str, Any]], str | None]
 
 
 def new_uuid() -> str:
@@ -131,7 +131,7 @@ class StatusUpdateManager:
         log = self._logs.setdefault(key, [])
         log.append(record)
         if self._checkpoint is not None:
-            return self._checkpoint(key[0], key[1], log)
+            return self._checkpoint(key[0], key[1], record)
         return None
 
     def acknowledge(self, framework_id: str, task_id: str, ack: str) -> dict[str, Any] | None:

@@ -134,16 +134,14 @@ class TaskStatus:
         if executor is not None:
             self.agent.executor_room.forget_if_done(executor)
 
-    def checkpoint(
-        self, framework_id: str, task_id: str, records: list[dict[str, Any]]
-    ) -> str | None:
-        """The status update manager's hook: a task's update stream, before it goes out;
-        why it could not be written (e.g. a full disk), if it could not."""
+    def checkpoint(self, framework_id: str, task_id: str, record: dict[str, Any]) -> str | None:
+        """The status update manager's hook: a record of a task's update stream, before the
+        update goes out; why it could not be written (e.g. a full disk), if it could not."""
         container = self.agent.find(framework_id, task_id)
         if container is None or container.run_dir is None:
             return None  # e.g. TASK_LOST of a task this agent does not know: nothing to recover
         try:
-            self.agent.meta.save_updates(container.run_dir, task_id, records)
+            self.agent.meta.append_update(container.run_dir, task_id, record)
         except OSError as exc:
             logger.error("cannot checkpoint the updates of task %s: %s", task_id, exc)
             return str(exc.strerror or exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.cgroup_roots import unique_root
+from support.launcher_cases import exercise
 from support.native_build import cmake_build, sanitizer_preload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,3 +332,14 @@ def test_cgroups_isolators_are_clean_under_asan_and_ubsan(tmp_path, sanitized_mo
         )  # fmt: skip
     _clean(done)
     assert "cgroups ok" in done.stdout
+
+
+@pytest.mark.timeout(1500)
+def test_the_task_launcher_is_clean_under_asan_and_ubsan(tmp_path, sanitized_modules):
+    lib, _ = sanitized_modules
+    # The launcher links the sanitizers itself; it must also free all it allocates.
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    runs = exercise(lib / "pmm_launcher", tmp_path, env)
+    for run in runs:
+        for marker in REPORTS:
+            assert marker not in run.stderr, run.stderr[-4000:]
