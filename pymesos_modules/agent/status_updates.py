@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,8 @@ class StatusUpdateManager:
         self._wake = asyncio.Event()
         self._connected = False
         self._task: asyncio.Task | None = None
+        #: sends on their way to the master
+        self._sending: set[asyncio.Task] = set()
         self._stopping = False
         #: updates sent again after their first send (a metric)
         self.retries = 0
@@ -212,6 +214,9 @@ class StatusUpdateManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,11 +230,18 @@ class StatusUpdateManager:
                         continue
                     head = queue[0]
                     if head.due <= now:
-                        await self._send_head(head, loop.time())
+                        # Not awaited here: one stream's round trip to the master must not
+                        # hold the others' (only a stream's head is ever in flight).
+                        self._spawn(self._send_head(head, now))
                     wait = head.due - now
                     delay = wait if delay is None else min(delay, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), None if delay is None else max(delay, 0))
+
+    def _spawn(self, send: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(send)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send_head(self, head: PendingUpdate, now: float) -> None:
         if head.sends:
