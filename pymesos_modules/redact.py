@@ -76,6 +76,6 @@ def flags(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _is_path_flag(name: str) -> bool:
-    # Mesos' --credentials (master) and --credential (agent) name files: the path is not
-    # the secret, and operators need to see which file is used.
-    return name in ("credentials", "credential")
+    # Mesos' --credentials (master), --credential and --executor_secret_key (agent) name
+    # files: the path is not the secret, and operators need to see which file is used.
+    return name in ("credentials", "credential", "executor_secret_key")

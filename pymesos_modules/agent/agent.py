@@ -45,6 +45,7 @@ import aiohttp
 from pymesos_modules import jsonio, metrics
 from pymesos_modules.agent import checkpoint, views
 from pymesos_modules.agent.containerizer import Containerizer
+from pymesos_modules.agent.executor_auth import ExecutorAuthenticator
 from pymesos_modules.agent.executors import Executors
 from pymesos_modules.agent.fetcher import DEFAULT_CACHE_SIZE, Fetcher
 from pymesos_modules.agent.health import HealthChecks
@@ -101,6 +102,9 @@ class AgentFlags:
     #: the Authorization header this agent sends (from --credential), for a master
     #: with --authenticate_agents; None: none
     authorization: str | None = None
+    #: with --executor_secret_key: executors' tokens, made and checked
+    #: (--authenticate_http_executors: required); None: executors get none
+    executor_authenticator: ExecutorAuthenticator | None = None
 
 
 class Agent:

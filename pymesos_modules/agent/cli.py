@@ -24,6 +24,7 @@ from pymesos_modules import metrics
 from pymesos_modules.agent import machine
 from pymesos_modules.agent.agent import Agent, AgentFlags, master_url
 from pymesos_modules.agent.checkpoint import CheckpointError
+from pymesos_modules.agent.executor_auth import ExecutorAuthenticator, load_key
 from pymesos_modules.agent.http import create_app
 from pymesos_modules.agent.modules import CgroupsFlags, create_modules
 from pymesos_modules.config import load_flags
@@ -102,6 +103,19 @@ FLAGS: list[tuple[str, Any, Any, str]] = [
         None,
         "file with this agent's principal and secret (Mesos' --credential: 'principal secret' "
         "or JSON), for a master with --authenticate_agents",
+    ),
+    (
+        "executor_secret_key",
+        str,
+        None,
+        "file holding the key (at least 32 bytes) that signs each executor's token "
+        "(MESOS_EXECUTOR_AUTHENTICATION_TOKEN, a JWT), as Mesos",
+    ),
+    (
+        "authenticate_http_executors",
+        boolean,
+        False,
+        "executor API calls must carry their executor's token (needs --executor_secret_key)",
     ),
     ("modules", str, None, "module config: inline JSON, path or file://"),
     ("modules_dir", str, None, "folder of module configs"),
@@ -282,6 +296,7 @@ def agent_flags(args: argparse.Namespace) -> AgentFlags:
         switch_user=args.switch_user,
         raw=_shown_flags(args),
         authorization=_authorization(args.credential),
+        executor_authenticator=_executor_authenticator(args),
     )
 
 
@@ -305,6 +320,21 @@ def _authorization(path: str | None) -> str | None:
         )
     [(principal, secret)] = credentials.items()
     return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
+
+
+def _executor_authenticator(args: argparse.Namespace) -> ExecutorAuthenticator | None:
+    """Executors' tokens with --executor_secret_key; required with
+    --authenticate_http_executors, which refuses to start without a key (as Mesos)."""
+    required = bool(getattr(args, "authenticate_http_executors", False))
+    path = getattr(args, "executor_secret_key", None)
+    if not path:
+        if required:
+            raise ValueError(
+                "--authenticate_http_executors needs --executor_secret_key (the key that "
+                "signs each executor's token)"
+            )
+        return None
+    return ExecutorAuthenticator(load_key(path), required)
 
 
 async def start_agent(

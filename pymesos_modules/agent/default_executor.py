@@ -25,6 +25,9 @@ executor API (``POST /api/v1/executor`` on ``MESOS_AGENT_ENDPOINT``):
 - SHUTDOWN kills every task (SIGTERM, SIGKILL after
   ``MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD``); once every task has ended and its
   terminal update is acknowledged, the executor exits;
+- every call carries ``Authorization: Bearer`` with the executor's token when
+  the agent gave one (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``, see
+  :mod:`.executor_auth`);
 - a lost connection: re-subscribes (with its unacknowledged updates and tasks)
   when the framework checkpoints (``MESOS_CHECKPOINT=1``) for up to
   ``MESOS_RECOVERY_TIMEOUT``, else kills its tasks and exits.
@@ -51,6 +54,7 @@ import aiohttp
 from pymesos_modules import jsonio
 from pymesos_modules.agent import health
 from pymesos_modules.agent.containers import LaunchError
+from pymesos_modules.agent.executor_auth import TOKEN_VARIABLE, without_token
 from pymesos_modules.agent.fetcher import DEFAULT_CACHE_SIZE, Fetcher
 from pymesos_modules.agent.records import set_optional
 
@@ -121,6 +125,7 @@ class DefaultExecutor:
         self.checkpoint = environ.get("MESOS_CHECKPOINT") == "1"
         self.recovery_timeout = duration(environ.get("MESOS_RECOVERY_TIMEOUT"), 900.0)
         self.backoff_max = duration(environ.get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), 2.0)
+        self.token = environ.get(TOKEN_VARIABLE)
         self.tasks: dict[str, Task] = {}
         cache = environ.get(CACHE_DIR_VARIABLE)
         size = environ.get(CACHE_SIZE_VARIABLE, "")
@@ -146,7 +151,9 @@ class DefaultExecutor:
 
     async def run(self) -> int:
         """Subscribe and serve until every task is over (or the connection is gone for good)."""
-        self.session = aiohttp.ClientSession(json_serialize=jsonio.dumps_text)
+        # With --executor_secret_key the agent gave us a token: every call presents it.
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        self.session = aiohttp.ClientSession(json_serialize=jsonio.dumps_text, headers=headers)
         try:
             deadline: float | None = None
             backoff = 0.5
@@ -336,7 +343,7 @@ class DefaultExecutor:
         command = task.info.get("command") or {}
         sandbox = task_sandbox(self.sandbox, task.task_id)
         sandbox.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+        env = without_token(dict(os.environ))
         env.update({"MESOS_TASK_ID": task.task_id, "MESOS_SANDBOX": str(sandbox)})
         for variable in (command.get("environment") or {}).get("variables", []):
             if variable.get("type", "VALUE") == "VALUE" and "name" in variable:

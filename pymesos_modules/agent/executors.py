@@ -274,6 +274,13 @@ class Executors:
             "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": _duration(self.grace_period(executor)),
             "LIBPROCESS_PORT": "0",
         }
+        authenticator = agent.flags.executor_authenticator
+        if authenticator is not None:  # never logged: the environment is not
+            env.update(
+                authenticator.environment(
+                    executor.framework_id, executor.executor_id, container.container_id
+                )
+            )
         if executor.info.get("type") == "DEFAULT":  # it fetches its tasks' URIs
             env[default_executor.CACHE_DIR_VARIABLE] = str(agent.fetcher.cache_dir)
             env[default_executor.CACHE_SIZE_VARIABLE] = str(agent.fetcher.cache_size)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from pymesos_modules.agent import containers
+from pymesos_modules.agent.executor_auth import without_token
 
 if TYPE_CHECKING:
     from pymesos_modules.agent.agent import Agent
@@ -217,7 +218,7 @@ class Checker:
 
     async def _command(self, command: dict[str, Any]) -> int:
         program, argv = containers.command_argv(command)
-        env = dict(os.environ)
+        env = without_token(dict(os.environ))
         env.update({"MESOS_SANDBOX": str(self.sandbox), "MESOS_TASK_ID": self.task_id})
         env.update(containers.command_environment(command))
         process = await asyncio.create_subprocess_exec(

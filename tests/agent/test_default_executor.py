@@ -6,60 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from support.agent_tasks import follow_all, task_info, until
+from support.executor_tasks import accept_group, launch_group, sandbox_of
 from support.served_files import tar_gz
 
 from pymesos_modules.agent.health import CHECK_REASON as CHECK
 from pymesos_modules.agent.health import REASON as HEALTH
 
 FAST = {"delay_seconds": 0, "interval_seconds": 0.1, "timeout_seconds": 5}
-
-DEFAULT = {
-    "executor_id": {"value": "group-executor"},
-    "type": "DEFAULT",
-    "resources": [
-        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
-        {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
-    ],
-}
-
-
-async def launch_group(
-    scheduler: Any, *tasks: tuple[str, str | dict[str, Any]], offer: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """One LAUNCH_GROUP of (task id, shell command or CommandInfo) on the default executor, on
-    ``offer`` or the next one offered."""
-    if offer is None:
-        event = await scheduler.next("OFFERS", 20)
-        offer = event["offers"]["offers"][0]
-    infos = [task_info(offer, task_id, command, cpus=0.1, mem=32) for task_id, command in tasks]
-    await accept_group(scheduler, offer, infos)
-    return offer
-
-
-async def accept_group(scheduler: Any, offer: dict[str, Any], infos: list[dict[str, Any]]) -> None:
-    """ACCEPT ``offer`` with one LAUNCH_GROUP of the TaskInfos ``infos`` on the default executor."""
-    call = {
-        "type": "ACCEPT",
-        "accept": {
-            "offer_ids": [offer["id"]],
-            "operations": [
-                {
-                    "type": "LAUNCH_GROUP",
-                    "launch_group": {"executor": DEFAULT, "task_group": {"tasks": infos}},
-                }
-            ],
-            "filters": {"refuse_seconds": 0},
-        },
-    }
-    assert await scheduler.call(call) == 202, scheduler.last_text
-
-
-def sandbox_of(agent: Any, framework_id: str) -> Path:
-    """The default executor's sandbox (it may have exited already)."""
-    executor = agent.agent.executor_room.find(framework_id, "group-executor")
-    if executor is None:
-        executor = agent.agent.completed_executors[-1]
-    return executor.container.sandbox
 
 
 def states(seen: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
