@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.agent_tasks import follow, launch, task_info, until
+from support.agent_tasks import follow, launch, restarted, task_info, until
 from support.cgroup_roots import HIERARCHY, folders, unique_root
-from support.executor_tasks import on_executor
-from support.scheduler import Scheduler
+from support.executor_tasks import waiting_on_executor
 
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.errors import ModuleError
@@ -114,13 +113,7 @@ async def test_a_busy_task_under_half_a_cpu_with_cfs_uses_at_most_half_a_core(
 async def test_an_executor_s_cgroups_follow_the_tasks_it_runs(cgroups_agent, scheduler, root):
     running = await cgroups_agent()
     # Executor: cpus 0.1, mem 32; each task: cpus 0.2, mem 32 (support/executor_tasks.py).
-    await launch(
-        scheduler,
-        lambda o: on_executor(o, "one", "wait"),
-        lambda o: on_executor(o, "two", "wait"),
-    )
-    for task_id in ("one", "two"):
-        await follow(scheduler, task_id, until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "one", "two")
     executor = running.agent.executor_room.find(scheduler.framework_id, "pyexec")
     memory = HIERARCHY / "memory" / root / executor.container.container_id
     cpu = HIERARCHY / "cpu" / root / executor.container.container_id
@@ -143,51 +136,38 @@ async def test_an_executor_s_cgroups_follow_the_tasks_it_runs(cgroups_agent, sch
 
 
 async def test_a_restarted_agent_keeps_a_checkpointed_executor_in_its_cgroups(
-    root, agent_factory, master, session, tmp_path
+    root, agent_factory, tmp_path, scheduler
 ):
-    scheduler = Scheduler(master.url, session)
-    await scheduler.subscribe(checkpoint=True)
-    try:
-        flags = {"isolation": "cgroups/cpu,cgroups/mem", "cgroups_root": root}
-        first = await agent_factory(work_dir=tmp_path / "a", **flags)
-        await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-        await follow(scheduler, "t", until="TASK_RUNNING")
-        old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
-        port = first.agent.flags.port  # the executor knows its agent by its address
-        await first.stop(kill_tasks=False)
-        second = await agent_factory(work_dir=tmp_path / "a", port=port, **flags)
-        executor = second.agent.executor_room.find(scheduler.framework_id, "pyexec")
-        await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
-        memory = HIERARCHY / "memory" / root / old.container.container_id
-        assert str(old.container.process.pid) in (memory / "cgroup.procs").read_text().split()
-        assert [n.name for n in executor.container.prepared] == ["cgroups/cpu", "cgroups/mem"]
-    finally:
-        await scheduler.close()
+    flags = {"isolation": "cgroups/cpu,cgroups/mem", "cgroups_root": root}
+    first = await agent_factory(work_dir=tmp_path / "a", **flags)
+    await waiting_on_executor(scheduler, "t")
+    old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    second = await restarted(agent_factory, first, **flags)
+    executor = second.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
+    memory = HIERARCHY / "memory" / root / old.container.container_id
+    assert str(old.container.process.pid) in (memory / "cgroup.procs").read_text().split()
+    assert [n.name for n in executor.container.prepared] == ["cgroups/cpu", "cgroups/mem"]
 
 
 async def test_an_oom_kill_while_no_agent_watched_is_reported_by_the_next_agent(
-    root, agent_factory, master, session, tmp_path
+    root, agent_factory, tmp_path, scheduler
 ):
-    scheduler = Scheduler(master.url, session)
-    await scheduler.subscribe(checkpoint=True)
-    try:
-        flags = {"isolation": "cgroups/mem", "cgroups_root": root}
-        first = await agent_factory(work_dir=tmp_path / "a", **flags)
-        command = f"while [ ! -e go ]; do sleep 0.05; done; {BIG}"
-        await launch(scheduler, lambda o: task_info(o, "late", command, mem=64))
-        await follow(scheduler, "late", until="TASK_RUNNING")
-        container = first.agent.find(scheduler.framework_id, "late")
-        await first.stop(kill_tasks=False)
-        (container.sandbox / "go").touch()  # the task meets its limit with no agent running
-        await until(lambda: (container.run_dir / "termination").exists(), timeout=120)
-        await agent_factory(work_dir=tmp_path / "a", **flags)
-        final = (await follow(scheduler, "late", timeout=60))[-1]
-        assert final["state"] == "TASK_FAILED", final
-        assert final["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY"
-        assert "Requested: 64MB" in final["message"]
-        await until(lambda: not any(p.exists() for p in folders(root, container.container_id)))
-    finally:
-        await scheduler.close()
+    flags = {"isolation": "cgroups/mem", "cgroups_root": root}
+    first = await agent_factory(work_dir=tmp_path / "a", **flags)
+    command = f"while [ ! -e go ]; do sleep 0.05; done; {BIG}"
+    await launch(scheduler, lambda o: task_info(o, "late", command, mem=64))
+    await follow(scheduler, "late", until="TASK_RUNNING")
+    container = first.agent.find(scheduler.framework_id, "late")
+    await first.stop(kill_tasks=False)
+    (container.sandbox / "go").touch()  # the task meets its limit with no agent running
+    await until(lambda: (container.run_dir / "termination").exists(), timeout=120)
+    await agent_factory(work_dir=tmp_path / "a", **flags)
+    final = (await follow(scheduler, "late", timeout=60))[-1]
+    assert final["state"] == "TASK_FAILED", final
+    assert final["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert "Requested: 64MB" in final["message"]
+    await until(lambda: not any(p.exists() for p in folders(root, container.container_id)))
 
 
 async def test_a_restarted_agent_keeps_its_tasks_cgroups_and_destroys_orphans(

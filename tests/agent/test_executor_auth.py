@@ -11,7 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
-from support.agent_tasks import agent_args, follow_all, until
+from support.agent_tasks import agent_args, follow_all, restarted, until
 from support.executor_tasks import launch_group, sandbox_of
 
 from pymesos_modules import metrics
@@ -145,9 +145,7 @@ async def test_an_agent_restarted_with_the_same_key_lets_its_executors_back_in(
     first = await agent_factory(work_dir=tmp_path / "a", **flags)
     await launch_group(scheduler, ("t", "exec sleep 600"))
     await follow_all(scheduler, {"t"}, "TASK_RUNNING")
-    port = first.agent.flags.port
-    await first.stop(kill_tasks=False)
-    second = await agent_factory(work_dir=tmp_path / "a", port=port, **flags)
+    second = await restarted(agent_factory, first, **flags)
     executor = second.agent.executor_room.find(scheduler.framework_id, "group-executor")
     assert executor is not None and executor.recovered
     await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")

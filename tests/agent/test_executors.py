@@ -10,12 +10,26 @@ import base64
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.agent_tasks import follow, follow_all, launch, master_args, task_info, until
-from support.executor_tasks import executor_info, on_executor
+from support.agent_tasks import (
+    follow,
+    follow_all,
+    launch,
+    master_args,
+    restarted,
+    task_info,
+    until,
+)
+from support.executor_tasks import (
+    executor_info,
+    message_executor,
+    on_executor,
+    waiting_on_executor,
+)
 from support.scheduler import Scheduler
 
 from pymesos_modules.agent.launcher import is_alive
@@ -52,24 +66,10 @@ async def test_tasks_of_one_executor_run_on_it_and_finish(agent, scheduler):
 
 
 async def test_framework_messages_reach_the_executor_and_kills_are_its_to_do(agent, scheduler):
-    await launch(
-        scheduler,
-        lambda o: on_executor(o, "waiter", "wait"),
-        lambda o: on_executor(o, "victim", "wait"),
-    )
-    for task_id in ("waiter", "victim"):
-        await follow(scheduler, task_id, until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "waiter", "victim")
     executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
     assert executor is not None
-    message = {
-        "type": "MESSAGE",
-        "message": {
-            "agent_id": {"value": agent.agent.agent_id},
-            "executor_id": {"value": "pyexec"},
-            "data": base64.b64encode(b"finish waiter").decode(),
-        },
-    }
-    assert await scheduler.call(message) == 202, scheduler.last_text
+    await message_executor(scheduler, agent.agent.agent_id, b"finish waiter")
     (finished,) = [s for s in await follow(scheduler, "waiter") if s["state"] == "TASK_FINISHED"]
     assert finished["message"] == "finished on request"
     kill = {"type": "KILL", "kill": {"task_id": {"value": "victim"}}}
@@ -99,9 +99,35 @@ async def test_an_executor_that_never_subscribes_is_destroyed_and_its_task_fails
     )
 
 
+async def test_an_executor_that_sends_garbage_is_refused_each_time_then_destroyed(
+    agent_factory, scheduler
+):
+    running = await agent_factory(executor_registration_timeout=10.0)
+    garbage = executor_info("garbage")
+    script = Path(__file__).resolve().parent.parent / "support" / "garbage_executor.py"
+    garbage["command"] = {
+        "shell": False,
+        "value": sys.executable,
+        "arguments": [sys.executable, "-I", str(script)],
+    }
+    await launch(scheduler, lambda o: {**on_executor(o, "t", "finish"), "executor": garbage})
+    room = running.agent.executor_room
+    await until(lambda: room.find(scheduler.framework_id, "garbage") is not None, what="launch")
+    executor = room.find(scheduler.framework_id, "garbage")
+    answers = executor.container.sandbox / "answers.txt"
+    await until(answers.exists, what="the executor's answers")
+    # Not JSON, cut short, a bad subscribe, another executor's SUBSCRIBE, then calls
+    # before subscribing: each refused, none of them taken as a subscription.
+    assert answers.read_text().split() == ["400", "400", "400", "400", "403", "403"]
+    assert executor.state == "REGISTERING" and executor.sink is None
+    statuses = await follow(scheduler, "t")
+    assert statuses[-1]["state"] == "TASK_FAILED"
+    assert statuses[-1]["reason"] == "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+    assert running.agent.registered  # the agent itself is unharmed
+
+
 async def test_an_executor_that_exits_fails_its_unfinished_tasks(agent, scheduler):
-    await launch(scheduler, lambda o: on_executor(o, "left", "wait"))
-    await follow(scheduler, "left", until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "left")
     executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
     assert executor is not None and executor.container.process is not None
     os.killpg(executor.container.process.pid, signal.SIGKILL)
@@ -113,8 +139,7 @@ async def test_an_executor_that_exits_fails_its_unfinished_tasks(agent, schedule
 
 
 async def test_teardown_shuts_the_executor_down(agent, scheduler):
-    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-    await follow(scheduler, "t", until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "t")
     executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
     assert executor is not None
     assert await scheduler.call({"type": "TEARDOWN"}) == 202, scheduler.last_text
@@ -124,8 +149,7 @@ async def test_teardown_shuts_the_executor_down(agent, scheduler):
 
 
 async def test_bad_executor_calls_get_4xx_and_change_nothing(agent, scheduler, session):
-    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-    await follow(scheduler, "t", until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "t")
     a = agent.agent
     executor = a.executor_room.find(scheduler.framework_id, "pyexec")
     assert executor is not None
@@ -199,48 +223,26 @@ async def test_calls_before_subscribing_are_forbidden(agent_factory, scheduler, 
         assert response.status == 202
 
 
-async def restarted(agent_factory, first: Any) -> Any:
-    """``first`` goes away leaving its executors running; a new agent on its work_dir and
-    port (executors know the agent by its address) takes over."""
-    work_dir, port = first.agent.flags.work_dir, first.agent.flags.port
-    await first.stop(kill_tasks=False)
-    return await agent_factory(work_dir=work_dir, port=port)
-
-
 async def test_a_checkpointed_executor_survives_an_agent_restart_and_subscribes_again(
-    agent_factory, master, session, tmp_path
+    agent_factory, tmp_path, scheduler
 ):
-    scheduler = Scheduler(master.url, session)
-    await scheduler.subscribe(checkpoint=True)
-    try:
-        first = await agent_factory(work_dir=tmp_path / "a")
-        await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-        await follow(scheduler, "t", until="TASK_RUNNING")
-        old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
-        assert old is not None and old.container.process is not None
-        second = await restarted(agent_factory, first)
-        room = second.agent.executor_room
-        executor = room.find(scheduler.framework_id, "pyexec")
-        assert executor is not None and executor.recovered
-        await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
-        assert executor.container.process == old.container.process  # the same process
-        # The agent counts the executor subscribed when SUBSCRIBE arrives; the executor
-        # logs its reregistered() callback only once SUBSCRIBED reaches it, a moment later.
-        sandbox = executor.container.sandbox
-        await until(lambda: "reregistered" in calls(sandbox), what="reregistered()")
-        message = {
-            "type": "MESSAGE",
-            "message": {
-                "agent_id": {"value": second.agent.agent_id},
-                "executor_id": {"value": "pyexec"},
-                "data": base64.b64encode(b"finish t").decode(),
-            },
-        }
-        assert await scheduler.call(message) == 202, scheduler.last_text
-        statuses = await follow(scheduler, "t")
-        assert statuses[-1]["state"] == "TASK_FINISHED"
-    finally:
-        await scheduler.close()
+    first = await agent_factory(work_dir=tmp_path / "a")
+    await waiting_on_executor(scheduler, "t")
+    old = first.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert old is not None and old.container.process is not None
+    second = await restarted(agent_factory, first)
+    room = second.agent.executor_room
+    executor = room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None and executor.recovered
+    await until(lambda: executor.state == "RUNNING", what="the executor to subscribe again")
+    assert executor.container.process == old.container.process  # the same process
+    # The agent counts the executor subscribed when SUBSCRIBE arrives; the executor
+    # logs its reregistered() callback only once SUBSCRIBED reaches it, a moment later.
+    sandbox = executor.container.sandbox
+    await until(lambda: "reregistered" in calls(sandbox), what="reregistered()")
+    await message_executor(scheduler, second.agent.agent_id, b"finish t")
+    statuses = await follow(scheduler, "t")
+    assert statuses[-1]["state"] == "TASK_FINISHED"
 
 
 async def test_without_checkpointing_a_restarted_agent_kills_executors_and_tasks_are_lost(
@@ -272,8 +274,7 @@ async def test_without_checkpointing_a_restarted_agent_kills_executors_and_tasks
 
 
 async def test_the_schedulers_shutdown_call_shuts_one_executor_down(master, agent, scheduler):
-    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-    await follow(scheduler, "t", until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "t")
     key = (scheduler.framework_id, agent.agent.agent_id, "pyexec")
     assert key in master.master.executors  # it holds its resources in the master
     executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
@@ -310,8 +311,7 @@ async def test_a_restarted_master_accounts_the_executor_an_agent_reregisters_wit
     scheduler = Scheduler(master.url, session)
     await scheduler.subscribe(failover_timeout=600)
     framework_id = scheduler.framework_id
-    await launch(scheduler, lambda o: on_executor(o, "t", "wait"))
-    await follow(scheduler, "t", until="TASK_RUNNING")
+    await waiting_on_executor(scheduler, "t")
     await scheduler.close()
     await master.stop()
     await until(lambda: not a.registered, what="the agent to notice the master is gone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.executor_tasks import DEFAULT, accept_group
 from support.fake_agent import FakeAgent
 from support.scheduler import Scheduler, launch
 
@@ -62,27 +63,8 @@ async def test_a_group_with_a_bad_executor_id_is_a_task_error(master, scheduler)
     await scheduler.subscribe()
     offer = (await scheduler.next("OFFERS"))["offers"]["offers"][0]
     task = launch(offer, "g1", cpus=0.5)["accept"]["operations"][0]["launch"]["task_infos"][0]
-    executor = {
-        "executor_id": {"value": "../escape"},
-        "type": "DEFAULT",
-        "resources": [
-            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
-            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
-        ],
-    }
-    call = {
-        "type": "ACCEPT",
-        "accept": {
-            "offer_ids": [offer["id"]],
-            "operations": [
-                {
-                    "type": "LAUNCH_GROUP",
-                    "launch_group": {"executor": executor, "task_group": {"tasks": [task]}},
-                }
-            ],
-        },
-    }
-    assert await scheduler.call(call) == 202, scheduler.last_text
+    executor = {**DEFAULT, "executor_id": {"value": "../escape"}}
+    await accept_group(scheduler, offer, [task], executor)
     error = await scheduler.next("UPDATE")
     assert state_of(error) == "TASK_ERROR"
     assert error["update"]["status"]["reason"] == "REASON_TASK_GROUP_INVALID"

@@ -202,6 +202,14 @@ async def until(predicate, timeout: float = 20.0, what: str = "condition") -> No
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
+async def restarted(agent_factory: Any, first: Any, **flags: Any) -> Any:
+    """``first`` goes away leaving its tasks and executors running; a new agent with
+    ``flags`` on its work_dir and port (executors know the agent by its address) takes over."""
+    work_dir, port = first.agent.flags.work_dir, first.agent.flags.port
+    await first.stop(kill_tasks=False)
+    return await agent_factory(work_dir=work_dir, port=port, **flags)
+
+
 def master_args(**overrides: Any) -> argparse.Namespace:
     values = {name: default for name, _, default, _ in MASTER_FLAGS}
     values.update(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from support import pymesos_site
-from support.agent_tasks import task_info
+from support.agent_tasks import follow, launch, task_info
 
 EXECUTOR = Path(__file__).resolve().parent / "pymesos_executor.py"
 
@@ -43,6 +43,29 @@ def on_executor(offer: dict[str, Any], task_id: str, what: str, **info: Any) -> 
     return task
 
 
+async def waiting_on_executor(scheduler: Any, *task_ids: str) -> None:
+    """Launch ``task_ids`` on the test executor, each waiting for a message, and follow each
+    to TASK_RUNNING."""
+    await launch(scheduler, *[lambda o, t=t: on_executor(o, t, "wait") for t in task_ids])
+    for task_id in task_ids:
+        await follow(scheduler, task_id, until="TASK_RUNNING")
+
+
+async def message_executor(
+    scheduler: Any, agent_id: str, data: bytes, executor_id: str = "pyexec"
+) -> None:
+    """The framework's MESSAGE (``data``) for its executor on ``agent_id``; 202 asserted."""
+    message = {
+        "type": "MESSAGE",
+        "message": {
+            "agent_id": {"value": agent_id},
+            "executor_id": {"value": executor_id},
+            "data": base64.b64encode(data).decode(),
+        },
+    }
+    assert await scheduler.call(message) == 202, scheduler.last_text
+
+
 DEFAULT = {
     "executor_id": {"value": "group-executor"},
     "type": "DEFAULT",
@@ -66,8 +89,14 @@ async def launch_group(
     return offer
 
 
-async def accept_group(scheduler: Any, offer: dict[str, Any], infos: list[dict[str, Any]]) -> None:
-    """ACCEPT ``offer`` with one LAUNCH_GROUP of the TaskInfos ``infos`` on the default executor."""
+async def accept_group(
+    scheduler: Any,
+    offer: dict[str, Any],
+    infos: list[dict[str, Any]],
+    executor: dict[str, Any] | None = None,
+) -> None:
+    """ACCEPT ``offer`` with one LAUNCH_GROUP of the TaskInfos ``infos`` on ``executor``
+    (the default executor :data:`DEFAULT` if not given); 202 asserted."""
     call = {
         "type": "ACCEPT",
         "accept": {
@@ -75,7 +104,10 @@ async def accept_group(scheduler: Any, offer: dict[str, Any], infos: list[dict[s
             "operations": [
                 {
                     "type": "LAUNCH_GROUP",
-                    "launch_group": {"executor": DEFAULT, "task_group": {"tasks": infos}},
+                    "launch_group": {
+                        "executor": executor or DEFAULT,
+                        "task_group": {"tasks": infos},
+                    },
                 }
             ],
             "filters": {"refuse_seconds": 0},
