@@ -1,11 +1,12 @@
 /* pmm_launcher: the small process between the agent and each task, so tasks outlive the agent.
  *
- * As Mesos splits the agent from its launcher, every task runs under
- * `pmm_launcher <run_dir>` (pymesos_modules/agent/containers.py starts it, in
- * a session of its own, with posix_spawn):
+ * As Mesos splits the agent from its launcher, every task runs under a launcher:
+ * forked by the agent's `pmm_launcher --serve` (pmm_serve below), or started as
+ * `pmm_launcher <run_dir>` by whoever then writes its pids/forked.pid:
  *
- * 1. the agent writes pids/forked.pid (this process' pid and start time),
- *    then the launch spec on our stdin and closes it;
+ * 1. a served launcher leaves for a session of its own and writes pids/forked.pid
+ *    (its pid and start time); then the agent sends the launch spec on our
+ *    stdin and closes it;
  * 2. we reserve pids/task.pid and termination (4096 padded bytes each), so a
  *    task that fills the disk cannot cost its records;
  * 3. we fork the task into a session of its own (it leads a process group
@@ -14,7 +15,8 @@
  *    and user (each step needs the privileges the next one drops), its
  *    working directory, and default signal dispositions;
  * 4. we write pids/task.pid and answer one JSON line on stdout,
- *    {"pid": N, "start_time": N} or {"error": "..."}, then let go of stdout;
+ *    {"launcher": {"pid": N, "start_time": N}, "pid": N, "start_time": N} or
+ *    {"launcher": {...}, "error": "..."}, then let go of stdout;
  * 5. we reap the task, SIGKILL what is left of its process group, and write
  *    termination ({"wait_status": N}, the raw waitpid status).
  *
@@ -41,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -392,11 +396,16 @@ static void pmm_reply(const char *line) {
 /* Room for a whole message even when every byte is escaped as \u00XX. */
 #define PMM_DOCUMENT_MAX (PMM_MESSAGE_MAX * 6 + 64)
 
-/* {"<key>": "<message>"} followed by `end`, into buffer[PMM_DOCUMENT_MAX]. */
-static void pmm_document(char *buffer, const char *key, const char *message, const char *end) {
+/* `"launcher": {"pid": N, "start_time": N}, `: who answers, in every reply (pmm_identify). */
+static char pmm_self[128];
+
+/* {<prefix>"<key>": "<message>"} followed by `end`, into buffer[PMM_DOCUMENT_MAX]. */
+static void pmm_document(char *buffer, const char *prefix, const char *key, const char *message,
+                         const char *end) {
     pmm_text document = {buffer, PMM_DOCUMENT_MAX, 0};
     buffer[0] = '\0';
     pmm_puts(&document, "{");
+    pmm_puts(&document, prefix);
     pmm_put_json(&document, key);
     pmm_puts(&document, ": ");
     pmm_put_json(&document, message);
@@ -404,17 +413,17 @@ static void pmm_document(char *buffer, const char *key, const char *message, con
     pmm_puts(&document, end); /* pmm_put_json left room for both */
 }
 
-/* Answers the agent {"error": message}. */
+/* Answers the agent {"launcher": ..., "error": message}. */
 static void pmm_reply_error(const char *message) {
     char line[PMM_DOCUMENT_MAX];
-    pmm_document(line, "error", message, "\n");
+    pmm_document(line, pmm_self, "error", message, "\n");
     pmm_reply(line);
 }
 
 /* The task could not be started: recorded as its termination, and the agent's answer. */
 static void pmm_fail(const char *run_dir, const char *message) {
     char document[PMM_DOCUMENT_MAX];
-    pmm_document(document, "launch_error", message, "");
+    pmm_document(document, "", "launch_error", message, "");
     pmm_record(run_dir, "termination", document);
     pmm_reply_error(message);
 }
@@ -566,8 +575,8 @@ static int pmm_run(const char *run_dir, const pmm_spec *spec) {
     else
         snprintf(document, sizeof document, "{\"pid\": %ld, \"start_time\": null}", (long)task);
     pmm_record(run_dir, "pids/task.pid", document);
-    char line[160];
-    snprintf(line, sizeof line, "%s\n", document);
+    char line[320];
+    snprintf(line, sizeof line, "{%s%s\n", pmm_self, document + 1);
     pmm_reply(line);
     for (size_t i = 0; i < opened; i++) close(cgroup_fds[i]);
     opened = 0;
@@ -596,12 +605,21 @@ done:
     return status;
 }
 
-int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: pmm_launcher RUN_DIR  (the launch spec on stdin)\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN); /* a reply to an agent that is gone must not kill us */
+/* This process as the checkpoint names it; with `record`, also written to pids/forked.pid. */
+static void pmm_identify(const char *run_dir, int record) {
+    char document[96];
+    long long started = pmm_start_time(getpid());
+    snprintf(document, sizeof document, "{\"pid\": %ld, \"start_time\": %lld}", (long)getpid(),
+             started);
+    if (started < 0)
+        snprintf(document, sizeof document, "{\"pid\": %ld, \"start_time\": null}",
+                 (long)getpid());
+    snprintf(pmm_self, sizeof pmm_self, "\"launcher\": %s, ", document);
+    if (record) pmm_record(run_dir, "pids/forked.pid", document);
+}
+
+/* One task's launcher: the spec on fd 0, the answer on fd 1, its messages on fd 2. */
+static int pmm_launch(const char *run_dir) {
     if (chdir("/") != 0) return 2; /* hold no folder of the agent's */
     size_t size = 0;
     char *data = pmm_read_all(&size);
@@ -619,8 +637,96 @@ int main(int argc, char **argv) {
         dup2(null, STDIN_FILENO); /* dup2 clears O_CLOEXEC on fd 0 */
         close(null);
     }
-    int status = pmm_run(argv[1], &spec);
+    int status = pmm_run(run_dir, &spec);
     pmm_free_spec(&spec);
     free(data);
     return status;
+}
+
+/* `pmm_launcher --serve`: one per agent, so starting a task costs a fork of this small
+ * process, not a spawn (the agent's posix_spawn blocks its event loop until the exec is
+ * done).  Each request on the SOCK_SEQPACKET socket on fd 0 is a run folder and three
+ * descriptors (SCM_RIGHTS): the spec pipe, the reply pipe and the stderr file.  A forked
+ * child becomes that task's launcher in a session of its own, writes pids/forked.pid, and
+ * goes on as `pmm_launcher RUN_DIR` does.  Children are reaped by the kernel (SIGCHLD
+ * ignored): they and their tasks outlive this server and the agent, as before.  The
+ * server ends when the agent closes its end. */
+static int pmm_serve(void) {
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    ignore.sa_flags = SA_NOCLDWAIT;
+    sigaction(SIGCHLD, &ignore, NULL);
+    int server = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (server < 0 || chdir("/") != 0) return 2;
+    for (;;) {
+        char run_dir[PATH_MAX];
+        union {
+            struct cmsghdr header;
+            char space[CMSG_SPACE(sizeof(int) * 3)];
+        } control;
+        struct iovec part = {run_dir, sizeof run_dir - 1};
+        struct msghdr message = {0};
+        message.msg_iov = &part;
+        message.msg_iovlen = 1;
+        message.msg_control = control.space;
+        message.msg_controllen = sizeof control.space;
+        ssize_t got = recvmsg(server, &message, MSG_CMSG_CLOEXEC);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return got == 0 ? 0 : 1; /* the agent is gone */
+        run_dir[got] = '\0';
+        int fds[3] = {-1, -1, -1};
+        size_t count = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL;
+             c = CMSG_NXTHDR(&message, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int *passed = (int *)CMSG_DATA(c);
+            for (size_t i = 0; i < n; i++) {
+                if (count < 3)
+                    memcpy(&fds[count++], &passed[i], sizeof(int));
+                else
+                    close(passed[i]);
+            }
+        }
+        if (count != 3 || (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+            memchr(run_dir, '\0', (size_t)got) != NULL || run_dir[0] != '/') {
+            fprintf(stderr, "pmm-launcher: ignoring a request without a run folder and "
+                            "three descriptors\n");
+            for (size_t i = 0; i < count; i++) close(fds[i]);
+            continue;
+        }
+        pid_t child = fork();
+        if (child == 0) {
+            struct sigaction standard;
+            memset(&standard, 0, sizeof standard);
+            standard.sa_handler = SIG_DFL;
+            sigaction(SIGCHLD, &standard, NULL); /* the launcher waits for its task */
+            close(server);
+            for (int target = 0; target < 3; target++) {
+                if (dup2(fds[target], target) < 0) _exit(2);
+            }
+            for (int i = 0; i < 3; i++) {
+                if (fds[i] > 2) close(fds[i]);
+            }
+            setsid();
+            pmm_identify(run_dir, 1); /* on record before any task can start */
+            exit(pmm_launch(run_dir));
+        }
+        if (child < 0) fprintf(stderr, "pmm-launcher: cannot fork: %s\n", strerror(errno));
+        /* A failed fork closes the reply pipe unanswered: the agent says so. */
+        for (int i = 0; i < 3; i++) close(fds[i]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: pmm_launcher RUN_DIR  (the launch spec on stdin)\n"
+                        "       pmm_launcher --serve  (requests on the socket on stdin)\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a reply to an agent that is gone must not kill us */
+    if (strcmp(argv[1], "--serve") == 0) return pmm_serve();
+    pmm_identify(argv[1], 0); /* whoever started us wrote forked.pid */
+    return pmm_launch(argv[1]);
 }

@@ -49,6 +49,7 @@ from pymesos_modules.agent.executor_auth import ExecutorAuthenticator
 from pymesos_modules.agent.executors import Executors
 from pymesos_modules.agent.fetcher import DEFAULT_CACHE_SIZE, Fetcher
 from pymesos_modules.agent.health import HealthChecks
+from pymesos_modules.agent.launcher import LauncherServer
 from pymesos_modules.agent.leader import LeaderLink
 from pymesos_modules.agent.modules import AgentModules
 from pymesos_modules.agent.oversubscription import Oversubscription
@@ -152,6 +153,8 @@ class Agent:
             "oversubscribed_updates": 0,
         }
         self.meta = checkpoint.MetaDir(self.work_dir)
+        #: forks every task's launcher (started on the first launch)
+        self.launcher_server = LauncherServer()
         #: the rooms: each holds only the agent, which owns every piece of state
         self.registration = Registration(self)
         self.task_status = TaskStatus(self)
@@ -283,6 +286,7 @@ class Agent:
                 runner.cancel()  # detach: the launchers keep their tasks and record their ends
             await asyncio.gather(*runners, return_exceptions=True)
         await self.updates.stop()
+        self.launcher_server.close()
         for executor in self.executor_room.all():
             if executor.sink is not None:  # a detached executor subscribes to the next agent
                 executor.sink.close()

@@ -355,6 +355,7 @@ class Containerizer:
             container.sandbox,
             rlimits,
             container.run_dir,
+            self.agent.launcher_server,
             cgroups=cgroups,
             user=user,
         )

@@ -37,7 +37,14 @@ from typing import Any
 
 from pymesos_modules import paths
 from pymesos_modules.agent import launcher
-from pymesos_modules.agent.launcher import LaunchSpec, ProcessId, is_alive, process_stat
+from pymesos_modules.agent.launcher import (
+    LauncherServer,
+    LaunchSpec,
+    ProcessId,
+    fd_ready,
+    is_alive,
+    process_stat,
+)
 from pymesos_modules.kinds.isolator import RLIMITS
 from pymesos_modules.names import shown
 
@@ -226,13 +233,15 @@ async def launch(
     sandbox: Path,
     limits: list[tuple[int, int, int]],
     run_dir: Path,
+    server: LauncherServer,
     cgroups: Sequence[str] = (),
     user: TaskUser | None = None,
 ) -> Launched:
     """Start the task under a launcher that records its end in ``run_dir``; LaunchError if not.
 
-    Output goes into the sandbox's ``stdout`` and ``stderr`` (the launcher's
-    own messages, if any, into ``stderr`` too).  The task joins ``cgroups``
+    ``server`` forks the launcher.  Output goes into the sandbox's ``stdout``
+    and ``stderr`` (the launcher's own messages, if any, into ``stderr`` too).
+    The task joins ``cgroups``
     (folders) before its command runs.  With a ``user``, the task runs as that
     user and the sandbox and its two output files are theirs (as Mesos chowns
     the sandbox).
@@ -263,62 +272,62 @@ async def launch(
         raise LaunchError(f"cannot run the task: {problem}")
     payload = spec.encode()
     try:
-        argv = paths.launcher_command(str(run_dir))
-    except paths.NotBuiltError as exc:
-        raise LaunchError(str(exc)) from None
+        (run_dir / launcher.PIDS_DIR).mkdir(parents=True, exist_ok=True)
+        stderr = os.open(spec.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise LaunchError(f"cannot prepare the task's launch in {run_dir}: {exc}") from None
     spec_read, spec_write = os.pipe()
     reply_read, reply_write = os.pipe()
     try:
-        # posix_spawn rather than asyncio's subprocesses: those kill their child
-        # when the transport is closed, and a launcher must outlive this agent.
-        pid = os.posix_spawn(
-            argv[0],
-            argv,
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, spec_read, 0),
-                (os.POSIX_SPAWN_DUP2, reply_write, 1),
-                (
-                    os.POSIX_SPAWN_OPEN,
-                    2,
-                    spec.stderr,
-                    os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                    0o644,
-                ),
-            ],
-            setsid=True,
-        )
-    except OSError as exc:
+        await server.request(run_dir, [spec_read, reply_write, stderr])
+    except (OSError, paths.NotBuiltError) as exc:
         os.close(spec_write)
         os.close(reply_read)
         raise LaunchError(f"cannot start the task launcher: {exc}") from None
     finally:
-        os.close(spec_read)  # the launcher's ends: it holds its own copies now
-        os.close(reply_write)
-    started = ProcessId(pid, launcher.start_time(pid))
+        for fd in (spec_read, reply_write, stderr):  # the launcher holds its own copies
+            os.close(fd)
     try:
-        # Before the spec goes out: a launcher that can start a task is on record.
-        launcher.write_atomically(
-            run_dir / launcher.PIDS_DIR / launcher.LAUNCHER_PID_FILE, started.to_json(), sync=False
-        )
         line = await _handshake(spec_write, reply_read, payload)
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        await wait_exit(started)
+        started = _recorded_launcher(run_dir)
+        if started is not None:
+            signal_process(started, signal.SIGKILL)
+            await wait_exit(started)
         raise
     try:
         reply = json.loads(line)
-    except ValueError:
-        await wait_exit(started)
+        started = ProcessId(int(reply["launcher"]["pid"]), reply["launcher"].get("start_time"))
+    except (ValueError, KeyError, TypeError):
+        # It died before answering (or its server could not fork it).
+        started = _recorded_launcher(run_dir)
+        if started is not None:
+            await wait_exit(started)
         raise LaunchError(
-            f"the task launcher (pid {pid}) exited before starting the task; "
-            f"its messages are in {spec.stderr}"
+            f"the task launcher exited before starting the task; its messages are in {spec.stderr}"
         ) from None
     if "error" in reply:
         await wait_exit(started)
         raise LaunchError(str(reply["error"]))
     return Launched(started, ProcessId(int(reply["pid"]), reply.get("start_time")))
+
+
+def _recorded_launcher(run_dir: Path) -> ProcessId | None:
+    """The launcher ``pids/forked.pid`` names, if it wrote it."""
+    try:
+        document = json.loads(
+            (run_dir / launcher.PIDS_DIR / launcher.LAUNCHER_PID_FILE).read_text()
+        )
+        return ProcessId(int(document["pid"]), document.get("start_time"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def signal_process(process: ProcessId, signum: int) -> None:
+    """Send ``signum`` to ``process`` if it is still the process it was."""
+    if is_alive(process):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(process.pid, signum)
 
 
 async def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
@@ -336,7 +345,7 @@ async def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
             try:
                 view = view[os.write(spec_write, view) :]
             except BlockingIOError:
-                await _ready(loop.add_writer, loop.remove_writer, spec_write)
+                await fd_ready(loop.add_writer, loop.remove_writer, spec_write)
     except BrokenPipeError:
         pass  # the launcher died: its missing answer says so
     finally:
@@ -348,7 +357,7 @@ async def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
             try:
                 chunk = os.read(reply_read, 4096)
             except BlockingIOError:
-                await _ready(loop.add_reader, loop.remove_reader, reply_read)
+                await fd_ready(loop.add_reader, loop.remove_reader, reply_read)
                 continue
             if not chunk:
                 break
@@ -356,16 +365,6 @@ async def _handshake(spec_write: int, reply_read: int, payload: bytes) -> bytes:
     finally:
         os.close(reply_read)
     return bytes(answer)
-
-
-async def _ready(add: Any, remove: Any, fd: int) -> None:
-    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
-    ready = asyncio.get_running_loop().create_future()
-    add(fd, lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        remove(fd)
 
 
 async def wait_exit(process: ProcessId, poll_interval: float = 1.0) -> None:

@@ -5,11 +5,13 @@ bundled with the package; :func:`.containers.launch` starts it), a small
 process between the agent and the task, so tasks outlive the agent, as Mesos
 splits the agent from its launcher:
 
-1. the agent starts the launcher in a session of its own (``setsid``): a signal
-   to the agent's terminal or process group, or the agent's death, does not
-   reach it, and its parent becomes init (or a subreaper) when the agent exits;
-2. the agent writes ``pids/forked.pid`` (the launcher's pid and start time),
-   then the launch spec (:meth:`LaunchSpec.encode`) on the launcher's stdin;
+1. the agent asks its launcher server (:class:`LauncherServer`, one
+   ``pmm_launcher --serve`` per agent) for a launcher: the server forks one,
+   which leaves for a session of its own (``setsid``: a signal to the agent's
+   terminal or process group, or the agent's or the server's death, does not
+   reach it) and writes ``pids/forked.pid`` (its pid and start time);
+2. the agent sends the launch spec (:meth:`LaunchSpec.encode`) on the
+   launcher's stdin;
 3. the launcher reserves its two records (4 KiB each, holding :data:`RESERVED`, so
    a task that fills the disk cannot cost them), then starts the task in yet
    another session, so the task leads a process group that holds everything
@@ -18,13 +20,17 @@ splits the agent from its launcher:
    groups, group and user, so they hold from the task's first instruction and
    bind all it forks;
 4. it writes ``pids/task.pid`` and answers one JSON line on stdout:
-   ``{"pid": ..., "start_time": ...}`` or ``{"error": "failed to run ..."}``;
+   ``{"launcher": {"pid", "start_time"}, "pid": ..., "start_time": ...}`` or
+   ``{"launcher": {...}, "error": "failed to run ..."}``;
 5. it reaps the task, SIGKILLs whatever is left in its process group (nothing
    outlives a task), writes ``termination`` (the raw ``waitpid`` status) into
    the run's checkpoint folder, and exits.
 
 The launcher is a C program because a Python one (``python -I -S``) cost
-about 50 ms of CPU per task, which capped a 2-core agent near 35 tasks/s.
+about 50 ms of CPU per task, which capped a 2-core agent near 35 tasks/s; and
+launchers are forked by a server rather than spawned by the agent because
+``os.posix_spawn`` holds the agent's GIL until the child has exec'd, which
+under load stalled the agent's event loop for milliseconds per task.
 
 A pid is only trusted together with its start time (``/proc/<pid>/stat``), so
 a pid reused by another process after a restart is never signalled or waited on.
@@ -34,12 +40,18 @@ a pid reused by another process after a restart is never signalled or waited on.
 
 from __future__ import annotations
 
+import array
+import asyncio
 import contextlib
 import json
 import os
+import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pymesos_modules import paths
 
 PIDS_DIR = "pids"
 LAUNCHER_PID_FILE = "forked.pid"
@@ -156,3 +168,83 @@ def is_alive(process: ProcessId) -> bool:
     if stat is None or stat[0] in ("Z", "X"):
         return False
     return process.start_time is None or stat[1] == process.start_time
+
+
+class LauncherServer:
+    """The agent's ``pmm_launcher --serve``: forks a launcher per request.
+
+    Started on first use and again when it died (a request then fails over
+    to a new one); it ends when :meth:`close` closes its socket.  Launchers
+    it forked are in sessions of their own and outlive it, as they outlive
+    the agent.
+    """
+
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = None
+        self._pid: int | None = None
+
+    def _start(self) -> socket.socket:
+        if not paths.LAUNCHER.is_file():
+            raise paths.not_built(f"the task launcher ({paths.LAUNCHER.name})")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._pid = os.posix_spawn(
+                str(paths.LAUNCHER),
+                [str(paths.LAUNCHER), "--serve"],
+                os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 0)],
+                setsid=True,  # a signal to the agent's group must not stop it mid-fork
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._socket = ours
+        return ours
+
+    async def request(self, run_dir: Path, fds: list[int]) -> None:
+        """Ask for a launcher of ``run_dir`` with ``fds`` (spec pipe, reply pipe, stderr
+        file) as its stdin, stdout and stderr; OSError if no server takes it."""
+        payload = os.fsencode(str(run_dir))
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            server = self._socket or self._start()
+            try:
+                while True:
+                    try:
+                        server.sendmsg([payload], rights)
+                        return
+                    except BlockingIOError:
+                        await fd_ready(loop.add_writer, loop.remove_writer, server.fileno())
+            except (BrokenPipeError, ConnectionResetError):
+                self.close()  # it died: the next attempt starts another
+                if attempt:
+                    raise
+
+    def close(self) -> None:
+        """Close the socket (the server exits) and reap the server."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        pid, self._pid = self._pid, None
+        if pid is not None and os.waitpid(pid, os.WNOHANG)[0] == 0:
+            # It exits as soon as it reads the end of its socket; reaped meanwhile.
+            threading.Thread(target=_reap, args=(pid,), daemon=True).start()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+async def fd_ready(add: Any, remove: Any, fd: int) -> None:
+    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
+    ready = asyncio.get_running_loop().create_future()
+    add(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        remove(fd)

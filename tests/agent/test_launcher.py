@@ -7,7 +7,7 @@ gone, exec and set-up failures with their exact messages.
 
 from __future__ import annotations
 
-from support.launcher_cases import exercise
+from support.launcher_cases import exercise, exercise_server
 
 from pymesos_modules import paths
 from pymesos_modules.agent.launcher import LaunchSpec
@@ -17,6 +17,11 @@ def test_the_launcher_runs_tasks_and_records_how_they_end(tmp_path):
     runs = exercise(paths.LAUNCHER, tmp_path)
     # Only the cases that are meant to complain wrote to stderr.
     assert all(r.stderr == "" or "no usable launch spec" in r.stderr for r in runs)
+
+
+def test_the_launcher_server_forks_launchers_that_go_their_own_way(tmp_path):
+    texts = exercise_server(paths.LAUNCHER, tmp_path)
+    assert "no usable launch spec" in texts[2]
 
 
 def test_a_spec_with_a_nul_byte_is_refused_before_any_launcher_starts(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.cgroup_roots import unique_root
-from support.launcher_cases import exercise
+from support.launcher_cases import exercise, exercise_server
 from support.native_build import cmake_build, sanitizer_preload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,7 +339,9 @@ def test_the_task_launcher_is_clean_under_asan_and_ubsan(tmp_path, sanitized_mod
     lib, _ = sanitized_modules
     # The launcher links the sanitizers itself; it must also free all it allocates.
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    runs = exercise(lib / "pmm_launcher", tmp_path, env)
-    for run in runs:
+    runs = exercise(lib / "pmm_launcher", tmp_path / "direct", env)
+    texts = [run.stderr for run in runs]
+    texts += exercise_server(lib / "pmm_launcher", tmp_path / "served", env)
+    for text in texts:
         for marker in REPORTS:
-            assert marker not in run.stderr, run.stderr[-4000:]
+            assert marker not in text, text[-4000:]
