@@ -28,6 +28,7 @@ from support.executor_tasks import (
     executor_info,
     message_executor,
     on_executor,
+    shutdown_executor,
     waiting_on_executor,
 )
 from support.scheduler import Scheduler
@@ -279,20 +280,30 @@ async def test_the_schedulers_shutdown_call_shuts_one_executor_down(master, agen
     assert key in master.master.executors  # it holds its resources in the master
     executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
     assert executor is not None
-    call = {
-        "type": "SHUTDOWN",
-        "shutdown": {
-            "executor_id": {"value": "pyexec"},
-            "agent_id": {"value": agent.agent.agent_id},
-        },
-    }
-    assert await scheduler.call(call) == 202, scheduler.last_text
+    await shutdown_executor(scheduler, agent.agent.agent_id)
     statuses = await follow(scheduler, "t")
     assert statuses[-1]["state"] == "TASK_FAILED"
     assert statuses[-1]["reason"] == "REASON_EXECUTOR_TERMINATED"
     assert "shutdown" in calls(executor.container.sandbox)
     # The agent reported the exit: the master gave the executor's resources back.
     await until(lambda: key not in master.master.executors, what="the executor's release")
+
+
+async def test_an_executor_that_ignores_shutdown_is_killed_after_its_grace_period(agent, scheduler):
+    grace = {"nanoseconds": 500_000_000}  # ExecutorInfo.shutdown_grace_period wins
+    await launch(scheduler, lambda o: on_executor(o, "t", "stubborn", shutdown_grace_period=grace))
+    await follow(scheduler, "t", until="TASK_RUNNING")
+    executor = agent.agent.executor_room.find(scheduler.framework_id, "pyexec")
+    assert executor is not None
+    assert executor.container.process is not None
+    process = executor.container.process
+    await shutdown_executor(scheduler, agent.agent.agent_id)
+    await follow(scheduler, "t")
+    await until(lambda: executor.container.finished.is_set(), what="the executor to end")
+    assert "shutdown" in calls(executor.container.sandbox)  # it heard SHUTDOWN, and stayed
+    # Ended by the agent's signal, not by itself.
+    assert executor.container.returncode in (-signal.SIGTERM, -signal.SIGKILL)
+    assert not is_alive(process)
 
 
 def offered(offer: dict[str, Any], name: str) -> float:
@@ -334,11 +345,7 @@ async def test_a_restarted_master_accounts_the_executor_an_agent_reregisters_wit
         assert executor["slave_id"] == a.agent_id and executor["tasks"] == ["t"]
         assert executor["resources"]["cpus"] == pytest.approx(0.1)
         # Shut down, the executor ends and the agent says so: its resources come back.
-        call = {
-            "type": "SHUTDOWN",
-            "shutdown": {"executor_id": {"value": "pyexec"}, "agent_id": {"value": a.agent_id}},
-        }
-        assert await again.call(call) == 202, again.last_text
+        await shutdown_executor(again, a.agent_id)
         await follow(again, "t")
         await until(lambda: key not in restarted.master.executors, what="the executor's release")
     finally:

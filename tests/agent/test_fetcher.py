@@ -86,3 +86,20 @@ async def test_a_failed_fetch_fails_the_task_naming_the_uri(
     sandbox = sandbox_of(agent, scheduler.framework_id, "t")
     assert not (sandbox.parent / "escaped.txt").exists()
     assert not (sandbox / "escaped.txt").exists()
+
+
+async def test_the_cache_stays_within_its_bound(agent_factory, scheduler, files):
+    running = await agent_factory(fetcher_cache_size=16)
+    content, served, base = files
+    content.update({"a.txt": b"a" * 10, "b.txt": b"b" * 10, "big.txt": b"c" * 20})
+    cache = Path(running.agent.fetcher.cache_dir)
+
+    def cached(name: str) -> dict[str, Any]:
+        return {"value": f"{base}/{name}", "cache": True, "extract": False}
+
+    for task_id, name in [("a", "a.txt"), ("b", "b.txt"), ("big", "big.txt"), ("a-again", "a.txt")]:
+        statuses = await run(scheduler, task_id, f"test -s {name}", [cached(name)])
+        assert statuses[-1]["state"] == "TASK_FINISHED", statuses[-1]
+        # Never more than 16 bytes kept: b.txt pushed a.txt out, big.txt was not kept.
+        assert sum(p.stat().st_size for p in cache.iterdir()) <= 16
+    assert served == {"a.txt": 2, "b.txt": 1, "big.txt": 1}

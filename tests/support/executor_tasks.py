@@ -66,6 +66,15 @@ async def message_executor(
     assert await scheduler.call(message) == 202, scheduler.last_text
 
 
+async def shutdown_executor(scheduler: Any, agent_id: str, executor_id: str = "pyexec") -> None:
+    """The scheduler's SHUTDOWN call for its executor on ``agent_id``; 202 asserted."""
+    call = {
+        "type": "SHUTDOWN",
+        "shutdown": {"executor_id": {"value": executor_id}, "agent_id": {"value": agent_id}},
+    }
+    assert await scheduler.call(call) == 202, scheduler.last_text
+
+
 DEFAULT = {
     "executor_id": {"value": "group-executor"},
     "type": "DEFAULT",

@@ -7,7 +7,9 @@ PYTHONPATH).  What it does with a task is the task's ``data`` (base64 text):
 - ``wait``: TASK_RUNNING, a framework message ``hello <task id> <pid>`` to the
   scheduler, then waits for the scheduler's message ``finish <task id>``: it
   answers ``done <task id>`` and finishes the task;
-- ``fail``: TASK_RUNNING, then TASK_FAILED.
+- ``fail``: TASK_RUNNING, then TASK_FAILED;
+- ``stubborn``: as ``wait``, and the executor then never ends on SHUTDOWN (its
+  ``shutdown()`` blocks), so only the agent's kill after the grace period ends it.
 
 A kill ends the task TASK_KILLED.  Every call the executor gets is appended to
 ``calls.log`` in its sandbox (its working directory), for the tests to read.
@@ -36,6 +38,7 @@ class TestExecutor(Executor):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.waiting: dict[str, dict[str, Any]] = {}
+        self.stubborn = False
 
     def registered(self, driver: Any, executor_info: Any, framework_info: Any, agent_info: Any):
         _log(f"registered {executor_info['executor_id']['value']} {agent_info['hostname']}")
@@ -62,6 +65,7 @@ class TestExecutor(Executor):
         elif what == "fail":
             self._status(driver, task, "TASK_FAILED", "failed by the executor")
         else:
+            self.stubborn = self.stubborn or what == "stubborn"
             with self.lock:
                 self.waiting[task_id] = task
             hello = f"hello {task_id} {os.getpid()}".encode()
@@ -88,6 +92,8 @@ class TestExecutor(Executor):
 
     def shutdown(self, driver: Any) -> None:
         _log("shutdown")
+        while self.stubborn:  # the agent's kill ends this
+            time.sleep(1)
 
     def error(self, driver: Any, message: str) -> None:
         _log(f"error {message}")
