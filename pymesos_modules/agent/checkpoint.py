@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymesos_modules import jsonio
 from pymesos_modules.agent.launcher import (
     LAUNCHER_PID_FILE,
     PIDS_DIR,
@@ -251,12 +252,13 @@ class MetaDir:
     def append_update(self, run_dir: Path, task_id: str, record: dict[str, Any]) -> None:
         """One record at the end of task.updates; OSError (e.g. a full disk) leaves the
         stream as it was."""
-        path = self.task_dir(run_dir, task_id) / TASK_UPDATES_FILE
-        data = (json.dumps(record) + "\n").encode()
+        # A string, not a Path: this runs for every update and acknowledgement.
+        path = f"{run_dir}/{TASKS_DIR}/{task_id}/{TASK_UPDATES_FILE}"
+        data = jsonio.dumps(record) + b"\n"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             size = os.fstat(fd).st_size

@@ -43,7 +43,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -51,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymesos_modules import paths
+from pymesos_modules import jsonio, paths
 
 PIDS_DIR = "pids"
 LAUNCHER_PID_FILE = "forked.pid"
@@ -79,8 +78,8 @@ def write_atomically(
     # Named per process, so two writers never share a temporary file.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump(document, out)
+        with open(temporary, "wb") as out:
+            out.write(jsonio.dumps(document))
             if sync:
                 out.flush()
                 os.fsync(out.fileno())  # the rename must not reach the disk before the data
@@ -123,17 +122,17 @@ class LaunchSpec:
     def encode(self) -> bytes:
         """The spec as the launcher reads it: fields ``<tag><text>\\0`` (launcher.c says
         which tag is which); :meth:`problem` first, as no text may hold a NUL byte."""
-        fields = [b"P" + os.fsencode(self.program)]
-        fields += [b"A" + os.fsencode(a) for a in self.argv]
-        fields += [b"E" + os.fsencode(f"{k}={v}") for k, v in self.env.items()]
-        fields += [b"D" + os.fsencode(self.cwd), b"O" + os.fsencode(self.stdout)]
-        fields.append(b"R" + os.fsencode(self.stderr))
-        fields += [b"C" + os.fsencode(c) for c in self.cgroups]
+        fields = [f"P{self.program}", *(f"A{a}" for a in self.argv)]
+        fields += [f"E{k}={v}" for k, v in self.env.items()]
+        fields += [f"D{self.cwd}", f"O{self.stdout}", f"R{self.stderr}"]
+        fields += [f"C{c}" for c in self.cgroups]
         # RLIM_INFINITY is -1 in Python's resource module, and the launcher reads it so.
-        fields += [f"L{w} {soft} {hard}".encode() for w, soft, hard in self.rlimits]
+        fields += [f"L{w} {soft} {hard}" for w, soft, hard in self.rlimits]
         if self.user:
-            fields.append(("U" + " ".join(str(i) for i in self.user)).encode())
-        return b"".join(f + b"\0" for f in fields)
+            fields.append("U" + " ".join(str(i) for i in self.user))
+        fields.append("")
+        # As os.fsencode: undecodable bytes the strings carry go back as they were.
+        return "\0".join(fields).encode(errors="surrogateescape")
 
     def problem(self) -> str | None:
         """What no launcher could take (a NUL byte in a text), or None."""

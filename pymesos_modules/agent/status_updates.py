@@ -56,6 +56,14 @@ class PendingUpdate:
     #: loop time of the next send (0: as soon as connected)
     due: float = 0.0
     sends: int = 0
+    #: the timer that makes it due again, once sent
+    timer: asyncio.TimerHandle | None = None
+
+    def settle(self) -> None:
+        """No more resends (acknowledged or forgotten)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     @property
     def uuid(self) -> str:
@@ -81,6 +89,9 @@ class StatusUpdateManager:
         #: every task's records until the task is forgotten (what the checkpoint holds)
         self._logs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._wake = asyncio.Event()
+        #: streams whose head may be due now: the sending loop looks at these only, so an
+        #: agent with many tasks in flight does not scan them all on every update
+        self._ready: deque[tuple[str, str]] = deque()
         self._connected = False
         self._task: asyncio.Task | None = None
         #: sends on their way to the master
@@ -108,7 +119,7 @@ class StatusUpdateManager:
         queue = self._streams.setdefault(key, deque())
         queue.append(PendingUpdate(framework_id, status, self.retry_base))
         if len(queue) == 1:
-            self._wake.set()
+            self._due(key)
         return status
 
     def recover(
@@ -126,7 +137,7 @@ class StatusUpdateManager:
             self._streams[key] = deque(
                 PendingUpdate(framework_id, s, self.retry_base) for s in pending
             )
-            self._wake.set()
+            self._due(key)
 
     def _record(self, key: tuple[str, str], record: dict[str, Any]) -> str | None:
         """Log a record and checkpoint the stream; why the checkpoint failed, if it did."""
@@ -149,16 +160,23 @@ class StatusUpdateManager:
             return None
         self._record((framework_id, task_id), {"type": "ACK", "uuid": ack})
         done = queue.popleft()
+        done.settle()
         if queue:
             queue[0].due = 0.0
-            self._wake.set()
+            self._due((framework_id, task_id))
         else:
             del self._streams[(framework_id, task_id)]
         return done.status
 
+    def _due(self, key: tuple[str, str]) -> None:
+        """The stream's head may be sent now."""
+        self._ready.append(key)
+        self._wake.set()
+
     def forget_task(self, framework_id: str, task_id: str) -> None:
         """Drop a task's stream and log (the agent forgot the task)."""
-        self._streams.pop((framework_id, task_id), None)
+        for pending in self._streams.pop((framework_id, task_id), ()):
+            pending.settle()
         self._logs.pop((framework_id, task_id), None)
 
     def forget_framework(self, framework_id: str) -> None:
@@ -168,6 +186,9 @@ class StatusUpdateManager:
 
     def clear(self) -> None:
         """Drop everything (the master removed this agent)."""
+        for queue in self._streams.values():
+            for pending in queue:
+                pending.settle()
         self._streams.clear()
         self._logs.clear()
 
@@ -175,14 +196,17 @@ class StatusUpdateManager:
         """Registered (send every head now) or lost the master (hold everything)."""
         self._connected = connected
         if connected:
-            for queue in self._streams.values():
+            for key, queue in self._streams.items():
                 queue[0].due = 0.0
+                self._ready.append(key)
             self._wake.set()
 
     # --- views ------------------------------------------------------------------------------
 
     def pending(self, framework_id: str | None = None, task_id: str | None = None) -> int:
         """How many updates wait for acknowledgement (of one task, if given)."""
+        if framework_id is not None and task_id is not None:
+            return len(self._streams.get((framework_id, task_id), ()))
         return sum(
             len(q)
             for (f, t), q in self._streams.items()
@@ -221,22 +245,19 @@ class StatusUpdateManager:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            await self._wake.wait()
             self._wake.clear()
-            delay: float | None = None
-            if self._connected:
-                now = loop.time()
-                for queue in list(self._streams.values()):
-                    if not queue or not self._connected:
-                        continue
-                    head = queue[0]
-                    if head.due <= now:
-                        # Not awaited here: one stream's round trip to the master must not
-                        # hold the others' (only a stream's head is ever in flight).
-                        self._spawn(self._send_head(head, now))
-                    wait = head.due - now
-                    delay = wait if delay is None else min(delay, wait)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if delay is None else max(delay, 0))
+            if not self._connected:
+                self._ready.clear()  # registering marks every stream due again
+                continue
+            now = loop.time()
+            while self._ready:
+                queue = self._streams.get(self._ready.popleft())
+                # A head already sent is due again only when its timer says so.
+                if queue and queue[0].due <= now:
+                    # Not awaited here: one stream's round trip to the master must not
+                    # hold the others' (only a stream's head is ever in flight).
+                    self._spawn(self._send_head(queue[0], now))
 
     def _spawn(self, send: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(send)
@@ -249,6 +270,9 @@ class StatusUpdateManager:
         head.sends += 1
         head.due = now + head.interval
         head.interval = min(head.interval * 2, self.retry_max)
+        key = (head.framework_id, head.status["task_id"]["value"])
+        head.settle()  # a resend came early (a new registration): one timer at a time
+        head.timer = asyncio.get_running_loop().call_at(head.due, self._due, key)
         try:
             await self._send(head.framework_id, head.status)
         except Exception as exc:  # the master went away; the next registration resends it
