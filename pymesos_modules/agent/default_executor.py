@@ -260,6 +260,8 @@ class DefaultExecutor:
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
             "timestamp": time.time(),
         }
+        if check_status is None:
+            check_status = health.empty_check_status(task.info)
         set_optional(
             status, message=message, reason=reason, healthy=healthy, check_status=check_status
         )

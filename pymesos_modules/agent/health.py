@@ -17,8 +17,10 @@ same way but never kills: each result that differs from the last is sent as
 TASK_RUNNING with its ``check_status`` (REASON_TASK_CHECK_STATUS_UPDATED).
 :class:`TaskChecks` runs both for one task; every update carries the latest of
 both results (a health update the last ``check_status``, a check update the
-last ``healthy``), as Mesos' command executor does.  The agent runs them for
-command tasks (:class:`HealthChecks`), the default executor for a group's tasks.
+last ``healthy``), as Mesos' command executor does, and every other status of a
+task with a check carries an empty ``check_status`` of its type
+(:func:`empty_check_status`).  The agent runs them for command tasks
+(:class:`HealthChecks`), the default executor for a group's tasks.
 """
 
 from __future__ import annotations
@@ -117,6 +119,16 @@ def parse(check: Any, field: str = "health_check") -> HealthCheck | None:
             **timing,
         )
     raise ValueError(f"{field}.type must be COMMAND, HTTP or TCP, found {kind!r}")
+
+
+def empty_check_status(info: dict[str, Any]) -> dict[str, Any] | None:
+    """What a status of a task with a general check carries before the check's first result,
+    as Mesos: the check's type and an empty result (None without a valid check)."""
+    try:
+        check = parse(info.get("check"), "check")
+    except ValueError:
+        return None
+    return None if check is None else {"type": check.kind, check.kind.lower(): {}}
 
 
 class Checker:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pymesos_modules.agent import health
 from pymesos_modules.agent.records import TERMINAL, Container, set_optional
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class TaskStatus:
             status["agent_id"] = {"value": self.agent.agent_id}
         if container.process is not None:
             status["container_status"]["executor_pid"] = container.process.pid
+        if check_status is None and container.executor is None:
+            check_status = health.empty_check_status(container.info)
         set_optional(
             status, message=message, reason=reason, healthy=healthy, check_status=check_status
         )

@@ -138,6 +138,8 @@ async def test_a_groups_uris_are_fetched_into_each_tasks_sandbox_and_checks_run(
         **FAST,
     }
     await accept_group(scheduler, offer, [task])
+    (starting,) = (await follow_all(scheduler, {"fetched"}, "TASK_STARTING"))["fetched"]
+    assert starting["check_status"] == {"type": "COMMAND", "command": {}}  # no result yet
     first = await running_until(
         scheduler,
         "fetched",

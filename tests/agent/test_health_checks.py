@@ -69,6 +69,9 @@ async def test_a_general_check_reports_each_new_result_and_never_kills(agent, sc
     command = "echo 0 > code; exec sleep 600"
     await launch(scheduler, lambda o: task_info(o, "t", command, check=check))
     statuses = await follow(scheduler, "t", until="TASK_RUNNING")
+    # As Mesos: before the check's first result, each status carries an empty one.
+    assert [s["state"] for s in statuses] == ["TASK_STARTING", "TASK_RUNNING"]
+    assert all(s["check_status"] == {"type": "COMMAND", "command": {}} for s in statuses)
     while statuses[-1].get("check_status", {}).get("command", {}).get("exit_code") != 0:
         statuses += await follow(scheduler, "t", until="TASK_RUNNING")
     assert statuses[-1]["reason"] == "REASON_TASK_CHECK_STATUS_UPDATED"
