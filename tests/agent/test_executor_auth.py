@@ -12,19 +12,13 @@ from typing import Any
 import jwt
 import pytest
 from support.agent_tasks import agent_args, follow_all, restarted, until
-from support.executor_tasks import launch_group, sandbox_of
+from support.executor_tasks import environment_of, launch_group, sandbox_of
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
 from pymesos_modules.agent.executor_auth import TOKEN_VARIABLE
 
 CHALLENGE = 'Bearer realm="mesos-agent-executor"'
-
-
-def environment_of(pid: int) -> dict[str, str]:
-    """A running process' environment, as the kernel shows it."""
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from support.agent_tasks import (
     until,
 )
 from support.executor_tasks import (
+    environment_of,
     executor_info,
     message_executor,
     on_executor,
@@ -64,6 +65,25 @@ async def test_tasks_of_one_executor_run_on_it_and_finish(agent, scheduler):
     (entry,) = [e for e in framework["executors"] if e["id"] == "pyexec"]
     assert entry["state"] == "RUNNING"
     assert entry["directory"] == str(executor.container.sandbox)
+    # Mesos' executor environment, as the executor's process has it.
+    assert executor.container.process is not None
+    env = environment_of(executor.container.process.pid)
+    sandbox = str(executor.container.sandbox)
+    assert {
+        "MESOS_FRAMEWORK_ID": scheduler.framework_id,
+        "MESOS_EXECUTOR_ID": "pyexec",
+        "MESOS_DIRECTORY": sandbox,
+        "MESOS_SANDBOX": sandbox,
+        "MESOS_CONTAINER_ID": executor.container.container_id,
+        "MESOS_AGENT_ID": agent.agent.agent_id,
+        "MESOS_AGENT_ENDPOINT": agent.agent.endpoint,
+        "MESOS_CHECKPOINT": "1",  # the test framework checkpoints
+        "MESOS_HTTP_COMMAND_EXECUTOR": "0",
+        "MESOS_RECOVERY_TIMEOUT": "900secs",
+        "MESOS_SUBSCRIPTION_BACKOFF_MAX": "2secs",
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "3secs",
+    }.items() <= env.items()
+    assert "MESOS_EXECUTOR_AUTHENTICATION_TOKEN" not in env  # no --executor_secret_key
 
 
 async def test_framework_messages_reach_the_executor_and_kills_are_its_to_do(agent, scheduler):

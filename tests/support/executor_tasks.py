@@ -14,6 +14,12 @@ from support.agent_tasks import follow, launch, task_info
 EXECUTOR = Path(__file__).resolve().parent / "pymesos_executor.py"
 
 
+def environment_of(pid: int) -> dict[str, str]:
+    """A running process' environment, as the kernel shows it."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
 def executor_info(executor_id: str = "pyexec", cpus: float = 0.1, **extra: Any) -> dict[str, Any]:
     """An ExecutorInfo running the pymesos test executor."""
     site = str(pymesos_site.prepare())
