@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from yarl import URL
 
 from pymesos_modules import jsonio
 from pymesos_modules.agent.leader import follows_zookeeper
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 AGENT_HEADER = "Pmm-Agent-Id"
+#: How long one call to the master may take.
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=30.0)
 #: The token of this agent's connection, given with REGISTERED; every other call
 #: carries it (docs/agent-protocol.md)
 STREAM_HEADER = "Mesos-Stream-Id"
@@ -59,6 +62,34 @@ def master_url(master: str) -> str | None:
     if not name or not port.isdigit():
         raise ValueError(f"--master={master}: expected HOST:PORT (e.g. 127.0.0.1:5050)")
     return url.rstrip("/")
+
+
+def complete_records(pending: bytearray) -> list[bytes]:
+    """The whole RecordIO records (``<length>\\n<JSON>``) at the start of ``pending``, taken
+    out of it; a record not complete yet stays.  ValueError on a bad length line."""
+    records = []
+    start = 0
+    while True:
+        newline = pending.find(b"\n", start)
+        if newline < 0:
+            if len(pending) - start > 32:
+                raise ValueError(f"bad RecordIO length {bytes(pending[start : start + 40])!r}")
+            break
+        head = pending[start:newline].strip()
+        if not head:  # blank lines between records carry nothing
+            start = newline + 1
+            continue
+        try:
+            size = int(head)
+        except ValueError:
+            raise ValueError(f"bad RecordIO length {bytes(head[:40])!r} from the master") from None
+        end = newline + 1 + size
+        if len(pending) < end:
+            break
+        records.append(bytes(pending[newline + 1 : end]))
+        start = end
+    del pending[:start]
+    return records
 
 
 def task_entry(container: Container) -> dict[str, Any]:
@@ -96,6 +127,8 @@ class Registration:
         self.agent = agent
         #: the token of the current (or last) connection to the master
         self.stream_token: str | None = None
+        #: (master URL, its agent API URL), see _api_url
+        self._api: tuple[str | None, URL] | None = None
 
     def register_call(self) -> dict[str, Any]:
         """REGISTER, or REREGISTER with the tasks and frameworks once the agent has an id."""
@@ -191,22 +224,18 @@ class Registration:
             raise aiohttp.ClientError(message)
         self.stream_token = response.headers.get(STREAM_HEADER)
         content = response.content
+        pending = bytearray()
         while not self.agent.stopping:
-            silence = 3 * self.agent.heartbeat_interval
-            line = await asyncio.wait_for(content.readline(), silence)
-            if not line:
+            # Whatever has arrived, in one read: under load a read holds many events, and
+            # one timed wait per read (not two per event) keeps the stream cheap.
+            chunk = await asyncio.wait_for(content.readany(), 3 * self.agent.heartbeat_interval)
+            if not chunk:
                 logger.info("master %s ended the stream", self.agent.url)
                 return
-            if not line.strip():
-                continue
-            try:
-                size = int(line)
-            except ValueError:
-                raise ValueError(f"bad RecordIO length {line[:40]!r} from the master") from None
-            data = await asyncio.wait_for(content.readexactly(size), silence)
-            event = jsonio.loads(data)
-            if self.handle(event) == "reregister":
-                return
+            pending += chunk
+            for data in complete_records(pending):
+                if self.handle(jsonio.loads(data)) == "reregister":
+                    return
 
     async def pong(self) -> None:
         """Answer the master's HEARTBEAT (its proof that this agent is alive)."""
@@ -222,16 +251,27 @@ class Registration:
             headers[STREAM_HEADER] = self.stream_token
         return headers
 
+    def _api_url(self) -> URL:
+        """The master's agent API, parsed once per master (every update posts to it)."""
+        master = self.agent.url
+        if self._api is None or self._api[0] != master:
+            self._api = (master, URL(f"{master}/api/v1/agent"))
+        return self._api[1]
+
     async def post(self, call: dict[str, Any]) -> None:
         """One agent call; raises when the master did not take it (202)."""
         if self.agent.session is None or self.agent.agent_id is None:
             raise ConnectionError("not connected")
         body = {"agent_id": {"value": self.agent.agent_id}, **call}
         async with self.agent.session.post(
-            f"{self.agent.url}/api/v1/agent",
-            json=body,
-            headers={**self.headers(), AGENT_HEADER: self.agent.agent_id},
-            timeout=aiohttp.ClientTimeout(total=30.0),
+            self._api_url(),
+            data=jsonio.dumps(body),
+            headers={
+                **self.headers(),
+                AGENT_HEADER: self.agent.agent_id,
+                "Content-Type": jsonio.CONTENT_TYPE,
+            },
+            timeout=CALL_TIMEOUT,
         ) as response:
             if response.status != 202:
                 text = await response.text()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 
+import pytest
 from aiohttp import web
 from support.agent_tasks import (
     ack,
@@ -20,6 +21,7 @@ from support.scheduler import Scheduler
 
 from pymesos_modules import metrics
 from pymesos_modules.agent import cli as agent_cli
+from pymesos_modules.agent.registration import complete_records
 from pymesos_modules.http.server import AGENTS
 from pymesos_modules.jsonio import record as recordio
 from pymesos_modules.master.cli import start_master
@@ -221,3 +223,15 @@ def test_reregister_task_entries_carry_the_role_the_task_was_offered_in(tmp_path
     }
     container.info = {"task_id": {"value": "t"}, "resources": [cpus]}
     assert "role" not in task_entry(container)
+
+
+def test_the_masters_stream_may_cut_records_anywhere():
+    stream = b"".join(b"%d\n%b" % (len(d), d) for d in (b'{"a":1}', b"\n[2]", b'"three"'))
+    for cut in range(len(stream) + 1):
+        pending, seen = bytearray(), []
+        for part in (stream[:cut], stream[cut:]):
+            pending += part
+            seen += complete_records(pending)
+        assert seen == [b'{"a":1}', b"\n[2]", b'"three"'] and not pending, cut
+    with pytest.raises(ValueError, match="bad RecordIO length b'x'"):
+        complete_records(bytearray(b"x\n{}"))
