@@ -176,7 +176,8 @@ class OffersRoom(MasterBase):
     def _take(self, pieces: list[list], wanted: res.Resources, items: Any, who: str) -> list[Piece]:
         """Take ``wanted`` (scalars, given as the JSON ``items``) out of the offered ``pieces``.
 
-        Returns what was taken per piece; CallError (naming ``who``) if it does not fit.
+        Returns what was taken per piece; CallError (naming ``who``) if it does not fit,
+        and then nothing is taken.
         """
         # Each kind comes only from offered resources of the same kind, as in
         # Mesos: regular ones never from revocable ones (those may vanish with
@@ -206,7 +207,7 @@ class OffersRoom(MasterBase):
             needs = [(regular_need, False), (list(marked_need), True)]
         # map() over builtins rather than generators: every launched task passes here,
         # and a generator expression costs about a microsecond to start and finish.
-        taken: list[Piece] = []
+        plan: list[tuple[list[float], list[list]]] = []
         for need, kind in needs:
             if not any(need):  # amounts are >= 0
                 continue
@@ -218,6 +219,10 @@ class OffersRoom(MasterBase):
                 available = tuple(map(sum, columns)) or (0.0,) * len(need)
             if any(map(gt, need, [a + 1e-9 for a in available])):
                 raise CallError(400, f"{who} uses more resources than its offers hold")
+            plan.append((need, own))
+        # Every kind fits: only now is anything taken, so a failure changes nothing.
+        taken: list[Piece] = []
+        for need, own in plan:
             for piece in own:  # unreserved first, then reservations
                 take = tuple(map(min, need, piece[2]))
                 if any(take):

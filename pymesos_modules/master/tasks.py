@@ -105,8 +105,34 @@ class TasksRoom(ExecutorsRoom):
             return
         seen: set[str] = set()
         for executor, unit, is_group in units:
-            self._launch_unit(framework, claim, executor, unit, seen, is_group)
+            if executor is None and not is_group:
+                self._launch_one(framework, claim, unit[0], seen)
+            else:
+                self._launch_unit(framework, claim, executor, unit, seen, is_group)
         self._give_back(framework, claim, refuse)
+
+    def _launch_one(self, framework: Framework, claim: Claim, task: Any, seen: set[str]) -> None:
+        """Launch one task of a LAUNCH that names no executor of its own (the common unit).
+
+        What :meth:`_launch_unit` does for it, without the bookkeeping a unit of
+        several parts needs to undo: :meth:`_launch` takes nothing when it fails.
+        """
+        if self.authorizer is not None:
+            user = self._task_user(framework, task)
+            if not self._authorized(Action.RUN_TASK, framework.info.get("principal"), user):
+                message = f"Not authorized to launch as user '{user}'"
+                self._drop(framework, task, TaskState.ERROR, "REASON_TASK_UNAUTHORIZED", message)
+                return
+        try:
+            made = self._launch(
+                framework, claim.agent, claim.role, task, claim.pieces, seen, claim.ports
+            )
+        except CallError as exc:
+            self._drop(framework, task, TaskState.ERROR, "REASON_TASK_INVALID", exc.message)
+            return
+        if made.ports:
+            claim.ports = res.subtract_ranges(claim.ports, made.ports)
+        self._start(framework, claim.agent, made)
 
     def _launch_unit(
         self,
