@@ -24,6 +24,30 @@ def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=jsonio.dumps(value), content_type=jsonio.CONTENT_TYPE)
 
 
+#: Bodies larger than this are sent in slices of this size (see send_json_bytes).
+SEND_SLICE = 256 * 1024
+
+
+async def send_json_bytes(request: web.Request, body: bytes) -> web.StreamResponse:
+    """Answer ``request`` with ``body``, JSON already encoded (``/state``: megabytes, shared
+    by every poller).
+
+    A Response would join the headers and the whole body into a new buffer, then the
+    transport would copy what the socket did not take at once: two copies of every
+    answer, made on the event loop.  Slices of a memoryview are copied only into the
+    transport's buffer, a slice at a time, and each write waits for the socket to
+    drain, so other requests are served between slices.
+    """
+    response = web.StreamResponse(headers={"Content-Type": jsonio.CONTENT_TYPE})
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(body), SEND_SLICE):
+        await response.write(view[start : start + SEND_SLICE])
+    await response.write_eof()
+    return response
+
+
 class StreamSink:
     """Events for one subscribed framework (or agent, or executor), queued for its stream.
 

@@ -4,8 +4,10 @@
   (``<length>\\n<json>``) with a ``Mesos-Stream-Id`` header; SUBSCRIBED comes
   first, HEARTBEAT every ``heartbeat_interval`` seconds. Every other call must
   carry that stream id and is answered ``202 Accepted``.
-- ``/version``, ``/state``, ``/metrics/snapshot``, ``/metrics`` (Prometheus
-  text), ``/flags``, ``/health``, ``/modules``; ``POST /teardown``.
+- ``/version``, ``/state`` (also ``/state.json``, ``/master/state[.json]``; built
+  once per change of the master's state, see master/views.py), ``/metrics/snapshot``,
+  ``/metrics`` (Prometheus text), ``/flags``, ``/health``, ``/modules``;
+  ``POST /teardown``.
 - Leadership (docs/ha.md): a standby master answers the scheduler and agent
   APIs and ``/teardown`` with ``307 Temporary Redirect`` and the leader's
   ``Location`` (``//host:port/path``, as Mesos), or ``503`` while no master
@@ -38,6 +40,7 @@ from pymesos_modules.http.common import (
     json_response,
     read_body,
     read_call,
+    send_json_bytes,
     write_events,
 )
 from pymesos_modules.kinds.http_authenticator import HttpAuthenticator
@@ -242,11 +245,24 @@ def create_app(
             }
         )
 
-    async def state(_: web.Request) -> web.Response:
-        view = master.state()
+    #: the last /state answered: (the master's bytes, leadership's fields, the answer)
+    decorated: list[tuple[bytes, bytes, bytes]] = []
+
+    async def state(request: web.Request) -> web.StreamResponse:
+        # Built once per change of the master's state and shared by every poller
+        # (master/views.py); leadership's fields are spliced in, once per build.
+        body = await master.state_json()
         if leadership is not None:
-            leadership.decorate_state(view)
-        return json_response(view)
+            fields: dict[str, Any] = {}
+            leadership.decorate_state(fields)
+            extra = jsonio.dumps(fields) if fields else b""
+            if decorated and decorated[0][0] is body and decorated[0][1] == extra:
+                body = decorated[0][2]
+            else:
+                answer = body[:-1] + b"," + extra[1:] if extra else body
+                decorated[:] = [(body, extra, answer)]
+                body = answer
+        return await send_json_bytes(request, body)
 
     def metrics() -> dict[str, float]:
         values = master.snapshot_metrics()
@@ -297,7 +313,9 @@ def create_app(
     app.router.add_get("/health", health)
     for path, handler in [
         ("/state", state),
+        ("/state.json", state),
         ("/master/state", state),
+        ("/master/state.json", state),
         ("/metrics/snapshot", snapshot),
         ("/metrics", prometheus),
         ("/flags", flags_view),
