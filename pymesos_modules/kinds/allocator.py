@@ -621,12 +621,11 @@ class OfferView:
         return self._batch.values[self._start : self._stop].sum(axis=0)
 
 
-def materialize(batch: OfferBatch) -> list[OfferView]:
-    """Split a cycle's rows into offers, one per consecutive (framework, agent, role) run.
+def offer_starts(batch: OfferBatch) -> list[int]:
+    """Where each offer's rows start: one offer per consecutive (framework, agent, role) run.
 
-    Boundaries are found with vectorised NumPy comparisons, so the only
-    per-offer Python work is creating one small :class:`OfferView`.  (An
-    allocator emits all pools of one decision consecutively.)
+    Boundaries are found with vectorised NumPy comparisons.  (An allocator emits
+    all pools of one decision consecutively.)
     """
     count = len(batch)
     if count == 0:
@@ -637,6 +636,12 @@ def materialize(batch: OfferBatch) -> list[OfferView]:
     for field_name in ("framework", "agent", "role"):
         column = rows[field_name]
         change[1:] |= column[1:] != column[:-1]
-    starts = np.flatnonzero(change).tolist()
-    stops = [*starts[1:], count]
+    return np.flatnonzero(change).tolist()
+
+
+def materialize(batch: OfferBatch) -> list[OfferView]:
+    """A cycle's rows as offers (:func:`offer_starts`); the only per-offer Python work is
+    creating one small :class:`OfferView`."""
+    starts = offer_starts(batch)
+    stops = [*starts[1:], len(batch)]
     return [OfferView(batch, a, b) for a, b in zip(starts, stops, strict=True)]

@@ -123,6 +123,8 @@ class MasterBase:
     last_allocation_ms: float
     #: the registered scalar resource names, as a set (what a task may ask for)
     _known_names: frozenset[str]
+    #: offers made so far (an offer id is the master's id and this number, as Mesos')
+    _offer_serial: int
     _lock: threading.Lock
     _wake: asyncio.Event | None
     _pending_batch: OfferBatch | None

@@ -153,6 +153,7 @@ class Master(RecoveryRoom, ViewsRoom):
         self.last_allocation_ms = 0.0
         names = self.flags.resource_names
         self._known_names = frozenset(names)
+        self._offer_serial = 0
         self.allocator.initialize(
             AllocatorOptions(
                 resource_names=names,
