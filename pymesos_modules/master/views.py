@@ -43,7 +43,9 @@ READ_ONLY = frozenset(
         "stop",
     }
 )
-#: Private methods that change what views show: the allocation loop calls them directly.
+#: Private methods that change what views show: the allocation loop calls them directly,
+#: every cycle, and all they change that a view shows is the set of outstanding offers,
+#: so they bump the version only when that changed (an idle master's views stay cached).
 PRIVATE_CHANGES = ("_deliver", "_expire_offers")
 #: Tasks (or agents) encoded per piece of /state; between pieces the loop may run.
 PIECE = 500
@@ -54,7 +56,19 @@ SLICE_SECONDS = 0.004
 def _changes_state(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method``, bumping ``state_version`` when it returns (and, if async, when it starts:
     a view built while it awaits must not outlive it)."""
-    if inspect.iscoroutinefunction(method):
+    if method.__name__ in PRIVATE_CHANGES:
+
+        @functools.wraps(method)
+        def changing_offers(self: ViewsRoom, *args: Any, **kwargs: Any) -> Any:
+            offers = set(self.offers)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                if offers != self.offers.keys():
+                    self.state_version += 1
+
+        wrapper: Callable[..., Any] = changing_offers
+    elif inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
         async def changing_async(self: ViewsRoom, *args: Any, **kwargs: Any) -> Any:
@@ -64,7 +78,7 @@ def _changes_state(method: Callable[..., Any]) -> Callable[..., Any]:
             finally:
                 self.state_version += 1
 
-        wrapper: Callable[..., Any] = changing_async
+        wrapper = changing_async
     else:
 
         @functools.wraps(method)
@@ -88,6 +102,9 @@ class ViewsRoom(OffersRoom):
     _state_cache: tuple[int, bytes] | None = None
     #: the build running now: (state_version it started at, its future)
     _state_build: tuple[int, asyncio.Future[bytes]] | None = None
+    #: each task's JSON as the last build wrote it, by (framework id, task id): (the Task,
+    #: its status, state and executor id then, the bytes); see _task_fragments
+    _task_fragments: dict[tuple[str, str], tuple[Task, Any, TaskState, str, bytes]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Make every state-changing method of the composed master bump ``state_version``."""
@@ -260,22 +277,54 @@ class ViewsRoom(OffersRoom):
         event loop run.  Lists are copied before they are walked, so a change made between
         pieces never breaks the walk (it shows, or not, as in a build started later)."""
         executor_of = self._executors_of_tasks()
-
-        def task_json(t: Task) -> dict[str, Any]:
-            return self._task_json(t, executor_of)
-
+        reused = self._task_fragments
+        fragments: dict[tuple[str, str], tuple[Task, Any, TaskState, str, bytes]] = {}
         yield dumps(self._state_head())[:-1]
         yield b',"frameworks":['
         for index, f in enumerate(list(self.frameworks.values())):
             yield (b"," if index else b"") + dumps(self._framework_head(f))[:-1]
             yield b',"tasks":'
-            yield from _json_list(list(f.tasks.values()), task_json)
+            yield from self._tasks_json(list(f.tasks.values()), executor_of, reused, fragments)
             yield b',"completed_tasks":'
-            yield from _json_list(list(f.completed), task_json)
+            yield from self._tasks_json(list(f.completed), executor_of, reused, fragments)
             yield b"," + dumps(self._framework_tail(f))[1:]
         yield b'],"slaves":'
         yield from _json_list(list(self.agents.values()), self._agent_json)
         yield b"," + dumps(self._state_tail())[1:]
+        self._task_fragments = fragments
+
+    def _tasks_json(
+        self,
+        tasks: list[Task],
+        executor_of: dict[tuple[str, str], str],
+        reused: dict[tuple[str, str], tuple[Task, Any, TaskState, str, bytes]],
+        fragments: dict[tuple[str, str], tuple[Task, Any, TaskState, str, bytes]],
+    ) -> Iterator[bytes]:
+        """A JSON array of tasks, ``PIECE`` per piece.  A task whose state, status and
+        executor are those of the last build is not encoded again: its bytes are reused
+        (a status update replaces ``Task.status``; the other fields of a Task never change
+        once it is made), so a build after a few changes encodes only what changed."""
+        yield b"["
+        for start in range(0, len(tasks), PIECE):
+            out = []
+            for t in tasks[start : start + PIECE]:
+                key = (t.framework_id, t.task_id)
+                executor = executor_of.get(key, "")
+                entry = reused.get(key)
+                if (
+                    entry is None
+                    or entry[0] is not t
+                    or entry[1] is not t.status
+                    or entry[2] != t.state
+                    or entry[3] != executor
+                ):
+                    data = dumps(self._task_json(t, executor_of))
+                    entry = (t, t.status, t.state, executor, data)
+                fragments[key] = entry
+                out.append(entry[4])
+            chunk = b",".join(out)
+            yield (b"," + chunk) if start else chunk
+        yield b"]"
 
     async def state_json(self) -> bytes:
         """``/state`` as JSON bytes, built once per :attr:`state_version` and shared.

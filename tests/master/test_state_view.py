@@ -176,3 +176,35 @@ async def test_an_async_call_bumps_the_version_when_it_starts_and_when_it_ends()
     # A view built while it awaited the registry is stale once it is done.
     assert before < during < master.state_version
     assert agent_id in {a["id"] for a in master.state()["unreachable_slaves"]}
+
+
+async def test_a_changed_task_is_encoded_again_and_the_others_are_reused(monkeypatch):
+    master, framework = busy_cluster()
+    await master.state_json()
+    kept = dict(master._task_fragments)
+    running = next(t for f in master.frameworks.values() for t in f.tasks.values())
+    framework.call({"type": "KILL", "kill": {"task_id": {"value": running.task_id}}})
+    body, view = await view_of(master)
+    assert json.loads(body) == view
+    (killed,) = [t for t in view["frameworks"][0]["completed_tasks"] if t["id"] == running.task_id]
+    assert killed["state"] == "TASK_KILLED"
+    key = (running.framework_id, running.task_id)
+    assert master._task_fragments[key][4] is not kept[key][4]
+    others = [k for k in kept if k != key]
+    assert others and all(master._task_fragments[k][4] is kept[k][4] for k in others)
+
+
+def test_an_idle_allocation_cycle_leaves_the_version_alone():
+    master, framework = busy_cluster()
+    before = master.state_version
+    master._allocate_in_thread(None)  # what the loop runs: everything is offered already
+    master._deliver(master._pending_batch)
+    master._expire_offers()
+    assert master.state_version == before
+    offer = next(iter(master.offers))
+    framework.call({"type": "DECLINE", "decline": {"offer_ids": [{"value": offer}],
+                                                   "filters": {"refuse_seconds": 0}}})  # fmt: skip
+    declined = master.state_version
+    master._allocate_in_thread(None)  # the declined resources are offered again
+    master._deliver(master._pending_batch)
+    assert master.state_version > declined
