@@ -23,6 +23,7 @@ from pymesos_modules.master.executors import ExecutorsRoom, _executor_id
 from pymesos_modules.master.offers import Claim, InvalidOffers
 from pymesos_modules.master.state import (
     TASK_STATES,
+    TERMINAL_STATES,
     Agent,
     Executor,
     Framework,
@@ -436,25 +437,30 @@ class TasksRoom(ExecutorsRoom):
         """A status update from an agent; forwarded to the framework. False if invalid."""
         agent = self.agents.get(agent_id)
         framework = self.frameworks.get(framework_id)
+        if agent is None or framework is None:
+            self.counters["invalid_status_updates"] += 1
+            return False
+        ack = status.get("uuid")
+        if ack is not None:
+            pending = framework.unacknowledged.get(ack)
+            # An update is only taken from the agent that holds the task (Mesos checks
+            # the sender is the task's agent): another agent cannot report on it.
+            if pending is not None and _agent_of(pending) == agent_id:
+                self._send(framework, pending)  # a retry of an update not acknowledged yet
+                return True
         task_id = (status.get("task_id") or {}).get("value")
-        task = framework.tasks.get(task_id) if framework and task_id else None
-        pending = framework.unacknowledged.get(status.get("uuid", "")) if framework else None
-        # An update is only taken from the agent that holds the task (Mesos checks the
-        # sender is the task's agent): another agent cannot report on it.
-        if pending is not None and _agent_of(pending) != agent_id:
-            pending = None
-        if agent is not None and framework is not None and pending is not None:
-            self._send(framework, pending)  # a retry of an update the framework has not acked
-            return True
-        if agent is None or framework is None or task is None or task.agent_id != agent_id:
+        task = framework.tasks.get(task_id) if task_id else None
+        if task is None or task.agent_id != agent_id:
             self.counters["invalid_status_updates"] += 1
             return False
         self.counters["valid_status_updates"] += 1
         status = {**status, "agent_id": {"value": agent_id}}
-        if "uuid" not in status:
+        if ack is None:
             status["uuid"] = status_uuid()
-        status.setdefault("timestamp", time.time())
-        status.setdefault("source", "SOURCE_EXECUTOR")
+        if "timestamp" not in status:
+            status["timestamp"] = time.time()
+        if "source" not in status:
+            status["source"] = "SOURCE_EXECUTOR"
         self._update(task, status, release=True)
         return True
 
@@ -464,9 +470,9 @@ class TasksRoom(ExecutorsRoom):
         if state is None:
             self.counters["invalid_status_updates"] += 1
             return
-        was_terminal = task.state.terminal
+        was_terminal = task.state in TERMINAL_STATES
         task.state, task.status = state, status
-        if state.terminal and not was_terminal:
+        if state in TERMINAL_STATES and not was_terminal:
             key = f"tasks_{state.name.lower()}"
             if key in self.counters:
                 self.counters[key] += 1
