@@ -665,6 +665,9 @@ class NativeInstance:
         self._thread_errors = threading.local()
         # call -> its crash record label, built on first use (see crash.py).
         self._crash_labels: dict[str, Any] = {}
+        # call -> whether the function table has it: the table never changes, and
+        # working it out (type name, offset, size) costs more than most calls.
+        self._has: dict[str, bool] = {}
         descriptor = info.pointer
         if descriptor.compatible != ffi.NULL:
             self.error.clear()
@@ -713,12 +716,16 @@ class NativeInstance:
 
     def has(self, call: str) -> bool:
         """True when the module's function table is new enough to have ``call`` and sets it."""
+        known = self._has.get(call)
+        if known is not None:
+            return known
         if self.vtable is None:
             return False
         table = self.vtable
         type_name = ffi.typeof(table).item.cname
         end = ffi.offsetof(type_name, call) + ffi.sizeof(getattr(table, call))
-        return table.struct_size >= end and getattr(table, call) != ffi.NULL
+        known = self._has[call] = table.struct_size >= end and getattr(table, call) != ffi.NULL
+        return known
 
     def call(self, call: str, *args: Any) -> None:
         """Call ``vtable->call(self, *args, error)``; raise :class:`NativeCallError` on failure."""
