@@ -24,10 +24,12 @@ from pymesos_modules.bench.wire import (
     Endpoint,
     RecordStream,
     WireError,
+    first_record,
     open_stream,
     post_json,
     request_bytes,
 )
+from pymesos_modules.jsonio import loads
 from pymesos_modules.paths import module_command
 
 #: The user the bench's frameworks run tasks as: whoever runs the bench, who exists
@@ -226,6 +228,11 @@ async def reregister_all(
 
     async def one(index: int, request: bytes) -> None:
         async with gate:
+            if not then:  # REGISTERED, then hang up: the leanest client there is
+                first = loads(await first_record(endpoint, request))
+                if first.get("type") != "REGISTERED":
+                    raise WireError(f"expected REGISTERED, got {first.get('type')}")
+                return
             stream = await open_stream(endpoint, request)
             try:
                 first = await stream.next()
@@ -316,22 +323,27 @@ async def populate(master: MasterProcess, agents: int, shape: AgentShape) -> dic
 
 @dataclass
 class Window:
-    """Wall and master CPU seconds over a timed section."""
+    """Wall and master CPU seconds over a timed section, and the benchmark's own CPU
+    seconds: a client that used about as much CPU as the master may be what was timed."""
 
     master: MasterProcess
     started: float = 0.0
     cpu_started: float = 0.0
+    client_started: float = 0.0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
 
     def __enter__(self) -> Window:
         self.cpu_started = self.master.cpu_seconds()
+        self.client_started = time.process_time()
         self.started = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.started
         self.cpu_seconds = self.master.cpu_seconds() - self.cpu_started
+        self.client_cpu_seconds = time.process_time() - self.client_started
 
 
 async def metrics(master: MasterProcess) -> dict[str, float]:

@@ -162,6 +162,98 @@ class RecordStream:
         self.writer.close()
 
 
+def split_records(buffer: bytes | bytearray) -> tuple[list[bytes], int]:
+    """The complete RecordIO records at the start of ``buffer``, and how many bytes they use."""
+    records: list[bytes] = []
+    view = memoryview(buffer)
+    at = 0
+    try:
+        while (newline := buffer.find(b"\n", at)) >= 0:
+            end = newline + 1 + int(buffer[at:newline])
+            if end > len(buffer):
+                break
+            records.append(bytes(view[newline + 1 : end]))
+            at = end
+    finally:
+        view.release()
+    return records, at
+
+
+class _FirstRecord(asyncio.Protocol):
+    """Send one request on a fresh connection; the first RecordIO record of its
+    streaming answer (chunked), then hang up.  What a simulated agent does to
+    re-register: a bare protocol, as little client work per connection as can be."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[bytes]) -> None:
+        self.request = request
+        self.done = done
+        self.data = bytearray()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        # Any: uvloop's transports do not derive from asyncio.Transport.
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        try:
+            record = _first_record(self.data)
+        except WireError as exc:
+            self._finish(exc)
+            return
+        if record is not None:
+            self._finish(record)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(WireError(f"connection closed before a record: {bytes(self.data[:300])!r}"))
+
+    def _finish(self, outcome: bytes | Exception) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if self.done.done():
+            return
+        if isinstance(outcome, Exception):
+            self.done.set_exception(outcome)
+        else:
+            self.done.set_result(outcome)
+
+
+def _first_record(data: bytearray) -> bytes | None:
+    """The first record of a chunked RecordIO response in ``data``, None until it is whole.
+
+    WireError for an answer other than 200 (with the start of its body).
+    """
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    status = data[: data.find(b"\r\n")].split(b" ", 2)
+    if len(status) < 2 or status[1] != b"200":
+        raise WireError(f"stream refused: {bytes(data[: head_end + 300])!r}")
+    if b"transfer-encoding: chunked" not in data[:head_end].lower():
+        raise WireError("a stream must be chunked")
+    payload = bytearray()
+    at = head_end + 4
+    while (line_end := data.find(b"\r\n", at)) >= 0:
+        size = int(data[at:line_end].split(b";")[0], 16)
+        if size == 0 or line_end + 2 + size + 2 > len(data):
+            break
+        payload += data[line_end + 2 : line_end + 2 + size]
+        at = line_end + 2 + size + 2
+        records, _ = split_records(payload)
+        if records:
+            return records[0]
+    return None
+
+
+async def first_record(endpoint: Endpoint, request: bytes) -> bytes:
+    """Open a stream (REGISTER, REREGISTER, SUBSCRIBE), read its first record, hang up."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    await loop.create_connection(lambda: _FirstRecord(request, done), endpoint.host, endpoint.port)
+    return await done
+
+
 async def open_stream(endpoint: Endpoint, request: bytes) -> RecordStream:
     """Send a request that answers with a RecordIO stream (SUBSCRIBE, REGISTER)."""
     reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, limit=2**24)
