@@ -288,11 +288,10 @@ class AgentApi:
         tasks = body.get("tasks", [])
         if not isinstance(tasks, list):
             raise CallError(400, f"{kind}.tasks must be a list")
-        frameworks = body.get("frameworks", [])
-        executors = body.get("executor_infos", [])
-        listed = self.master.listed_tasks(tasks)
-        listed_executors = self.master.listed_executors(executors)
-        self.master.framework_infos(frameworks)
+        # Checked once here, before the registry is written, and handed on.
+        listing = self.master.listing(
+            tasks, body.get("frameworks", []), body.get("executor_infos", [])
+        )
         stream = AgentStream(self.master, principal)
         if kind == "REREGISTER" and agent_id is not None and not self.master.admissible(agent_id):
             # Mesos: an agent the registry never admitted is told to shut down
@@ -326,9 +325,7 @@ class AgentApi:
                 resources,
                 attributes,
                 agent_id=agent_id,
-                tasks=tasks,
-                frameworks=frameworks,
-                executors=executors,
+                listing=listing,
             )
         timer = self._removals.pop(agent_id, None)
         if timer is not None:
@@ -336,7 +333,7 @@ class AgentApi:
         self.streams[agent_id] = stream
         if principal is not None:
             self.principals[agent_id] = principal
-        return await self._serve(request, agent_id, stream, listed, listed_executors)
+        return await self._serve(request, agent_id, stream, listing.keys, listing.executor_keys)
 
     async def _shut_down(self, request: web.Request, agent_id: str) -> web.StreamResponse:
         """Answer with one SHUTDOWN event, then end the stream."""
@@ -354,8 +351,8 @@ class AgentApi:
         request: web.Request,
         agent_id: str,
         stream: AgentStream,
-        listed: set[tuple[str, str]],
-        listed_executors: set[tuple[str, str]],
+        listed: frozenset[tuple[str, str]],
+        listed_executors: frozenset[tuple[str, str]],
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,

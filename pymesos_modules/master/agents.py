@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymesos_modules.kinds.allocator import UNRESERVED, AgentInfo, Allocation, AllocatorCallError
@@ -36,6 +37,7 @@ class AgentsRoom(FrameworksRoom):
         tasks: list[Any] | tuple[Any, ...] = (),
         frameworks: list[Any] | tuple[Any, ...] = (),
         executors: list[Any] | tuple[Any, ...] = (),
+        listing: Listing | None = None,
     ) -> str:
         """Add an agent (its scalars go to the allocator, its ports stay here).
 
@@ -45,13 +47,14 @@ class AgentsRoom(FrameworksRoom):
         their FrameworkInfos, for frameworks this master does not know (see
         :meth:`_recover_frameworks`).  Tasks and executors of frameworks this master
         removed are not adopted (:meth:`reconcile_agent` shuts them down).
+        ``listing``: all three, already checked by :meth:`listing` (not checked again).
         """
+        if listing is None:
+            listing = self.listing(tasks, frameworks, executors)
+        tasks, executors, infos = listing.tasks, listing.executors, listing.infos
         agent_id = agent_id or self.new_agent_id()
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
-        infos = self.framework_infos(frameworks)
-        self.listed_tasks(tasks)
-        self.listed_executors(executors)
         adopted = [
             task
             for i, entry in enumerate(tasks)
@@ -66,17 +69,7 @@ class AgentsRoom(FrameworksRoom):
         )
         holders = [(t.framework_id, t.role, t.pieces) for t in adopted]
         holders += [(key[0], e.role, e.pieces) for key, e in held.items()]
-        allocations = tuple(
-            Allocation(
-                self.frameworks[framework_id].handle,
-                self._role(role),
-                tuple(p[2]),
-                p[0],
-                p[1],
-            )
-            for framework_id, role, pieces in holders
-            for p in pieces
-        )
+        allocations = self._allocations(holders)
         # Revocable tasks hold revocable resources before the agent's first
         # UPDATE_OVERSUBSCRIBED says how many there are: the pool starts at that.
         in_use = self._sum(a.resources for a in allocations if a.revocable)
@@ -111,7 +104,8 @@ class AgentsRoom(FrameworksRoom):
         for task in adopted:
             agent.tasks[task.task_id] = task
             self.frameworks[task.framework_id].tasks[task.task_id] = task
-            agent.free_ports = res.subtract_ranges(agent.free_ports, task.ports)
+            if task.ports:
+                agent.free_ports = res.subtract_ranges(agent.free_ports, task.ports)
         for key, executor in held.items():
             self.executors[key] = executor
             agent.free_ports = res.subtract_ranges(agent.free_ports, executor.ports)
@@ -119,7 +113,9 @@ class AgentsRoom(FrameworksRoom):
             if self.frameworks[framework_id].failover_timeout > 0:
                 self._failover_timer(self.frameworks[framework_id])
         if adopted or held:
-            logger.info(
+            # DEBUG, not INFO: 40k agents re-registering to a restarted master would
+            # spend a good part of its time logging (the recovery logs once at INFO).
+            logger.debug(
                 "agent %s re-registered: adopted %d task(s), %d executor(s)",
                 agent_id,
                 len(adopted),
@@ -128,6 +124,32 @@ class AgentsRoom(FrameworksRoom):
         logger.debug("agent %s (%s) registered with %s", agent_id, hostname, resources)
         self._allocate_on(handle)
         return agent_id
+
+    def listing(self, tasks: Any, frameworks: Any, executors: Any = ()) -> Listing:
+        """What a REREGISTER lists, checked once (CallError(400) names a bad entry) and
+        handed on: the agent API checks it before the registry is written, and
+        :meth:`register_agent` takes it as checked."""
+        keys = frozenset(self.listed_tasks(tasks))
+        executor_keys = frozenset(self.listed_executors(executors))
+        infos = self.framework_infos(frameworks)
+        return Listing(tuple(tasks), infos, keys, tuple(executors), executor_keys)
+
+    def _allocations(self, holders: list[tuple[str, str, list[Piece]]]) -> tuple[Allocation, ...]:
+        """What (framework id, role, pieces) hold, one Allocation per (framework, role,
+        pool, revocable): the allocator sums them so anyway, and fewer cross to it."""
+        summed: dict[tuple[int, int, int, bool], list[float]] = {}
+        for framework_id, role, pieces in holders:
+            handle, role_handle = self.frameworks[framework_id].handle, self._role(role)
+            for pool, revocable, vector in pieces:
+                total = summed.setdefault(
+                    (handle, role_handle, pool, revocable), [0.0] * len(vector)
+                )
+                for i, value in enumerate(vector):
+                    total[i] += value
+        return tuple(
+            Allocation(framework, role, tuple(vector), pool, revocable)
+            for (framework, role, pool, revocable), vector in summed.items()
+        )
 
     def listed_tasks(self, tasks: Any) -> set[tuple[str, str]]:
         """(framework id, task id) of the tasks a REREGISTER lists; CallError names a bad entry."""
@@ -173,7 +195,7 @@ class AgentsRoom(FrameworksRoom):
     def reconcile_agent(
         self,
         agent_id: str,
-        listed: set[tuple[str, str]],
+        listed: Collection[tuple[str, str]],
         executors: Collection[tuple[str, str]] = (),
     ) -> None:
         """After a REREGISTER, settle what the agent and this master disagree on, as Mesos.
@@ -358,3 +380,17 @@ class AgentsRoom(FrameworksRoom):
                 if attempt:  # a cycle ran in between once; twice is a real refusal
                     raise CallError(400, str(exc)) from None
         self._allocate_on(agent.handle)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a REREGISTER lists, checked once by :meth:`AgentsRoom.listing`."""
+
+    tasks: tuple[Any, ...] = ()
+    #: the FrameworkInfos it carries, by framework id
+    infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (framework id, task id) of every listed task
+    keys: frozenset[tuple[str, str]] = frozenset()
+    executors: tuple[Any, ...] = ()
+    #: (framework id, executor id) of every listed ExecutorInfo
+    executor_keys: frozenset[tuple[str, str]] = frozenset()

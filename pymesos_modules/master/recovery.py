@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from pymesos_modules.master import resources as res
-from pymesos_modules.master.agents import AgentsRoom
+from pymesos_modules.master.agents import AgentsRoom, Listing
 from pymesos_modules.master.base import CallError
 from pymesos_modules.master.registry import AgentEntry, RegistryError
 from pymesos_modules.master.state import AgentBackend
@@ -34,12 +34,16 @@ logger = logging.getLogger(__name__)
 class RecoveryRoom(AgentsRoom):
     """Durable admission, unreachable agents, and a restarted master's recovery."""
 
+    #: when :meth:`recover` read the registry (time.monotonic())
+    _recovered_at = 0.0
+
     def recover(self) -> None:
         """Read the registry and expect its admitted agents back (blocking; before serving).
 
         RegistryError if the registry is corrupt or newer than this master reads.
         """
         self.registrar.recover(self.master_info())
+        self._recovered_at = time.monotonic()
         if self.registrar.recovered:
             self.recovering = dict(self.registrar.admitted)
             logger.info(
@@ -88,15 +92,15 @@ class RecoveryRoom(AgentsRoom):
         tasks: list[Any] | tuple[Any, ...] = (),
         frameworks: list[Any] | tuple[Any, ...] = (),
         executors: list[Any] | tuple[Any, ...] = (),
+        listing: Listing | None = None,
     ) -> str:
         """:meth:`register_agent` once the agent's admission is durable in the registry.
 
         CallError 503 when the registry cannot be written (nothing changes).
         """
-        # What register_agent checks, before anything is written.
-        self.framework_infos(frameworks)
-        self.listed_tasks(tasks)
-        self.listed_executors(executors)
+        # What register_agent checks, before anything is written (once: it is handed on).
+        if listing is None:
+            listing = self.listing(tasks, frameworks, executors)
         agent_id = agent_id or self.new_agent_id()
         if agent_id in self.agents:
             raise CallError(409, f"agent {agent_id} is already registered")
@@ -105,16 +109,23 @@ class RecoveryRoom(AgentsRoom):
             await self.registrar.admit(entry)
         except RegistryError as exc:
             raise CallError(503, f"agent {agent_id} could not be admitted: {exc}") from None
-        self.recovering.pop(agent_id, None)
+        expected = self.recovering.pop(agent_id, None) is not None
         try:
-            return self.register_agent(
-                backend, hostname, resources, attributes, agent_id, tasks, frameworks, executors
+            registered = self.register_agent(
+                backend, hostname, resources, attributes, agent_id, listing=listing
             )
         except CallError:
             if agent_id not in self.agents:  # nothing of a refused registration stays
                 with contextlib.suppress(RegistryError):
                     await self.registrar.remove(agent_id)
             raise
+        if expected and not self.recovering:
+            # One line for the whole recovery: each agent's own is at DEBUG.
+            logger.info(
+                "every agent of the recovered registry has re-registered, %.1f s after recovery",
+                time.monotonic() - self._recovered_at,
+            )
+        return registered
 
     async def mark_unreachable(self, agent_id: str) -> None:
         """A registered agent stayed away too long: unreachable, durably, then its tasks."""

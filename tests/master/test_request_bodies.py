@@ -158,3 +158,35 @@ async def test_bodies_beyond_the_maximum_get_413(master, session):
     writer.close()
     assert status_line.split()[1] == b"413"
     assert len(master.master.frameworks) == 0
+
+
+async def test_a_multi_megabyte_reconcile_answers_every_task_in_order(master):
+    """The bench's reconcile-100k once answered 400 ("failed to parse the body into a
+    Call") to its 1.4 MB RECONCILE calls: the body was read only as far as it had
+    arrived.  The bench's own client sends one here, as big, and reads the answer."""
+    from pymesos_modules.bench.master_clients import Scheduler as WireScheduler
+    from pymesos_modules.bench.wire import Endpoint
+
+    scheduler = WireScheduler(Endpoint.parse(master.url), "reconciler")
+    try:
+        await scheduler.subscribe()
+        agent = next(iter(master.master.agents))
+        ids = [f"gone-{i:05d}" for i in range(20000)]
+        tasks = [{"task_id": {"value": t}, "agent_id": {"value": agent}} for t in ids]
+        request = scheduler.call_bytes("RECONCILE", {"tasks": tasks})
+        assert len(request) > 1024 * 1024
+        await scheduler.call(request)  # raises unless answered 202
+        assert scheduler.stream is not None
+        answered: list[dict] = []
+        while len(answered) < len(ids):
+            for record in await asyncio.wait_for(scheduler.stream.next_batch(), 30):
+                event = json.loads(record)
+                if event["type"] == "UPDATE":
+                    answered.append(event["update"]["status"])
+        # one update per task, in the order asked; the agent is registered without
+        # them and the framework is not PARTITION_AWARE: TASK_LOST, as Mesos
+        assert [s["task_id"]["value"] for s in answered] == ids
+        assert {s["state"] for s in answered} == {"TASK_LOST"}
+        assert {s["reason"] for s in answered} == {"REASON_RECONCILIATION"}
+    finally:
+        scheduler.close()
