@@ -1,7 +1,10 @@
 """The bundled cgroups isolators (cgroups/mem, cgroups/cpu) on real cgroups and real processes.
 
 CI's machine runs these as root on cgroup v1 (writable memory, cpu and cpuacct
-hierarchies under /sys/fs/cgroup); they are never skipped there.
+hierarchies under /sys/fs/cgroup); they are never skipped there.  The same
+tests run again inside a real kernel with cgroup v2, and with the combined v1
+``cpu,cpuacct`` mount (tests/isolator/test_cgroups_vm.py): ``LAYOUT`` is what
+the machine they run on has.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cgroup_roots import HIERARCHY, folders, join_cgroups, unique_root
+from support.cgroup_roots import HIERARCHY, LAYOUT, folders, join_cgroups, unique_root
 
 from pymesos_modules.abi import NativeCallError
 from pymesos_modules.errors import ModuleCreateError
@@ -75,36 +78,39 @@ def config(container_id: str = "c1", task: dict | None = None, **resources: floa
 def spawn(code: str, cgroups: list[str], **popen: object) -> subprocess.Popen:
     """A task process as the agent's launcher starts one: in its cgroups before exec."""
     popen.setdefault("stdout", subprocess.DEVNULL)
+    # -S: the tasks need no site-packages (and start several seconds sooner in the VM)
     return subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         start_new_session=True,
         preexec_fn=lambda: join_cgroups(cgroups),
         **popen,
     )
 
 
-def read(path: Path) -> str:
-    return path.read_text().strip()
+def paths(root: str, container_id: str, *controllers: str) -> list[str]:
+    """The launch info's cgroups: the container's distinct folders over ``controllers``."""
+    return [str(p) for p in LAYOUT.folders(root, container_id, controllers)]
 
 
-def test_both_isolators_are_isolators_and_find_cgroup_v1_here(manager, root):
-    mem = make(manager, "cgroups/mem", root)
+def test_both_isolators_are_isolators_and_find_this_machine_s_cgroups(manager, root):
     cpu = make(manager, "cgroups/cpu", root)
-    assert isinstance(mem, Isolator) and isinstance(cpu, Isolator)
-    launch = mem.prepare(config())
-    assert launch.cgroups == [str(HIERARCHY / "memory" / root / "c1")]
-    cpu_launch = cpu.prepare(config())
-    assert cpu_launch.cgroups == [
-        str(HIERARCHY / "cpu" / root / "c1"),
-        str(HIERARCHY / "cpuacct" / root / "c1"),
-    ]
-    memory = HIERARCHY / "memory" / root / "c1"
-    assert int(read(memory / "memory.limit_in_bytes")) == 64 * MB
-    assert int(read(memory / "memory.soft_limit_in_bytes")) == 64 * MB
-    assert read(HIERARCHY / "cpu" / root / "c1" / "cpu.shares") == "1024"
-    assert read(HIERARCHY / "cpu" / root / "c1" / "cpu.cfs_quota_us") == "-1"  # CFS is off
-    mem.cleanup("c1")
+    assert isinstance(cpu, Isolator)
+    # v1 apart: a cpu and a cpuacct folder; v1 cpu,cpuacct and v2: one folder
+    assert cpu.prepare(config()).cgroups == paths(root, "c1", "cpu", "cpuacct")
+    folder = LAYOUT.folder("cpu", root, "c1")
+    assert LAYOUT.weight(folder) == LAYOUT.weight_for(1.0)
+    assert LAYOUT.cfs(folder)[0] is None  # CFS is off
     cpu.cleanup("c1")
+    assert not any(p.exists() for p in LAYOUT.folders(root, "c1", ("cpu", "cpuacct")))
+    if "memory" not in LAYOUT.mounts:
+        return  # the VM's v1 cpu,cpuacct boot mounts no memory hierarchy
+    mem = make(manager, "cgroups/mem", root)
+    assert isinstance(mem, Isolator)
+    assert mem.prepare(config()).cgroups == paths(root, "c1", "memory")
+    memory = LAYOUT.folder("memory", root, "c1")
+    assert LAYOUT.hard_limit(memory) == 64 * MB
+    assert LAYOUT.soft_limit(memory) == 64 * MB
+    mem.cleanup("c1")
     assert not any(p.exists() for p in folders(root, "c1"))
 
 
@@ -146,7 +152,7 @@ def test_a_well_behaved_task_is_untouched_and_measured_from_its_cgroup(manager, 
     launch = mem.prepare(config(mem=64.0))
     code = "import sys, time\ndata = b'z' * (16 * 1024 * 1024)\nprint('ok', flush=True)\nsys.stdin.readline()\n"
     process = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         start_new_session=True,
         preexec_fn=lambda: join_cgroups(launch.cgroups),
         stdin=subprocess.PIPE,
@@ -169,13 +175,13 @@ def test_a_well_behaved_task_is_untouched_and_measured_from_its_cgroup(manager, 
 def test_memory_limits_follow_updates_but_the_hard_limit_never_drops(manager, root):
     mem = make(manager, "cgroups/mem", root)
     mem.prepare(config(mem=64.0))
-    memory = HIERARCHY / "memory" / root / "c1"
+    memory = LAYOUT.folder("memory", root, "c1")
     mem.update("c1", {"cpus": 1.0, "mem": 128.0})
-    assert int(read(memory / "memory.limit_in_bytes")) == 128 * MB
-    assert int(read(memory / "memory.soft_limit_in_bytes")) == 128 * MB
+    assert LAYOUT.hard_limit(memory) == 128 * MB
+    assert LAYOUT.soft_limit(memory) == 128 * MB
     mem.update("c1", {"cpus": 1.0, "mem": 32.0})  # lowering could OOM-kill a blameless task
-    assert int(read(memory / "memory.limit_in_bytes")) == 128 * MB
-    assert int(read(memory / "memory.soft_limit_in_bytes")) == 32 * MB
+    assert LAYOUT.hard_limit(memory) == 128 * MB
+    assert LAYOUT.soft_limit(memory) == 32 * MB
     assert mem.usage("c1")["mem_limit_bytes"] == 128 * MB
     mem.cleanup("c1")
 
@@ -183,30 +189,28 @@ def test_memory_limits_follow_updates_but_the_hard_limit_never_drops(manager, ro
 def test_limit_swap_caps_memory_and_swap_together_as_the_limit_moves(manager, root):
     mem = make(manager, "cgroups/mem", root, limit_swap="true")
     mem.prepare(config(mem=64.0))
-    memory = HIERARCHY / "memory" / root / "c1"
+    memory = LAYOUT.folder("memory", root, "c1")
 
-    def limits() -> tuple[int, int]:
-        return (
-            int(read(memory / "memory.limit_in_bytes")),
-            int(read(memory / "memory.memsw.limit_in_bytes")),
-        )
+    def limits() -> tuple[int | None, int | None]:
+        return LAYOUT.hard_limit(memory), LAYOUT.swap_cap(memory)
 
-    assert limits() == (64 * MB, 64 * MB)
-    mem.update("c1", {"mem": 128.0})  # memsw has to rise before the limit may
-    assert limits() == (128 * MB, 128 * MB)
+    # v1 caps memory + swap together (memsw); v2 caps swap alone, at none
+    assert limits() == (64 * MB, 0 if LAYOUT.v2 else 64 * MB)
+    mem.update("c1", {"mem": 128.0})  # v1: memsw has to rise before the limit may
+    assert limits() == (128 * MB, 0 if LAYOUT.v2 else 128 * MB)
     mem.cleanup("c1")
 
 
 def test_task_limits_mem_sets_the_hard_limit_above_the_soft_one(manager, root):
     mem = make(manager, "cgroups/mem", root)
     mem.prepare(config(task={"name": "t", "limits": {"mem": {"value": 96}}}, mem=64.0))
-    memory = HIERARCHY / "memory" / root / "c1"
-    assert int(read(memory / "memory.limit_in_bytes")) == 96 * MB
-    assert int(read(memory / "memory.soft_limit_in_bytes")) == 64 * MB
+    memory = LAYOUT.folder("memory", root, "c1")
+    assert LAYOUT.hard_limit(memory) == 96 * MB
+    assert LAYOUT.soft_limit(memory) == 64 * MB
     mem.prepare(
         config("c2", task={"name": "t", "limits": {"mem": {"value": "Infinity"}}}, mem=64.0)
     )
-    assert int(read(memory.parent / "c2" / "memory.limit_in_bytes")) > 1 << 60
+    assert LAYOUT.hard_limit(memory.parent / "c2") is None  # unlimited
     with pytest.raises(NativeCallError, match=r"limits.mem 32MB is below its mem 64MB"):
         mem.prepare(config("c3", task={"name": "t", "limits": {"mem": {"value": 32}}}, mem=64.0))
     assert not (memory.parent / "c3").exists()  # a refused prepare leaves nothing behind
@@ -217,14 +221,29 @@ def test_task_limits_mem_sets_the_hard_limit_above_the_soft_one(manager, root):
 def test_cpu_shares_and_cfs_quota_follow_the_cpus(manager, root):
     cpu = make(manager, "cgroups/cpu", root, enable_cfs="true")
     cpu.prepare(config(cpus=0.5, mem=64.0))
-    folder = HIERARCHY / "cpu" / root / "c1"
-    assert read(folder / "cpu.shares") == "512"
-    assert read(folder / "cpu.cfs_period_us") == "100000"
-    assert read(folder / "cpu.cfs_quota_us") == "50000"
+    folder = LAYOUT.folder("cpu", root, "c1")
+    assert LAYOUT.weight(folder) == LAYOUT.weight_for(0.5)  # 512 shares, weight 50
+    assert LAYOUT.cfs(folder) == (50000, 100000)
     cpu.update("c1", {"cpus": 2.0, "mem": 64.0})
-    assert read(folder / "cpu.shares") == "2048"
-    assert read(folder / "cpu.cfs_quota_us") == "200000"
+    assert LAYOUT.weight(folder) == LAYOUT.weight_for(2.0)
+    assert LAYOUT.cfs(folder) == (200000, 100000)
     assert cpu.usage("c1")["cpus_limit"] == 2.0
+    cpu.cleanup("c1")
+
+
+def test_a_root_made_beforehand_is_used_and_on_v2_cpu_is_enabled_beside_cpuset(manager, root):
+    base = LAYOUT.folder("cpu", root)
+    base.mkdir()
+    if LAYOUT.v2:
+        # "cpuset" begins with "cpu": a root whose children may use cpuset only
+        # must still get cpu enabled (found by the VM run; v1 has no such file).
+        top = HIERARCHY / "cgroup.subtree_control"
+        if "cpuset" not in top.read_text().split():
+            top.write_text("+cpuset")
+        (base / "cgroup.subtree_control").write_text("+cpuset")
+    cpu = make(manager, "cgroups/cpu", root)
+    cpu.prepare(config(cpus=0.5, mem=64.0))
+    assert LAYOUT.weight(LAYOUT.folder("cpu", root, "c1")) == LAYOUT.weight_for(0.5)
     cpu.cleanup("c1")
 
 
@@ -291,7 +310,7 @@ def test_cleanup_kills_a_process_that_left_the_task_s_process_group(manager, roo
     process.wait()
     assert os.path.exists(f"/proc/{escaped}")
     mem.cleanup("c1")
-    assert not (HIERARCHY / "memory" / root / "c1").exists()
+    assert not LAYOUT.folder("memory", root, "c1").exists()
     stat = Path(f"/proc/{escaped}/stat")
     assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"
 
@@ -300,14 +319,14 @@ def test_recover_destroys_orphans_and_prepare_adopts_what_is_kept(manager, root)
     first = make(manager, "cgroups/mem", root)
     for cid in ("kept", "orphan"):
         first.prepare(config(cid))
-    orphan = spawn("import time; time.sleep(600)", [str(HIERARCHY / "memory" / root / "orphan")])
+    orphan = spawn("import time; time.sleep(600)", paths(root, "orphan", "memory"))
     first.close()  # the agent died: its cgroups stay
     second = make(manager, "cgroups/mem", root)
     assert second.recover(["kept"]) is True
     assert orphan.wait(timeout=60) == -signal.SIGKILL
-    assert not (HIERARCHY / "memory" / root / "orphan").exists()
-    assert (HIERARCHY / "memory" / root / "kept").exists()
-    assert second.prepare(config("kept")).cgroups == [str(HIERARCHY / "memory" / root / "kept")]
+    assert not LAYOUT.folder("memory", root, "orphan").exists()
+    assert LAYOUT.folder("memory", root, "kept").exists()
+    assert second.prepare(config("kept")).cgroups == paths(root, "kept", "memory")
     second.cleanup("kept")
 
 
@@ -334,9 +353,11 @@ def test_bad_calls_and_parameters_are_refused_with_clear_messages(manager, root)
 def test_a_hierarchy_without_the_controllers_is_refused_naming_what_is_missing(manager, tmp_path):
     with pytest.raises(ModuleCreateError, match=r"no cgroup hierarchy under .* offers the memory"):
         resolve(manager, "cgroups/mem", "isolator", "x", {"hierarchy": str(tmp_path)})
-    # This machine's cgroup2 mount holds only hugetlb: v2 is detected and refused for that.
+    if LAYOUT.v2:  # one cgroup2 hierarchy, holding every controller
+        return
+    # CI's cgroup2 mount holds only hugetlb: v2 is detected and refused for that.
     with pytest.raises(ModuleCreateError, match=r"does not offer the cpu controller.*hugetlb"):
-        resolve(manager, "cgroups/cpu", "isolator", "x", {"hierarchy": "/sys/fs/cgroup/unified"})
+        resolve(manager, "cgroups/cpu", "isolator", "x", {"hierarchy": str(HIERARCHY / "unified")})
 
 
 READ_ONLY = """
@@ -359,9 +380,7 @@ def read_only_cgroups(argv: list[str]) -> list[str]:
 
     Only that namespace sees them read-only; the machine's stay as they are.
     """
-    remount = " && ".join(
-        f"mount -o remount,bind,ro {HIERARCHY / c}" for c in ("memory", "cpu", "cpuacct")
-    )
+    remount = " && ".join(f"mount -o remount,bind,ro {m}" for m in LAYOUT.distinct_mounts())
     return ["unshare", "--mount", "sh", "-c", f'{remount} && exec "$@"', "sh", *argv]
 
 
@@ -373,6 +392,7 @@ def test_compatible_refuses_where_cgroups_are_not_writable():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2
-    assert "cgroups/mem: the cgroup hierarchy /sys/fs/cgroup/memory is not writable" in lines[0]
+    memory, cpu = LAYOUT.mounts["memory"], LAYOUT.mounts["cpu"]
+    assert f"cgroups/mem: the cgroup hierarchy {memory} is not writable" in lines[0]
     assert "Read-only file system" in lines[0] and "says it cannot run on this host" in lines[0]
-    assert "cgroups/cpu: the cgroup hierarchy /sys/fs/cgroup/cpu" in lines[1]
+    assert f"cgroups/cpu: the cgroup hierarchy {cpu} is not writable" in lines[1]

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -153,19 +154,27 @@ class CgroupIsolator {
         std::string at = m.path;
         std::string rest = root_ + "/";
         for (size_t slash; (slash = rest.find('/')) != std::string::npos; rest.erase(0, slash + 1)) {
-          const std::string control = at + "/cgroup.subtree_control";
-          if (read_file_or_empty(control).find(controller) == std::string::npos)
-            pmm_cgroups::write_file(control, "+" + controller);
+          enable(at, controller);
           at += "/" + rest.substr(0, slash);
           pmm_cgroups::make_dirs(at);
         }
-        const std::string control = at + "/cgroup.subtree_control";
-        if (read_file_or_empty(control).find(controller) == std::string::npos)
-          pmm_cgroups::write_file(control, "+" + controller);
+        enable(at, controller);
       }
       pmm_cgroups::make_dirs(path);
     }
     return existed;
+  }
+
+  // v2: let the children of `folder` use `controller`.  subtree_control lists
+  // names apart ("cpuset io memory"): "cpu" must match a whole word, not the
+  // "cpu" in "cpuset", or cpu would never be enabled beside cpuset.
+  static void enable(const std::string& folder, const std::string& controller) {
+    const std::string control = folder + "/cgroup.subtree_control";
+    std::istringstream enabled(read_file_or_empty(control));
+    std::string name;
+    while (enabled >> name)
+      if (name == controller) return;
+    pmm_cgroups::write_file(control, "+" + controller);
   }
 
   // Move `pid` (and its threads) into every folder of the container.  The
